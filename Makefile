@@ -1,0 +1,94 @@
+# msmix build. `make` builds build/libmsmix.a and build/msmix; `make test` runs the doctest suite.
+# Options: CUDA=0|1 (default: 1 when nvcc is found), SAN=1 (ASan + UBSan), NATIVE=1 (-march=native),
+# BUILD=dir (build folder, default build).
+BUILD ?= build
+CXX ?= g++
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
+ifeq ($(origin CUDA),undefined)
+  CUDA := $(if $(NVCC),1,0)
+endif
+
+BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
+BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-pthread
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+OPT ?= -O3
+# -Wno-stringop-overflow: GCC 12 reports a false positive inside fmt 9's headers at -O3.
+CXXFLAGS := -std=c++17 $(OPT) -g1 -fopenmp -fno-math-errno -Wall -Wextra -Wno-stringop-overflow -I. -I$(BLAS_INC) -MMD -MP \
+            -DMSMIX_VERSION='"$(VERSION)"' -DMSMIX_GIT_REV='"$(GIT_REV)"'
+LDFLAGS := -fopenmp -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)
+LDLIBS := -lopenblas -lfmt -lpthread
+ifeq ($(SAN),1)
+  CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(NATIVE),1)
+  CXXFLAGS += -march=native
+endif
+CXXFLAGS += -DMSMIX_BUILD_FLAGS='"CUDA=$(CUDA) SAN=$(SAN) NATIVE=$(NATIVE) $(OPT)"'
+
+LIB_SRCS := $(wildcard engine/*.cpp ops/*.cpp ops/cpu/*.cpp models/*.cpp data/*.cpp msmix/*.cpp)
+LIB_SRCS := $(filter-out msmix/main.cpp,$(LIB_SRCS))
+ifeq ($(CUDA),1)
+  CU_SRCS := $(wildcard engine/cuda/*.cu ops/cuda/*.cu)
+  NVCCFLAGS := -std=c++17 -O3 -I. -I$(BLAS_INC) -Xcompiler -fopenmp,-Wall,-Wextra -MMD -MP \
+               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 $(NVCC_EXTRA)
+  LDFLAGS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
+  LDLIBS += -lcudart_static -ldl -lrt
+else
+  LIB_SRCS += engine/nocuda/stubs.cpp
+endif
+TEST_SRCS := $(wildcard tests/*.cpp tests/*/*.cpp)
+BENCH_SRCS := $(wildcard bench/*.cpp)
+
+OBJ := $(BUILD)/obj
+LIB_OBJS := $(LIB_SRCS:%.cpp=$(OBJ)/%.o) $(CU_SRCS:%.cu=$(OBJ)/%.cu.o)
+TEST_OBJS := $(TEST_SRCS:%.cpp=$(OBJ)/%.o)
+LIB := $(BUILD)/libmsmix.a
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all test clean deps bench bench-compare info
+all: $(BUILD)/msmix
+
+# Install Debian packages when a needed header is missing (see scripts/deps.sh).
+$(DEPS_STAMP): scripts/deps.sh
+	@bash scripts/deps.sh --check-or-install
+	@mkdir -p $(BUILD) && touch $@
+deps:
+	@bash scripts/deps.sh --install
+
+$(OBJ)/%.o: %.cpp | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+$(OBJ)/%.cu.o: %.cu | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/msmix: $(OBJ)/msmix/main.o $(LIB)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+$(BUILD)/test_msmix: $(TEST_OBJS) $(LIB)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+$(BUILD)/bench_ops: $(OBJ)/bench/bench_ops.o $(LIB)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+# Under SAN=1 the caching allocator is bypassed so ASan sees every use-after-free.
+test: $(BUILD)/test_msmix $(BUILD)/msmix
+	cd tests && $(if $(filter 1,$(SAN)),MSMIX_ALLOC=system ASAN_OPTIONS=detect_leaks=1) ../$(BUILD)/test_msmix $(TEST_ARGS)
+
+bench: $(BUILD)/bench_ops
+	$(BUILD)/bench_ops
+bench-compare: $(BUILD)/bench_ops
+	python3 bench/compare.py $(BUILD)/bench_ops
+
+info: $(BUILD)/msmix
+	$(BUILD)/msmix info
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(OBJ)/msmix/main.d

@@ -1,0 +1,118 @@
+#include "engine/allocator.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "engine/cuda_runtime.h"
+#include "engine/error.h"
+
+namespace msmix {
+namespace {
+
+// Size classes: powers of two up to 1 MiB, then multiples of 1 MiB. Small blocks waste at most 2x,
+// large ones at most 1 MiB, and a loop that allocates the same shapes reuses the same blocks.
+size_t size_class(size_t bytes) {
+  if (bytes <= 64) return 64;
+  const size_t mib = size_t(1) << 20;
+  if (bytes > mib) return (bytes + mib - 1) / mib * mib;
+  size_t c = 64;
+  while (c < bytes) c <<= 1;
+  return c;
+}
+
+bool caching_disabled() {
+  static const bool disabled = [] {
+    const char* v = std::getenv("MSMIX_ALLOC");
+    return v && std::string(v) == "system";
+  }();
+  return disabled;
+}
+
+class CachingAllocator {
+ public:
+  CachingAllocator(void* (*sys_alloc)(size_t), void (*sys_free)(void*)) : sys_alloc_(sys_alloc), sys_free_(sys_free) {}
+  // Cached blocks are deliberately not freed at exit: the CUDA context may already be gone.
+
+  void* allocate(size_t bytes) {
+    size_t cls = size_class(bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    void* ptr = nullptr;
+    auto it = free_.find(cls);
+    if (!caching_disabled() && it != free_.end() && !it->second.empty()) {
+      ptr = it->second.back();
+      it->second.pop_back();
+    } else {
+      ptr = sys_alloc_(cls);
+      stats_.system_allocs++;
+      stats_.reserved += cls;
+    }
+    stats_.in_use += cls;
+    if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
+    return ptr;
+  }
+
+  void deallocate(void* ptr, size_t bytes) {
+    if (!ptr) return;
+    size_t cls = size_class(bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.in_use -= cls;
+    if (caching_disabled()) {
+      sys_free_(ptr);
+      stats_.reserved -= cls;
+    } else {
+      free_[cls].push_back(ptr);
+    }
+  }
+
+  AllocatorStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peak_in_use = stats_.in_use;
+  }
+  void empty_cache() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [cls, blocks] : free_) {
+      for (void* p : blocks) sys_free_(p);
+      stats_.reserved -= cls * blocks.size();
+      blocks.clear();
+    }
+  }
+
+ private:
+  void* (*sys_alloc_)(size_t);
+  void (*sys_free_)(void*);
+  std::mutex mutex_;
+  std::map<size_t, std::vector<void*>> free_;
+  AllocatorStats stats_;
+};
+
+void* cpu_sys_alloc(size_t bytes) {
+  void* p = std::aligned_alloc(64, bytes);  // bytes is a size class: a multiple of 64
+  MSMIX_CHECK(p, "allocate: out of host memory ({} bytes requested)", bytes);
+  return p;
+}
+void cpu_sys_free(void* p) { std::free(p); }
+void* cuda_sys_alloc(size_t bytes) { return cuda::malloc(bytes); }
+void cuda_sys_free(void* p) { cuda::free(p); }
+
+CachingAllocator& allocator_for(Device device) {
+  // Leaked on purpose (see above); one allocator serves every GPU index for now.
+  static auto* cpu = new CachingAllocator(cpu_sys_alloc, cpu_sys_free);
+  static auto* gpu = new CachingAllocator(cuda_sys_alloc, cuda_sys_free);
+  return device.is_cuda() ? *gpu : *cpu;
+}
+
+}  // namespace
+
+void* allocate(Device device, size_t bytes) { return allocator_for(device).allocate(bytes); }
+void deallocate(Device device, void* ptr, size_t bytes) { allocator_for(device).deallocate(ptr, bytes); }
+AllocatorStats allocator_stats(Device device) { return allocator_for(device).stats(); }
+void allocator_reset_peak(Device device) { allocator_for(device).reset_peak(); }
+void allocator_empty_cache(Device device) { allocator_for(device).empty_cache(); }
+
+}  // namespace msmix

@@ -1,0 +1,68 @@
+// The engine's CUDA runtime: device discovery, raw allocation and copies on the default stream.
+#include "engine/cuda/check.h"
+#include "engine/cuda_runtime.h"
+
+namespace msmix::cuda {
+
+bool compiled() { return true; }
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error: no GPU is not a failure
+    return 0;
+  }
+  return n;
+}
+
+std::string device_name(int index) {
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+  return fmt::format("{} (sm_{}{}, {:.1f} GiB)", prop.name, prop.major, prop.minor,
+                     prop.totalGlobalMem / double(1 << 30));
+}
+
+std::string runtime_info() {
+  int runtime = 0, driver = 0;
+  cudaRuntimeGetVersion(&runtime);
+  cudaDriverGetVersion(&driver);
+  std::string drv = driver ? fmt::format("driver {}.{}", driver / 1000, driver % 1000 / 10) : "no driver";
+  return fmt::format("runtime {}.{}, {}", runtime / 1000, runtime % 1000 / 10, drv);
+}
+
+void* malloc(size_t bytes) {
+  void* ptr = nullptr;
+  CUDA_CHECK(cudaMalloc(&ptr, bytes));
+  return ptr;
+}
+void free(void* ptr) { CUDA_CHECK(cudaFree(ptr)); }
+void memcpy_host_to_device(void* dst, const void* src, size_t bytes) {
+  CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+}
+void memcpy_device_to_host(void* dst, const void* src, size_t bytes) {
+  CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+void memcpy_device_to_device(void* dst, const void* src, size_t bytes) {
+  CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+}
+void memset_zero(void* dst, size_t bytes) { CUDA_CHECK(cudaMemset(dst, 0, bytes)); }
+void synchronize() { CUDA_CHECK(cudaDeviceSynchronize()); }
+
+}  // namespace msmix::cuda
+
+namespace msmix::cuda {
+
+// dst[i] += src[i]; one thread per element, memory bound.
+__global__ void add_inplace_kernel(float* dst, const float* src, size_t n) {
+  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i < n) dst[i] += src[i];
+}
+
+void add_inplace(float* dst, const float* src, size_t n) {
+  if (n == 0) return;
+  unsigned blocks = unsigned((n + 255) / 256);
+  add_inplace_kernel<<<blocks, 256>>>(dst, src, n);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace msmix::cuda

@@ -1,0 +1,27 @@
+// The CUDA runtime as the engine sees it. engine/cuda/runtime.cu implements it when nvcc is found;
+// engine/nocuda/stubs.cpp otherwise (device_count() == 0, everything else throws "built without CUDA").
+// This pair is the only place where the CPU-only and CUDA builds differ.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace msmix::cuda {
+
+bool compiled();               // true in a CUDA build
+int device_count();            // GPUs visible; 0 without a driver or a GPU (never throws)
+std::string device_name(int index);
+std::string runtime_info();    // "CUDA runtime 13.0, driver 12.4" or why none
+void* malloc(size_t bytes);
+void free(void* ptr);
+void memcpy_host_to_device(void* dst, const void* src, size_t bytes);
+void memcpy_device_to_host(void* dst, const void* src, size_t bytes);
+void memcpy_device_to_device(void* dst, const void* src, size_t bytes);
+void memset_zero(void* dst, size_t bytes);
+void synchronize();
+
+}  // namespace msmix::cuda
+
+namespace msmix::cuda {
+// dst[i] += src[i]: autograd's grad accumulation, the one kernel the engine layer needs.
+void add_inplace(float* dst, const float* src, size_t n);
+}  // namespace msmix::cuda

@@ -1,0 +1,27 @@
+// Linked instead of engine/cuda/*.cu when the build has no CUDA (make CUDA=0 or no nvcc).
+#include "engine/cuda_runtime.h"
+#include "engine/error.h"
+
+namespace msmix::cuda {
+
+[[noreturn]] void no_cuda(const char* what) {
+  throw Error(fmt::format("{}: msmix was built without CUDA (rebuild with nvcc on PATH or make CUDA=1)", what));
+}
+
+bool compiled() { return false; }
+int device_count() { return 0; }
+std::string device_name(int) { no_cuda("cuda::device_name"); }
+std::string runtime_info() { return "not compiled in"; }
+void* malloc(size_t) { no_cuda("cuda::malloc"); }
+void free(void*) { no_cuda("cuda::free"); }
+void memcpy_host_to_device(void*, const void*, size_t) { no_cuda("cuda::memcpy"); }
+void memcpy_device_to_host(void*, const void*, size_t) { no_cuda("cuda::memcpy"); }
+void memcpy_device_to_device(void*, const void*, size_t) { no_cuda("cuda::memcpy"); }
+void memset_zero(void*, size_t) { no_cuda("cuda::memset"); }
+void synchronize() { no_cuda("cuda::synchronize"); }
+
+}  // namespace msmix::cuda
+
+namespace msmix::cuda {
+void add_inplace(float*, const float*, size_t) { no_cuda("cuda::add_inplace"); }
+}  // namespace msmix::cuda

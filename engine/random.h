@@ -1,0 +1,35 @@
+// Generator: a Philox key (seed) and a position (offset, in 128-bit blocks) in its stream.
+// Each draw takes the current offset and advances it, so a sequence of draws is reproducible
+// from the seed alone, on any device.
+#pragma once
+#include <cstdint>
+
+namespace msmix {
+
+struct Generator {
+  uint64_t seed = 0;
+  uint64_t offset = 0;
+
+  explicit Generator(uint64_t seed_ = 0) : seed(seed_) {}
+  // Reserves `blocks` blocks of the stream and returns where they start.
+  uint64_t take(uint64_t blocks) {
+    uint64_t start = offset;
+    offset += blocks;
+    return start;
+  }
+  // Blocks needed for n uniform / n normal elements.
+  static uint64_t uniform_blocks(uint64_t n) { return (n + 3) / 4; }
+  static uint64_t normal_blocks(uint64_t n) { return (n + 1) / 2; }
+
+  float uniform();                      // one host-side draw in [0, 1)
+  float normal();                       // one host-side standard normal
+  uint64_t randint(uint64_t n);         // uniform in [0, n)
+  float beta(float alpha, float beta);  // Beta(alpha, beta) via two Gamma draws (Marsaglia-Tsang)
+  float gamma(float shape);             // Gamma(shape, 1)
+};
+
+// The process-wide generator used by parameter init, dropout and Tensor::rand/randn without a generator.
+Generator& default_generator();
+void manual_seed(uint64_t seed);  // resets the default generator to (seed, 0)
+
+}  // namespace msmix

@@ -1,0 +1,71 @@
+#include "ops/cpu/unary.h"
+
+#include <cmath>
+
+namespace msmix::cpu {
+namespace {
+
+constexpr int64_t kParallelMin = 1 << 14;
+constexpr float kInvSqrt2 = 0.70710678118654752f;
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+
+// One loop per op (the switch stays outside), so each loop body is simple enough to vectorise.
+template <class F>
+void map(int64_t n, F f) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+}  // namespace
+
+void unary_forward(UnaryOp op, UnaryParams p, const float* x, float* y, int64_t n) {
+  switch (op) {
+    case UnaryOp::Neg: return map(n, [=](int64_t i) { y[i] = -x[i]; });
+    case UnaryOp::Exp: return map(n, [=](int64_t i) { y[i] = std::exp(x[i]); });
+    case UnaryOp::Log: return map(n, [=](int64_t i) { y[i] = std::log(x[i]); });
+    case UnaryOp::Sqrt: return map(n, [=](int64_t i) { y[i] = std::sqrt(x[i]); });
+    case UnaryOp::Rsqrt: return map(n, [=](int64_t i) { y[i] = 1.0f / std::sqrt(x[i]); });
+    case UnaryOp::Pow: return map(n, [=](int64_t i) { y[i] = std::pow(x[i], p.p0); });
+    case UnaryOp::Abs: return map(n, [=](int64_t i) { y[i] = std::fabs(x[i]); });
+    case UnaryOp::Relu: return map(n, [=](int64_t i) { y[i] = x[i] > 0 ? x[i] : 0.0f; });
+    case UnaryOp::Gelu: return map(n, [=](int64_t i) { y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * kInvSqrt2)); });
+    case UnaryOp::Tanh: return map(n, [=](int64_t i) { y[i] = std::tanh(x[i]); });
+    case UnaryOp::Sigmoid: return map(n, [=](int64_t i) { y[i] = 1.0f / (1.0f + std::exp(-x[i])); });
+    case UnaryOp::Softplus:  // linear above the threshold, as PyTorch (avoids exp overflow)
+      return map(n, [=](int64_t i) {
+        float bx = p.p0 * x[i];
+        y[i] = bx > p.p1 ? x[i] : std::log1p(std::exp(bx)) / p.p0;
+      });
+    case UnaryOp::Clamp: return map(n, [=](int64_t i) { y[i] = std::fmin(std::fmax(x[i], p.p0), p.p1); });
+  }
+}
+
+void unary_backward(UnaryOp op, UnaryParams p, const float* x, const float* y, const float* g, float* gx, int64_t n) {
+  switch (op) {
+    case UnaryOp::Neg: return map(n, [=](int64_t i) { gx[i] = -g[i]; });
+    case UnaryOp::Exp: return map(n, [=](int64_t i) { gx[i] = g[i] * y[i]; });
+    case UnaryOp::Log: return map(n, [=](int64_t i) { gx[i] = g[i] / x[i]; });
+    case UnaryOp::Sqrt: return map(n, [=](int64_t i) { gx[i] = g[i] * 0.5f / y[i]; });
+    case UnaryOp::Rsqrt: return map(n, [=](int64_t i) { gx[i] = g[i] * -0.5f * y[i] * y[i] * y[i]; });
+    case UnaryOp::Pow:
+      return map(n, [=](int64_t i) { gx[i] = p.p0 == 0 ? 0.0f : g[i] * p.p0 * std::pow(x[i], p.p0 - 1); });
+    case UnaryOp::Abs: return map(n, [=](int64_t i) { gx[i] = x[i] > 0 ? g[i] : (x[i] < 0 ? -g[i] : 0.0f); });
+    case UnaryOp::Relu: return map(n, [=](int64_t i) { gx[i] = x[i] > 0 ? g[i] : 0.0f; });
+    case UnaryOp::Gelu:  // Phi(x) + x * phi(x)
+      return map(n, [=](int64_t i) {
+        float cdf = 0.5f * (1.0f + std::erf(x[i] * kInvSqrt2));
+        float pdf = kInvSqrt2Pi * std::exp(-0.5f * x[i] * x[i]);
+        gx[i] = g[i] * (cdf + x[i] * pdf);
+      });
+    case UnaryOp::Tanh: return map(n, [=](int64_t i) { gx[i] = g[i] * (1.0f - y[i] * y[i]); });
+    case UnaryOp::Sigmoid: return map(n, [=](int64_t i) { gx[i] = g[i] * y[i] * (1.0f - y[i]); });
+    case UnaryOp::Softplus:
+      return map(n, [=](int64_t i) {
+        float bx = p.p0 * x[i];
+        gx[i] = bx > p.p1 ? g[i] : g[i] / (1.0f + std::exp(-bx));
+      });
+    case UnaryOp::Clamp: return map(n, [=](int64_t i) { gx[i] = (x[i] >= p.p0 && x[i] <= p.p1) ? g[i] : 0.0f; });
+  }
+}
+
+}  // namespace msmix::cpu

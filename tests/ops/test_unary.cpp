@@ -1,0 +1,52 @@
+#include "tests/testing.h"
+
+using namespace msmix;
+using namespace msmix::testing;
+
+namespace {
+struct UnaryCase {
+  const char* name;
+  std::function<Tensor(const Tensor&)> op;
+  std::function<double(double)> ref;
+  float scale, shift;  // input range: randn * scale + shift
+};
+}  // namespace
+
+TEST_CASE("unary ops: forward against std math, backward against finite differences") {
+  const double kPi = 3.14159265358979323846;
+  std::vector<UnaryCase> cases = {
+      {"neg", [](const Tensor& x) { return neg(x); }, [](double v) { return -v; }, 1, 0},
+      {"exp", [](const Tensor& x) { return exp(x); }, [](double v) { return std::exp(v); }, 1, 0},
+      {"log", [](const Tensor& x) { return log(x); }, [](double v) { return std::log(v); }, 0.3f, 2},
+      {"sqrt", [](const Tensor& x) { return sqrt(x); }, [](double v) { return std::sqrt(v); }, 0.3f, 2},
+      {"rsqrt", [](const Tensor& x) { return rsqrt(x); }, [](double v) { return 1 / std::sqrt(v); }, 0.3f, 2},
+      {"pow", [](const Tensor& x) { return pow(x, 2.5f); }, [](double v) { return std::pow(v, 2.5); }, 0.3f, 2},
+      {"abs", [](const Tensor& x) { return abs(x); }, [](double v) { return std::fabs(v); }, 1, 0},
+      {"relu", [](const Tensor& x) { return relu(x); }, [](double v) { return v > 0 ? v : 0; }, 1, 0},
+      {"gelu", [](const Tensor& x) { return gelu(x); }, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }, 1.5f, 0},
+      {"tanh", [](const Tensor& x) { return tanh(x); }, [](double v) { return std::tanh(v); }, 1, 0},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, [](double v) { return 1 / (1 + std::exp(-v)); }, 2, 0},
+      {"softplus", [](const Tensor& x) { return softplus(x, 2.0f, 5.0f); },
+       [](double v) { return 2 * v > 5 ? v : std::log1p(std::exp(2 * v)) / 2; }, 2, 0},
+      {"clamp", [](const Tensor& x) { return clamp(x, -0.5f, 0.7f); }, [](double v) { return std::min(std::max(v, -0.5), 0.7); }, 1, 0},
+  };
+  (void)kPi;
+  for (auto& c : cases) {
+    CAPTURE(c.name);
+    Tensor x = leaf({4, 33}, 5, c.scale, c.shift);
+    std::vector<float> xs = x.to_vector(), ys = c.op(x).to_vector(), ref(xs.size());
+    for (size_t i = 0; i < xs.size(); ++i) ref[i] = float(c.ref(xs[i]));
+    check_close(ys, ref, 1e-5, 1e-6, c.name);
+    Tensor small = leaf({3, 5}, 6, c.scale, c.shift);
+    check_gradients([&](const std::vector<Tensor>& v) { return c.op(v[0]); }, {small});
+  }
+}
+
+TEST_CASE("unary edge cases: empty, large inputs, errors") {
+  CHECK(exp(Tensor::zeros({0})).numel() == 0);
+  // softplus is linear above its threshold: no overflow to inf.
+  CHECK(softplus(Tensor::full({1}, 100.0f)).item() == 100.0f);
+  CHECK(sigmoid(Tensor::full({1}, -100.0f)).item() == doctest::Approx(0.0));
+  check_throws_with([] { clamp(Tensor::zeros({1}), 1, 0); }, {"clamp"});
+  check_throws_with([] { softplus(Tensor::zeros({1}), 0); }, {"softplus", "beta"});
+}
