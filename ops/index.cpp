@@ -160,7 +160,8 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   // an empty dim gives `chunks` empty pieces.
   std::vector<int64_t> sizes;
   if (n == 0) sizes.assign(size_t(chunks), 0);
-  for (int64_t step = (n + chunks - 1) / chunks, left = n; left > 0; left -= step) sizes.push_back(std::min(step, left));
+  int64_t step = n / chunks + (n % chunks != 0);
+  for (int64_t left = n; left > 0; left -= step) sizes.push_back(std::min(step, left));
   return split(x, sizes, d);
 }
 

@@ -281,7 +281,8 @@ TEST_CASE("index validation: non-integers, negatives, out of range, wrong rank")
 
   check_throws_with([&] { gather(x, 1, Tensor::from_vector({0, 1, 2, 0, 4, 1}, {2, 3})); },
                     {"gather: index[1, 1] = 4 is out of range [0, 3) for dim 1 of x [4, 3] cpu"});
-  check_throws_with([&] { gather(x, 0, Tensor::from_vector({0, -2}, {1, 2})); }, {"gather: index[0, 1] = -2", "negative"});
+  check_throws_with([&] { gather(x, 0, Tensor::from_vector({0, -2}, {1, 2})); },
+                    {"gather: index[0, 1] = -2", "negative"});
   check_throws_with([&] { gather(x, 1, Tensor::zeros({4})); }, {"gather", "rank", "[4]", "[4, 3]"});
   check_throws_with([&] { gather(x, 1, Tensor::zeros({5, 1})); }, {"gather", "larger", "[5, 1]", "[4, 3]", "dim 0"});
 
