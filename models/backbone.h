@@ -1,0 +1,38 @@
+// The split every backbone exposes so MS-Mix (and the mixup baselines) can mix between the unimodal
+// encoders and the fusion, never inside a backbone (shared/spec/msmix.md, "Where mixing happens"):
+//   encode(input) -> Representations{t, a, v}   (each [B, d] or [B, T, d])
+//   fuse(reps)    -> ModelOutput{prediction [B, 1], auxiliary loss}
+#pragma once
+#include <string>
+#include <vector>
+
+#include "models/module.h"
+
+namespace msmix {
+
+// One batch as a backbone sees it (CPU or CUDA tensors). Lengths are per sample, empty when unknown.
+struct ModelInput {
+  Tensor text;    // [B, Lt, Dt] frozen text features (or text_bert [B, 3, L] for BERT backbones)
+  Tensor audio;   // [B, Ta, Da]
+  Tensor vision;  // [B, Tv, Dv]
+  std::vector<int64_t> text_lengths, audio_lengths, vision_lengths;
+};
+
+struct Representations {
+  Tensor t, a, v;
+};
+
+struct ModelOutput {
+  Tensor prediction;  // [B, 1]
+  Tensor aux_loss;    // rank-0 auxiliary loss already weighted, or undefined
+};
+
+class Backbone : public Module {
+ public:
+  virtual std::string name() const = 0;
+  virtual Representations encode(const ModelInput& input) = 0;
+  virtual ModelOutput fuse(const Representations& reps) = 0;
+  ModelOutput forward(const ModelInput& input) { return fuse(encode(input)); }
+};
+
+}  // namespace msmix
