@@ -2,15 +2,14 @@
 // against a hand computation, state checkpoints, LR schedulers against hand-traced sequences, and gradient
 // clipping against hand-computed norms.
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "msmix/grad_clip.h"
 #include "msmix/lr_scheduler.h"
 #include "msmix/optimizer.h"
+#include "tests/golden/golden.h"
 #include "tests/testing.h"
 
 using namespace msmix;
@@ -18,39 +17,26 @@ using namespace msmix::testing;
 
 namespace {
 
-// One fixture file: {"name": {"shape": [...], "data": [...]}}. The suite runs from tests/ (make test);
-// the second path serves a run from the repository root.
-std::map<std::string, Tensor> load_fixture(const std::string& file) {
-  std::ifstream in("golden/optim/" + file);
-  if (!in) in = std::ifstream("tests/golden/optim/" + file);
-  REQUIRE_MESSAGE(in.good(), "cannot open golden/optim/" << file << " (run the tests from tests/)");
-  nlohmann::json j = nlohmann::json::parse(in);
-  std::map<std::string, Tensor> out;
-  for (auto& [name, v] : j.items())
-    out[name] = Tensor::from_vector(v.at("data").get<std::vector<float>>(), v.at("shape").get<Shape>());
-  return out;
-}
-
 using MakeOptimizer = std::function<std::unique_ptr<Optimizer>(const std::vector<Tensor>& params)>;
 
 // Four parameters p0..p3 from the fixture, the optimizer built over them, then five steps replaying the
 // recorded grads (a missing grad: none at that step) and comparing every parameter after every step.
 void replay(const std::string& file, const MakeOptimizer& make) {
   CAPTURE(file);
-  std::map<std::string, Tensor> fx = load_fixture(file);
+  golden::Fixture fx = golden::load("optim/" + file);
   std::vector<Tensor> params;
-  for (int k = 0; k < 4; ++k) params.push_back(fx.at(fmt::format("init.p{}", k)).clone().set_requires_grad());
+  for (int k = 0; k < 4; ++k) params.push_back(fx[fmt::format("init.p{}", k)].set_requires_grad());
   std::unique_ptr<Optimizer> opt = make(params);
   int missing = 0;
   for (int step = 1; step <= 5; ++step) {
     for (int k = 0; k < 4; ++k) {
-      auto it = fx.find(fmt::format("step{}.grad.p{}", step, k));
-      if (it == fx.end()) params[k].zero_grad(), missing++;
-      else params[k].set_grad(it->second.clone());
+      std::string grad = fmt::format("step{}.grad.p{}", step, k);
+      if (!fx.has(grad)) params[k].zero_grad(), missing++;
+      else params[k].set_grad(fx[grad]);
     }
     opt->step();
     for (int k = 0; k < 4; ++k)
-      check_close(params[k], fx.at(fmt::format("step{}.param.p{}", step, k)), 1e-5, 1e-6,
+      check_close(params[k], fx[fmt::format("step{}.param.p{}", step, k)], 1e-5, 1e-6,
                   fmt::format("{} step {} p{}", file, step, k));
   }
   CHECK(missing == 1);  // the fixture skips one param once
