@@ -1,7 +1,7 @@
 """Golden fixtures for msmix's optimizers (tests/msmix/test_optimizer.cpp), from PyTorch 1.13.
 
 Each case runs five optimizer steps on four parameters in two parameter groups, with fixed grads per
-step, and writes tests/golden/optim/<case>.json in the shared fixture layout
+step, and writes tests/golden/optim/<case>.json in the shared fixture layout (read by tests/golden/golden.h)
     {"name": {"shape": [...], "data": [...]}}
 with names
     init.p<k>          the parameter before the first step
