@@ -6,18 +6,22 @@ using namespace msmix::testing;
 
 TEST_CASE("dropout: the mask is philox::uniform(seed, offset, i) >= p, element by element") {
   const float p = 0.4f, scale = 1.0f / (1.0f - p);
-  Tensor x = leaf({7, 143}, 1).detach();  // 1001 elements: the last Philox block is partly used
-  Generator gen(99);
-  gen.take(5);  // a nonzero starting offset
-  const uint64_t offset = gen.offset;
-  std::vector<float> y = dropout(x, p, true, gen).to_vector(), xs = x.to_vector();
-  CHECK(gen.offset == offset + Generator::uniform_blocks(1001));  // one take per call
-  size_t mismatches = 0;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    float expected = philox::uniform(99, offset, i) >= p ? xs[i] * scale : 0.0f;
-    mismatches += y[i] != expected;
+  // 1001 elements: the last Philox block is partly used; 2053: the kernel's 256-block tiles are crossed.
+  for (Shape shape : {Shape{7, 143}, Shape{2053}}) {
+    CAPTURE(shape_str(shape));
+    Tensor x = leaf(shape, 1).detach();
+    Generator gen(99);
+    gen.take(5);  // a nonzero starting offset
+    const uint64_t offset = gen.offset;
+    std::vector<float> y = dropout(x, p, true, gen).to_vector(), xs = x.to_vector();
+    CHECK(gen.offset == offset + Generator::uniform_blocks(xs.size()));  // one take per call
+    size_t mismatches = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      float expected = philox::uniform(99, offset, i) >= p ? xs[i] * scale : 0.0f;
+      mismatches += y[i] != expected;
+    }
+    CHECK(mismatches == 0);
   }
-  CHECK(mismatches == 0);
 }
 
 TEST_CASE("dropout: same seed, same mask; the stream moves on between calls") {
