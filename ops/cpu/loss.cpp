@@ -1,6 +1,9 @@
 #include "ops/cpu/loss.h"
 
+#include "ops/cpu/fast_math.h"
+
 #include <cmath>
+#include <vector>
 
 namespace msmix::cpu {
 namespace {
@@ -78,10 +81,8 @@ void cross_entropy_forward(const float* logits, const float* target, float* loss
     float m = -INFINITY;
 #pragma omp simd reduction(max : m)
     for (int64_t c = 0; c < C; ++c) m = x[c] > m ? x[c] : m;
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < C; ++c) s += std::exp(x[c] - m);
-    lse[n] = m + std::log(s);
+    std::vector<float> scratch(C);
+    lse[n] = m + std::log(float(exp_shift_sum(x, scratch.data(), C, -m)));
     loss[n] = lse[n] - x[int64_t(target[n])];
   }
 }
@@ -93,8 +94,9 @@ void cross_entropy_backward(const float* logits, const float* target, const floa
     const float* x = logits + n * C;
     float* gxn = gx + n * C;
     const float gn = g[n], l = lse[n];
+    exp_shift_sum(x, gxn, C, -l);  // softmax row
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) gxn[c] = gn * std::exp(x[c] - l);
+    for (int64_t c = 0; c < C; ++c) gxn[c] *= gn;
     gxn[int64_t(target[n])] -= gn;
   }
 }

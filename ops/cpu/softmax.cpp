@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "ops/cpu/fast_math.h"
+
 namespace msmix::cpu {
 namespace {
 
@@ -18,20 +20,13 @@ void softmax_forward(const float* x, float* y, int64_t R, int64_t C, bool log) {
 #pragma omp simd reduction(max : m)
     for (int64_t c = 0; c < C; ++c) m = xr[c] > m ? xr[c] : m;
     // An all -inf row has m = -inf and x - m = NaN: the NaN row PyTorch gives too.
-    float s = 0;
     if (log) {
-#pragma omp simd reduction(+ : s)
-      for (int64_t c = 0; c < C; ++c) s += std::exp(xr[c] - m);
+      float s = float(exp_shift_sum(xr, yr, C, -m));  // yr is scratch here
       const float shift = m + std::log(s);
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] - shift;
     } else {
-#pragma omp simd reduction(+ : s)
-      for (int64_t c = 0; c < C; ++c) {
-        yr[c] = std::exp(xr[c] - m);
-        s += yr[c];
-      }
-      const float inv = 1.0f / s;
+      const float inv = float(1.0 / exp_shift_sum(xr, yr, C, -m));
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) yr[c] *= inv;
     }
@@ -48,8 +43,9 @@ void softmax_backward(const float* y, const float* g, float* gx, int64_t R, int6
     if (log) {
 #pragma omp simd reduction(+ : s)
       for (int64_t c = 0; c < C; ++c) s += gr[c];
+      exp_array(yr, gxr, C);  // softmax probabilities from the log-probabilities
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) gxr[c] = gr[c] - std::exp(yr[c]) * s;
+      for (int64_t c = 0; c < C; ++c) gxr[c] = gr[c] - gxr[c] * s;
     } else {
 #pragma omp simd reduction(+ : s)
       for (int64_t c = 0; c < C; ++c) s += gr[c] * yr[c];

@@ -1,6 +1,9 @@
 #include "ops/cpu/unary.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "ops/cpu/fast_math.h"
 
 namespace msmix::cpu {
 namespace {
@@ -16,12 +19,20 @@ void map(int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
+// For kernels that work on runs: f(start, length) over chunks of 4096 elements, chunks in parallel.
+template <class F>
+void map_rows(int64_t n, F f) {
+  const int64_t chunk = 4096, chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for if (n > kParallelMin)
+  for (int64_t c = 0; c < chunks; ++c) f(c * chunk, std::min(chunk, n - c * chunk));
+}
+
 }  // namespace
 
 void unary_forward(UnaryOp op, UnaryParams p, const float* x, float* y, int64_t n) {
   switch (op) {
     case UnaryOp::Neg: return map(n, [=](int64_t i) { y[i] = -x[i]; });
-    case UnaryOp::Exp: return map(n, [=](int64_t i) { y[i] = std::exp(x[i]); });
+    case UnaryOp::Exp: return map_rows(n, [=](int64_t i, int64_t len) { exp_array(x + i, y + i, len); });
     case UnaryOp::Log: return map(n, [=](int64_t i) { y[i] = std::log(x[i]); });
     case UnaryOp::Sqrt: return map(n, [=](int64_t i) { y[i] = std::sqrt(x[i]); });
     case UnaryOp::Rsqrt: return map(n, [=](int64_t i) { y[i] = 1.0f / std::sqrt(x[i]); });
@@ -30,7 +41,12 @@ void unary_forward(UnaryOp op, UnaryParams p, const float* x, float* y, int64_t 
     case UnaryOp::Relu: return map(n, [=](int64_t i) { y[i] = x[i] > 0 ? x[i] : 0.0f; });
     case UnaryOp::Gelu: return map(n, [=](int64_t i) { y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * kInvSqrt2)); });
     case UnaryOp::Tanh: return map(n, [=](int64_t i) { y[i] = std::tanh(x[i]); });
-    case UnaryOp::Sigmoid: return map(n, [=](int64_t i) { y[i] = 1.0f / (1.0f + std::exp(-x[i])); });
+    case UnaryOp::Sigmoid:  // 1 / (1 + e^-x), with the exponential vectorised
+      return map_rows(n, [=](int64_t i, int64_t len) {
+        for (int64_t k = i; k < i + len; ++k) y[k] = -x[k];
+        exp_array(y + i, y + i, len);
+        for (int64_t k = i; k < i + len; ++k) y[k] = 1.0f / (1.0f + y[k]);
+      });
     case UnaryOp::Softplus:  // linear above the threshold, as PyTorch (avoids exp overflow)
       return map(n, [=](int64_t i) {
         float bx = p.p0 * x[i];
