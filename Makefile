@@ -9,8 +9,10 @@ ifeq ($(origin CUDA),undefined)
   CUDA := $(if $(NVCC),1,0)
 endif
 
-BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
-BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-pthread
+# OpenBLAS built for OpenMP: BLAS calls and our kernels share one thread pool, instead of two pools
+# spinning against each other on a small machine.
+BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
+BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 

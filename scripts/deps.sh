@@ -3,9 +3,9 @@
 # (what `make` does on a fresh machine); --install: install unconditionally. Without root, prints the
 # apt-get line to run instead.
 set -euo pipefail
-PACKAGES="g++ make doctest-dev libfmt-dev libopenblas-dev nlohmann-json3-dev libcli11-dev python3"
+PACKAGES="g++ make doctest-dev libfmt-dev libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev python3"
 HEADERS="/usr/include/doctest/doctest.h /usr/include/fmt/format.h
-/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h /usr/include/nlohmann/json.hpp /usr/include/CLI/CLI.hpp"
+/usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h /usr/include/nlohmann/json.hpp /usr/include/CLI/CLI.hpp"
 
 missing=0
 for h in $HEADERS; do [ -f "$h" ] || { echo "deps: missing $h"; missing=1; }; done
