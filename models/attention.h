@@ -1,0 +1,40 @@
+// MultiheadAttention as torch.nn.MultiheadAttention (kdim = vdim = embed_dim): the same parameter names,
+// shapes and initialisation, so PyTorch/MMSA weights load one-to-one.
+//   out = softmax(q k^T / sqrt(head_dim) + attn_mask, key padding at -inf) v, per head, then out_proj.
+// Query and key/value may differ in length (cross-modal attention: L queries attend over S keys).
+#pragma once
+#include <memory>
+
+#include "models/linear.h"
+#include "models/module.h"
+
+namespace msmix {
+
+struct AttentionOutput {
+  Tensor out;      // [B, L, E] (batch_first) or [L, B, E]
+  Tensor weights;  // [B, L, S], averaged over heads (after attention dropout, as PyTorch); only when asked
+};
+
+class MultiheadAttention : public Module {
+ public:
+  // in_proj_weight [3E, E] ~ xavier_uniform, in_proj_bias [3E] = 0, out_proj (Linear E -> E) with its
+  // default weight init and a zero bias. bias = false registers neither bias.
+  MultiheadAttention(int64_t embed_dim, int64_t num_heads, float dropout = 0, bool bias = true,
+                     bool batch_first = true);
+
+  // query [B, L, E], key and value [B, S, E] (batch_first; else [L, B, E] and [S, B, E]).
+  // key_padding_mask [B, S]: nonzero = that key is padding, ignored. attn_mask: additive float [L, S] or
+  // [B * num_heads, L, S] (-inf forbids a pair). Either mask may be undefined. A query whose keys are all
+  // masked gets NaN, as in PyTorch.
+  AttentionOutput forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                          const Tensor& key_padding_mask = Tensor(), const Tensor& attn_mask = Tensor(),
+                          bool need_weights = false);
+
+  int64_t embed_dim, num_heads, head_dim;
+  float dropout;
+  bool batch_first;
+  Tensor in_proj_weight, in_proj_bias;  // in_proj_bias undefined without bias
+  std::shared_ptr<Linear> out_proj;
+};
+
+}  // namespace msmix
