@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "models/lstm.h"
 #include "ops/ops.h"
 
 using namespace msmix;
@@ -59,6 +60,7 @@ void bench_sgemm(int64_t M, int64_t K, int64_t N, int reps) {
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) json = json || std::strcmp(argv[i], "--json") == 0;
   try {
+    {
     NoGradGuard no_grad;  // forward-only cases
     for (auto [m, k, n] : std::vector<std::array<int64_t, 3>>{{32, 768, 128}, {1600, 768, 128}, {512, 512, 512}, {1024, 1024, 1024}})
       bench_sgemm(m, k, n, m >= 1024 ? 5 : 20);
@@ -74,6 +76,21 @@ int main(int argc, char** argv) {
     Tensor w = Tensor::ones({1024}), b = Tensor::zeros({1024});
     report("layer_norm 4096x1024", median_ms([&] { Tensor o = layer_norm(rows, w, b); }, 20), 2.0 * rows.numel() * 4, "GB/s");
     report("sum 4096x1024 last dim", median_ms([&] { Tensor o = sum(rows, {1}); }, 20), 1.0 * rows.numel() * 4, "GB/s");
+    }
+    // LSTM(768 -> 128) over 50 steps at batch 32, forward + backward (TFN's text sub-network).
+    // Rate column: FLOPs of the GEMMs (input projection and recurrence, x3 for backward).
+    {
+      Generator g(3);
+      LSTM lstm(768, 128);
+      Tensor x = Tensor::randn({32, 50, 768}, g);
+      double flops = 3.0 * 2.0 * 32 * 50 * (768 + 128) * 4 * 128;
+      double ms = median_ms([&] {
+        LSTMOutput out = lstm.forward(x);
+        sum(out.output).backward();
+        lstm.zero_grad();
+      }, 10);
+      report("lstm 768->128 T50 B32 fwd+bwd", ms, flops, "GFLOP/s");
+    }
   } catch (const std::exception& e) {
     fmt::print(stderr, "bench_ops: error: {}\n", e.what());
     return 1;

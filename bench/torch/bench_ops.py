@@ -41,6 +41,15 @@ def main():
         ln = lambda: torch.nn.functional.layer_norm(rows, (1024,), w, b)
         report("layer_norm 4096x1024", median_ms(ln, 20), 2.0 * rows.numel() * 4, "GB/s")
         report("sum 4096x1024 last dim", median_ms(lambda: rows.sum(1), 20), 1.0 * rows.numel() * 4, "GB/s")
+    lstm = torch.nn.LSTM(768, 128, batch_first=True)
+    x = torch.randn(32, 50, 768)
+
+    def lstm_step():
+        out, _ = lstm(x)
+        out.sum().backward()
+        lstm.zero_grad()
+
+    report("lstm 768->128 T50 B32 fwd+bwd", median_ms(lstm_step, 10), 3.0 * 2.0 * 32 * 50 * (768 + 128) * 4 * 128, "GFLOP/s")
 
 
 if __name__ == "__main__":
