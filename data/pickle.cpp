@@ -1,0 +1,862 @@
+// The restricted unpickler (see pickle.h): Value and Dict, then the stack machine.
+#include "data/pickle.h"
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <unordered_set>
+
+#include "engine/error.h"
+
+namespace msmix {
+
+namespace {
+
+// A string for an error message: quoted, control bytes escaped, cut after 60 bytes.
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (size_t i = 0; i < s.size() && i < 60; ++i) {
+    unsigned char c = s[i];
+    out += c < 0x20 || c == 0x7F ? fmt::format("\\x{:02x}", c) : std::string(1, char(c));
+  }
+  return out + (s.size() > 60 ? "...'" : "'");
+}
+
+// Length of the valid UTF-8 sequence at p (strict: no overlongs, surrogates or code points > 0x10FFFF),
+// or 0 when invalid. *cp receives the code point.
+size_t utf8_sequence(const uint8_t* p, size_t left, uint32_t* cp) {
+  uint8_t b = p[0];
+  size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || n > left) return 0;
+  uint32_t c = n == 1 ? b : n == 2 ? (b & 0x1F) : n == 3 ? (b & 0x0F) : (b & 0x07);
+  for (size_t i = 1; i < n; ++i) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    c = (c << 6) | (p[i] & 0x3F);
+  }
+  static const uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+  if (c < kMin[n] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+  *cp = c;
+  return n;
+}
+
+}  // namespace
+
+std::string encode_latin1(const std::string& utf8) {
+  std::string out;
+  out.reserve(utf8.size());
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(utf8.data());
+  for (size_t i = 0; i < utf8.size();) {
+    uint32_t c = 0;
+    size_t n = utf8_sequence(p + i, utf8.size() - i, &c);
+    MSMIX_CHECK(n > 0, "pickle: invalid UTF-8 at byte {} of a latin-1 string", i);
+    MSMIX_CHECK(c < 256, "pickle: latin-1 string holds code point 0x{:X} (above 255)", c);
+    out += char(c);
+    i += n;
+  }
+  return out;
+}
+
+// ---- Value
+
+const char* kind_name(Kind kind) {
+  static const char* names[] = {"None", "bool", "int", "float", "str", "bytes", "list", "tuple", "set", "dict",
+                                "ndarray", "global", "reduced object"};
+  return names[int(kind)];
+}
+
+Value Value::boolean(bool b) {
+  Value v;
+  v.v_ = b;
+  return v;
+}
+Value Value::integer(int64_t i) {
+  Value v;
+  v.v_ = i;
+  return v;
+}
+Value Value::floating(double f) {
+  Value v;
+  v.v_ = f;
+  return v;
+}
+Value Value::str(std::string utf8) {
+  Value v;
+  v.v_ = Str{std::make_shared<const std::string>(std::move(utf8))};
+  return v;
+}
+Value Value::bytes(std::string raw) {
+  Value v;
+  v.v_ = Bytes{std::make_shared<const std::string>(std::move(raw))};
+  return v;
+}
+Value Value::list(std::vector<Value> items) {
+  Value v;
+  v.v_ = List{std::make_shared<std::vector<Value>>(std::move(items))};
+  return v;
+}
+Value Value::tuple(std::vector<Value> items) {
+  Value v;
+  v.v_ = Tuple{std::make_shared<std::vector<Value>>(std::move(items))};
+  return v;
+}
+Value Value::set(std::vector<Value> items) {
+  Value v;
+  v.v_ = Set{std::make_shared<std::vector<Value>>(std::move(items))};
+  return v;
+}
+Value Value::dict() {
+  Value v;
+  v.v_ = DictRef{std::make_shared<Dict>()};
+  return v;
+}
+Value Value::global(Global g) {
+  Value v;
+  v.v_ = GlobalRef{std::make_shared<const Global>(std::move(g))};
+  return v;
+}
+
+Value Value::array(NdArray array) {
+  auto cell = std::make_shared<ArrayCell>();
+  cell->array = std::move(array);
+  cell->filled = true;
+  Value v;
+  v.v_ = Array{cell};
+  return v;
+}
+
+Value Value::object(Global callable, Value args) {
+  auto obj = std::make_shared<Object>();
+  obj->callable = std::move(callable);
+  obj->args = std::move(args);
+  Value v;
+  v.v_ = ObjectRef{obj};
+  return v;
+}
+
+std::string Value::describe() const {
+  switch (kind()) {
+    case Kind::none: return "None";
+    case Kind::boolean: return std::get<bool>(v_) ? "bool True" : "bool False";
+    case Kind::integer: return fmt::format("int {}", std::get<int64_t>(v_));
+    case Kind::floating: return fmt::format("float {}", std::get<double>(v_));
+    case Kind::str: return "str " + quoted(*std::get<Str>(v_).s);
+    case Kind::bytes: return fmt::format("bytes of length {}", std::get<Bytes>(v_).s->size());
+    case Kind::list: case Kind::tuple: case Kind::set:
+      return fmt::format("{} of {} items", kind_name(kind()), items().size());
+    case Kind::dict: return fmt::format("dict with {} keys", std::get<DictRef>(v_).dict->size());
+    case Kind::ndarray: {
+      const ArrayCell& cell = *std::get<Array>(v_).cell;
+      return cell.filled ? "ndarray " + cell.array.describe() : "unfilled ndarray shell";
+    }
+    case Kind::global: return "global " + std::get<GlobalRef>(v_).global->full();
+    case Kind::object: return "reduced object " + std::get<ObjectRef>(v_).object->callable.full() + "(...)";
+  }
+  return "?";
+}
+
+void Value::type_error(const std::string& what, const char* expected) const {
+  throw Error(fmt::format("pickle: {} is {}, expected {}", what, describe(), expected));
+}
+
+bool Value::as_bool(const std::string& what) const {
+  if (kind() == Kind::boolean) return std::get<bool>(v_);
+  if (kind() == Kind::integer) return std::get<int64_t>(v_) != 0;
+  type_error(what, "a bool");
+}
+int64_t Value::as_int(const std::string& what) const {
+  if (kind() == Kind::integer) return std::get<int64_t>(v_);
+  if (kind() == Kind::boolean) return std::get<bool>(v_);
+  type_error(what, "an int");
+}
+double Value::as_float(const std::string& what) const {
+  if (kind() == Kind::floating) return std::get<double>(v_);
+  if (kind() == Kind::integer || kind() == Kind::boolean) return double(as_int());
+  type_error(what, "a float");
+}
+const std::string& Value::as_str(const std::string& what) const {
+  if (kind() != Kind::str) type_error(what, "a str");
+  return *std::get<Str>(v_).s;
+}
+const std::string& Value::as_bytes(const std::string& what) const {
+  if (kind() != Kind::bytes) type_error(what, "bytes");
+  return *std::get<Bytes>(v_).s;
+}
+const std::vector<Value>& Value::items(const std::string& what) const {
+  return const_cast<Value*>(this)->mutable_items(what);
+}
+std::vector<Value>& Value::mutable_items(const std::string& what) {
+  switch (kind()) {
+    case Kind::list: return *std::get<List>(v_).items;
+    case Kind::tuple: return *std::get<Tuple>(v_).items;
+    case Kind::set: return *std::get<Set>(v_).items;
+    default: type_error(what, "a list or tuple");
+  }
+}
+const Dict& Value::as_dict(const std::string& what) const { return const_cast<Value*>(this)->mutable_dict(what); }
+Dict& Value::mutable_dict(const std::string& what) {
+  if (kind() != Kind::dict) type_error(what, "a dict");
+  return *std::get<DictRef>(v_).dict;
+}
+const NdArray& Value::as_array(const std::string& what) const {
+  if (kind() != Kind::ndarray || !std::get<Array>(v_).cell->filled) type_error(what, "an ndarray");
+  return std::get<Array>(v_).cell->array;
+}
+NdArray& Value::mutable_array(const std::string& what) {
+  if (kind() != Kind::ndarray) type_error(what, "an ndarray");
+  return std::get<Array>(v_).cell->array;
+}
+const Global& Value::as_global(const std::string& what) const {
+  if (kind() != Kind::global) type_error(what, "a global");
+  return *std::get<GlobalRef>(v_).global;
+}
+const Value::Object& Value::as_object(const std::string& what) const {
+  return const_cast<Value*>(this)->mutable_object(what);
+}
+Value::Object& Value::mutable_object(const std::string& what) {
+  if (kind() != Kind::object) type_error(what, "a reduced object");
+  return *std::get<ObjectRef>(v_).object;
+}
+
+const void* Value::identity() const {
+  switch (kind()) {
+    case Kind::list: return std::get<List>(v_).items.get();
+    case Kind::tuple: return std::get<Tuple>(v_).items.get();
+    case Kind::set: return std::get<Set>(v_).items.get();
+    case Kind::dict: return std::get<DictRef>(v_).dict.get();
+    case Kind::object: return std::get<ObjectRef>(v_).object.get();
+    default: return nullptr;
+  }
+}
+
+bool Value::has(const std::string& key) const { return kind() == Kind::dict && as_dict().find(key) != nullptr; }
+
+std::vector<std::string> Value::keys(const std::string& what) const {
+  std::vector<std::string> out;
+  for (const auto& [key, value] : as_dict(what).entries())
+    if (key.is(Kind::str)) out.push_back(key.as_str());
+  return out;
+}
+
+namespace {
+std::string key_list(const Dict& dict) {
+  std::string out;
+  for (const auto& [key, value] : dict.entries()) {
+    if (out.size() > 200) return out + ", ...";
+    out += (out.empty() ? "" : ", ") + (key.is(Kind::str) ? quoted(key.as_str()) : std::to_string(key.as_int()));
+  }
+  return out;
+}
+}  // namespace
+
+const Value& Value::at(const std::string& key, const std::string& where) const {
+  const Dict& dict = as_dict(where);
+  const Value* v = dict.find(key);
+  MSMIX_CHECK(v != nullptr, "pickle: key {} missing in {} (keys: {})", quoted(key), where, key_list(dict));
+  return *v;
+}
+
+const Value& Value::at(int64_t key, const std::string& where) const {
+  const Dict& dict = as_dict(where);
+  const Value* v = dict.find(key);
+  MSMIX_CHECK(v != nullptr, "pickle: key {} missing in {} (keys: {})", key, where, key_list(dict));
+  return *v;
+}
+
+// ---- Dict
+
+const Value* Dict::find(const std::string& key) const {
+  auto it = str_index_.find(key);
+  return it == str_index_.end() ? nullptr : &entries_[it->second].second;
+}
+
+const Value* Dict::find(int64_t key) const {
+  auto it = int_index_.find(key);
+  return it == int_index_.end() ? nullptr : &entries_[it->second].second;
+}
+
+void Dict::set(const Value& key, Value value) {
+  size_t slot = entries_.size();
+  if (key.is(Kind::str)) {
+    slot = str_index_.emplace(key.as_str(), slot).first->second;
+  } else if (key.is(Kind::integer) || key.is(Kind::boolean)) {  // Python: True == 1 as a key
+    slot = int_index_.emplace(key.as_int(), slot).first->second;
+  } else {
+    throw Error(fmt::format("pickle: dict key {} is not supported (only str and int keys)", key.describe()));
+  }
+  if (slot == entries_.size())
+    entries_.emplace_back(key, std::move(value));
+  else
+    entries_[slot].second = std::move(value);  // Python keeps the first key and its position
+}
+
+void Dict::clear() {
+  entries_.clear();
+  str_index_.clear();
+  int_index_.clear();
+}
+
+// ---- the stack machine
+
+namespace {
+
+// Opcode names (Python's pickletools spelling) for messages; nullptr for bytes that are no opcode.
+const char* opcode_name(uint8_t op) {
+  static const std::pair<uint8_t, const char*> kNames[] = {
+      {'(', "MARK"}, {'.', "STOP"}, {'0', "POP"}, {'1', "POP_MARK"}, {'2', "DUP"}, {'F', "FLOAT"}, {'I', "INT"},
+      {'J', "BININT"}, {'K', "BININT1"}, {'L', "LONG"}, {'M', "BININT2"}, {'N', "NONE"}, {'P', "PERSID"},
+      {'Q', "BINPERSID"}, {'R', "REDUCE"}, {'S', "STRING"}, {'T', "BINSTRING"}, {'U', "SHORT_BINSTRING"},
+      {'V', "UNICODE"}, {'X', "BINUNICODE"}, {'a', "APPEND"}, {'b', "BUILD"}, {'c', "GLOBAL"}, {'d', "DICT"},
+      {'}', "EMPTY_DICT"}, {'e', "APPENDS"}, {'g', "GET"}, {'h', "BINGET"}, {'i', "INST"}, {'j', "LONG_BINGET"},
+      {'l', "LIST"}, {']', "EMPTY_LIST"}, {'o', "OBJ"}, {'p', "PUT"}, {'q', "BINPUT"}, {'r', "LONG_BINPUT"},
+      {'s', "SETITEM"}, {'t', "TUPLE"}, {')', "EMPTY_TUPLE"}, {'u', "SETITEMS"}, {'G', "BINFLOAT"},
+      {0x80, "PROTO"}, {0x81, "NEWOBJ"}, {0x82, "EXT1"}, {0x83, "EXT2"}, {0x84, "EXT4"}, {0x85, "TUPLE1"},
+      {0x86, "TUPLE2"}, {0x87, "TUPLE3"}, {0x88, "NEWTRUE"}, {0x89, "NEWFALSE"}, {0x8a, "LONG1"}, {0x8b, "LONG4"},
+      {'B', "BINBYTES"}, {'C', "SHORT_BINBYTES"}, {0x8c, "SHORT_BINUNICODE"}, {0x8d, "BINUNICODE8"},
+      {0x8e, "BINBYTES8"}, {0x8f, "EMPTY_SET"}, {0x90, "ADDITEMS"}, {0x91, "FROZENSET"}, {0x92, "NEWOBJ_EX"},
+      {0x93, "STACK_GLOBAL"}, {0x94, "MEMOIZE"}, {0x95, "FRAME"}, {0x96, "BYTEARRAY8"}, {0x97, "NEXT_BUFFER"},
+      {0x98, "READONLY_BUFFER"},
+  };
+  for (const auto& [code, name] : kNames)
+    if (code == op) return name;
+  return nullptr;
+}
+
+// The only callables a pickle may name. REDUCE on them builds what they would return; nothing is called.
+enum class Callable { reconstruct, ndarray, dtype, scalar, frombuffer, codecs_encode, bytes, set, ordered_dict };
+
+bool find_allowed(const std::string& module, const std::string& name, Callable* out) {
+  static const struct { const char* module; const char* name; Callable callable; } kAllowed[] = {
+      {"numpy.core.multiarray", "_reconstruct", Callable::reconstruct},
+      {"numpy._core.multiarray", "_reconstruct", Callable::reconstruct},
+      {"numpy", "ndarray", Callable::ndarray},
+      {"numpy", "dtype", Callable::dtype},
+      {"numpy.core.multiarray", "scalar", Callable::scalar},
+      {"numpy._core.multiarray", "scalar", Callable::scalar},
+      {"numpy.core.numeric", "_frombuffer", Callable::frombuffer},  // protocol 5 arrays
+      {"numpy._core.numeric", "_frombuffer", Callable::frombuffer},
+      {"_codecs", "encode", Callable::codecs_encode},  // protocol 2 bytes
+      {"__builtin__", "bytes", Callable::bytes},       // protocol 2 empty bytes: bytes()
+      {"builtins", "bytes", Callable::bytes},
+      {"__builtin__", "bytearray", Callable::bytes},   // bytearray(b) and bytearray() read as bytes
+      {"builtins", "bytearray", Callable::bytes},
+      {"__builtin__", "set", Callable::set},  // protocol 2 sets: set([items])
+      {"builtins", "set", Callable::set},
+      {"__builtin__", "frozenset", Callable::set},
+      {"builtins", "frozenset", Callable::set},
+      {"collections", "OrderedDict", Callable::ordered_dict},
+  };
+  for (const auto& a : kAllowed)
+    if (module == a.module && name == a.name) return *out = a.callable, true;
+  return false;
+}
+
+constexpr const char* kAllowedText =
+    "only numpy arrays, dtypes and scalars, _codecs.encode, bytes, bytearray, set, frozenset and "
+    "collections.OrderedDict may be loaded";
+
+}  // namespace
+
+class Unpickler {
+ public:
+  Unpickler(const uint8_t* data, size_t size)
+      : data_(data), size_(size), budget_(16 * size + (size_t(1) << 20)) {}
+  ~Unpickler();
+  Value run();
+
+ private:
+  const char* op_label() const {
+    const char* name = opcode_name(op_);
+    return name ? name : "unknown";
+  }
+
+  // ---- input
+  const uint8_t* take(uint64_t n) {
+    MSMIX_CHECK(n <= size_ - pos_, "pickle: truncated: {} needs {} more bytes, {} left", op_label(), n,
+                size_ - pos_);
+    const uint8_t* p = data_ + pos_;
+    pos_ += size_t(n);
+    return p;
+  }
+  uint64_t read_uint(int bytes) {  // little-endian
+    const uint8_t* p = take(bytes);
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+  }
+  std::string read_line();
+  std::string read_utf8(uint64_t n);
+  uint64_t read_decimal_line();
+
+  // ---- stack: marks_ hold the stack size at each MARK; nothing below the last mark may be popped
+  void push(Value v) { stack_.push_back(std::move(v)); }
+  Value pop();
+  Value& top();
+  std::vector<Value> pop_mark();
+  Value make(Value container) { created_.push_back(container); return container; }
+  void charge(size_t bytes, const char* what);
+
+  void run_opcode();
+  void push_global(const std::string& module, const std::string& name);
+  void reduce(bool newobj);
+  void build();
+  void check_tree(const Value& root);
+
+  const uint8_t* data_;
+  size_t size_, pos_ = 0, op_pos_ = 0;
+  uint8_t op_ = 0;
+  bool stopped_ = false;
+  size_t budget_;  // bytes that decoded strings and arrays may still take: a constant times the file size
+  std::vector<Value> stack_;
+  std::vector<size_t> marks_;
+  std::unordered_map<uint64_t, Value> memo_;  // a hash map: a huge index costs nothing
+  std::vector<Value> created_;  // every container, so teardown is flat and cycles never leak
+  std::unordered_set<const void*> kept_;  // containers reachable from the result
+};
+
+Unpickler::~Unpickler() {
+  // Empty every container the result does not use. Children stay alive through created_ meanwhile, so
+  // nothing is destroyed recursively, and reference cycles (a list holding itself) are broken.
+  for (Value& v : created_) {
+    if (kept_.count(v.identity())) continue;
+    if (v.is(Kind::dict)) v.mutable_dict().clear();
+    else if (v.is(Kind::object)) v.mutable_object().args = Value(), v.mutable_object().state = Value();
+    else v.mutable_items().clear();
+  }
+}
+
+std::string Unpickler::read_line() {
+  const uint8_t* start = data_ + pos_;
+  const void* nl = std::memchr(start, '\n', size_ - pos_);
+  MSMIX_CHECK(nl != nullptr, "pickle: truncated: {} needs a line ending in a newline", op_label());
+  size_t n = static_cast<const uint8_t*>(nl) - start;
+  pos_ += n + 1;
+  std::string line(reinterpret_cast<const char*>(start), n);
+  uint32_t c;
+  for (size_t i = 0; i < n;) {
+    size_t k = utf8_sequence(start + i, n - i, &c);
+    MSMIX_CHECK(k > 0, "pickle: invalid UTF-8 at byte {} of the {} argument", i, op_label());
+    i += k;
+  }
+  return line;
+}
+
+std::string Unpickler::read_utf8(uint64_t n) {
+  const uint8_t* p = take(n);
+  uint32_t c;
+  for (size_t i = 0; i < n;) {
+    size_t k = utf8_sequence(p + i, size_t(n) - i, &c);
+    MSMIX_CHECK(k > 0, "pickle: invalid UTF-8 at byte {} of a {}-byte string", i, n);
+    i += k;
+  }
+  charge(size_t(n), "a string");
+  return std::string(reinterpret_cast<const char*>(p), size_t(n));
+}
+
+uint64_t Unpickler::read_decimal_line() {
+  std::string line = read_line();
+  MSMIX_CHECK(!line.empty() && line.size() <= 18 && line.find_first_not_of("0123456789") == std::string::npos,
+              "pickle: {} expects a decimal number, got {}", op_label(), quoted(line));
+  return std::stoull(line);
+}
+
+void Unpickler::charge(size_t bytes, const char* what) {
+  MSMIX_CHECK(bytes <= budget_, "pickle: {} would take more memory than a {}-byte pickle justifies", what, size_);
+  budget_ -= bytes;
+}
+
+Value Unpickler::pop() {
+  size_t floor = marks_.empty() ? 0 : marks_.back();
+  MSMIX_CHECK(stack_.size() > floor, "pickle: stack underflow: {} needs a value", op_label());
+  Value v = std::move(stack_.back());
+  stack_.pop_back();
+  return v;
+}
+
+Value& Unpickler::top() {
+  size_t floor = marks_.empty() ? 0 : marks_.back();
+  MSMIX_CHECK(stack_.size() > floor, "pickle: stack underflow: {} needs a value", op_label());
+  return stack_.back();
+}
+
+std::vector<Value> Unpickler::pop_mark() {
+  MSMIX_CHECK(!marks_.empty(), "pickle: {} without a MARK", op_label());
+  size_t mark = marks_.back();
+  marks_.pop_back();
+  std::vector<Value> items(std::make_move_iterator(stack_.begin() + mark), std::make_move_iterator(stack_.end()));
+  stack_.resize(mark);
+  return items;
+}
+
+void Unpickler::push_global(const std::string& module, const std::string& name) {
+  Callable callable;
+  MSMIX_CHECK(find_allowed(module, name, &callable), "pickle: refused global {}: {}", quoted(module + "." + name),
+              kAllowedText);
+  push(Value::global(Global{module, name}));
+}
+
+Value Unpickler::run() {
+  try {
+    while (!stopped_) {
+      op_pos_ = pos_;
+      MSMIX_CHECK(pos_ < size_, "pickle: truncated: the data ends before the STOP opcode");
+      op_ = data_[pos_++];
+      run_opcode();
+    }
+    Value result = pop();
+    check_tree(result);
+    return result;
+  } catch (const Error& e) {
+    const char* name = pos_ > op_pos_ ? opcode_name(op_) : nullptr;
+    throw Error(name ? fmt::format("{} at byte offset {} (opcode {})", e.what(), op_pos_, name)
+                     : fmt::format("{} at byte offset {}", e.what(), op_pos_));
+  }
+}
+
+void Unpickler::run_opcode() {
+  switch (op_) {
+    case 0x80: {  // PROTO
+      uint64_t v = read_uint(1);
+      MSMIX_CHECK(v <= 5, "pickle: unsupported pickle protocol {} (this reader knows 2 to 5)", v);
+      return;
+    }
+    case 0x95: {  // FRAME: a length prefix for buffering; the opcodes inside read as usual
+      uint64_t n = read_uint(8);
+      MSMIX_CHECK(n <= size_ - pos_, "pickle: truncated: FRAME declares {} bytes, {} left", n, size_ - pos_);
+      return;
+    }
+    case '.': stopped_ = true; return;  // STOP
+    case '(': marks_.push_back(stack_.size()); return;  // MARK
+    case '0':  // POP: as CPython, an empty frame above a MARK pops the mark
+      if (stack_.size() > (marks_.empty() ? 0 : marks_.back())) stack_.pop_back();
+      else pop_mark();
+      return;
+    case '1': pop_mark(); return;  // POP_MARK
+    case '2': push(top()); return;  // DUP
+    // ---- memo
+    case 'p': memo_[read_decimal_line()] = top(); return;  // PUT
+    case 'q': memo_[read_uint(1)] = top(); return;         // BINPUT
+    case 'r': memo_[read_uint(4)] = top(); return;         // LONG_BINPUT
+    case 0x94: { Value v = top(); memo_[memo_.size()] = std::move(v); return; }  // MEMOIZE
+    case 'g': case 'h': case 'j': {  // GET, BINGET, LONG_BINGET
+      uint64_t key = op_ == 'g' ? read_decimal_line() : read_uint(op_ == 'h' ? 1 : 4);
+      auto it = memo_.find(key);
+      MSMIX_CHECK(it != memo_.end(), "pickle: memo key {} was never stored", key);
+      push(it->second);
+      return;
+    }
+    // ---- constants and numbers
+    case 'N': push(Value()); return;
+    case 0x88: push(Value::boolean(true)); return;
+    case 0x89: push(Value::boolean(false)); return;
+    case 'K': push(Value::integer(int64_t(read_uint(1)))); return;
+    case 'M': push(Value::integer(int64_t(read_uint(2)))); return;
+    case 'J': push(Value::integer(int64_t(int32_t(uint32_t(read_uint(4)))))); return;
+    case 'I': {  // INT: decimal text; "01" / "00" are True / False
+      std::string line = read_line();
+      if (line == "01" || line == "00") return push(Value::boolean(line == "01"));
+      bool negative = !line.empty() && line[0] == '-';
+      size_t first = !line.empty() && (line[0] == '-' || line[0] == '+') ? 1 : 0;
+      int64_t v = 0;
+      bool ok = line.size() > first;
+      for (size_t i = first; ok && i < line.size(); ++i)
+        ok = line[i] >= '0' && line[i] <= '9' && !__builtin_mul_overflow(v, 10, &v) &&
+             !__builtin_add_overflow(v, negative ? -(line[i] - '0') : line[i] - '0', &v);
+      MSMIX_CHECK(ok, "pickle: INT expects a decimal int64, got {}", quoted(line));
+      return push(Value::integer(v));
+    }
+    case 0x8a: case 0x8b: {  // LONG1, LONG4: little-endian two's complement
+      int64_t n = op_ == 0x8a ? int64_t(read_uint(1)) : int64_t(int32_t(uint32_t(read_uint(4))));
+      MSMIX_CHECK(n >= 0, "pickle: LONG4 declares a negative length {}", n);
+      MSMIX_CHECK(n <= 8, "pickle: integer of {} bytes does not fit in int64", n);
+      const uint8_t* p = take(uint64_t(n));
+      uint64_t v = 0;
+      for (int64_t i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
+      if (n > 0 && n < 8 && (p[n - 1] & 0x80)) v |= ~uint64_t(0) << (8 * n);  // sign-extend
+      return push(Value::integer(int64_t(v)));
+    }
+    case 'G': {  // BINFLOAT: big-endian IEEE double
+      const uint8_t* p = take(8);
+      uint64_t bits = 0;
+      for (int i = 0; i < 8; ++i) bits = (bits << 8) | p[i];
+      double d;
+      std::memcpy(&d, &bits, 8);
+      return push(Value::floating(d));
+    }
+    // ---- strings and bytes
+    case 0x8c: return push(Value::str(read_utf8(read_uint(1))));  // SHORT_BINUNICODE
+    case 'X': return push(Value::str(read_utf8(read_uint(4))));   // BINUNICODE
+    case 0x8d: return push(Value::str(read_utf8(read_uint(8))));  // BINUNICODE8
+    case 'C': case 'B': case 0x8e: case 0x96: {  // SHORT_BINBYTES, BINBYTES, BINBYTES8, BYTEARRAY8
+      uint64_t n = read_uint(op_ == 'C' ? 1 : op_ == 'B' ? 4 : 8);
+      const uint8_t* p = take(n);
+      charge(size_t(n), "a bytes object");
+      return push(Value::bytes(std::string(reinterpret_cast<const char*>(p), size_t(n))));
+    }
+    case 'T': case 'U': {  // BINSTRING, SHORT_BINSTRING: Python 2 str, read as latin-1 (numpy's advice)
+      int64_t n = op_ == 'U' ? int64_t(read_uint(1)) : int64_t(int32_t(uint32_t(read_uint(4))));
+      MSMIX_CHECK(n >= 0, "pickle: BINSTRING declares a negative length {}", n);
+      const uint8_t* p = take(uint64_t(n));
+      std::string utf8;
+      for (int64_t i = 0; i < n; ++i) {
+        if (p[i] < 0x80) utf8 += char(p[i]);
+        else utf8 += char(0xC0 | (p[i] >> 6)), utf8 += char(0x80 | (p[i] & 0x3F));
+      }
+      charge(utf8.size(), "a string");
+      return push(Value::str(std::move(utf8)));
+    }
+    case 0x97:
+      throw Error("pickle: out-of-band buffers (NEXT_BUFFER) are not supported: pickle the arrays in-band");
+    case 0x98: top().as_bytes("READONLY_BUFFER target"); return;  // READONLY_BUFFER: nothing to do
+    // ---- containers
+    case ')': return push(Value::tuple());
+    case 't': return push(make(Value::tuple(pop_mark())));
+    case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
+      std::vector<Value> items(op_ - 0x84);
+      for (size_t i = items.size(); i-- > 0;) items[i] = pop();
+      return push(make(Value::tuple(std::move(items))));
+    }
+    case ']': return push(make(Value::list()));
+    case 'l': return push(make(Value::list(pop_mark())));
+    case 'a': {  // APPEND
+      Value v = pop();
+      if (!top().is(Kind::list)) top().type_error("APPEND target", "a list");
+      top().mutable_items().push_back(std::move(v));
+      return;
+    }
+    case 'e': {  // APPENDS
+      std::vector<Value> items = pop_mark();
+      if (!top().is(Kind::list)) top().type_error("APPENDS target", "a list");
+      auto& list = top().mutable_items();
+      list.insert(list.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+      return;
+    }
+    case '}': return push(make(Value::dict()));
+    case 'd': case 's': case 'u': {  // DICT, SETITEM, SETITEMS
+      std::vector<Value> items;
+      if (op_ == 's') {
+        items.resize(2);
+        items[1] = pop(), items[0] = pop();
+      } else {
+        items = pop_mark();
+      }
+      MSMIX_CHECK(items.size() % 2 == 0, "pickle: {} got an odd number of items ({})", op_label(), items.size());
+      if (op_ == 'd') push(make(Value::dict()));
+      Dict& dict = top().mutable_dict(std::string(op_label()) + " target");
+      for (size_t i = 0; i < items.size(); i += 2) {
+        if (items[i].is(Kind::str)) charge(items[i].as_str().size(), "a dict key");
+        dict.set(items[i], std::move(items[i + 1]));
+      }
+      return;
+    }
+    case 0x8f: return push(make(Value::set()));
+    case 0x91: return push(make(Value::set(pop_mark())));  // FROZENSET
+    case 0x90: {  // ADDITEMS
+      std::vector<Value> items = pop_mark();
+      if (!top().is(Kind::set)) top().type_error("ADDITEMS target", "a set");
+      auto& set = top().mutable_items();
+      set.insert(set.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+      return;
+    }
+    // ---- globals and objects: the allowlist
+    case 'c': {  // GLOBAL "module\nname\n"
+      std::string module = read_line();
+      std::string name = read_line();
+      return push_global(module, name);
+    }
+    case 0x93: {  // STACK_GLOBAL
+      Value name = pop(), module = pop();
+      return push_global(module.as_str("STACK_GLOBAL module"), name.as_str("STACK_GLOBAL name"));
+    }
+    case 'R': return reduce(false);
+    case 0x81: return reduce(true);
+    case 'b': return build();
+    case 'i': {  // INST: protocol 0 object creation, a call; never allowed
+      std::string module = read_line();
+      std::string name = read_line();
+      throw Error(fmt::format("pickle: refused global {}: INST creates objects; {}", quoted(module + "." + name),
+                              kAllowedText));
+    }
+    default: {
+      const char* name = opcode_name(op_);
+      if (name)
+        throw Error(fmt::format("pickle: opcode {} is not supported by this restricted reader", name));
+      throw Error(fmt::format("pickle: unknown opcode 0x{:02x}", op_));
+    }
+  }
+}
+
+void Unpickler::reduce(bool newobj) {
+  Value args = pop();
+  Value callable_value = pop();
+  const char* op = newobj ? "NEWOBJ" : "REDUCE";
+  const Global& global = callable_value.as_global(std::string(op) + " callable");
+  Callable callable;
+  MSMIX_CHECK(find_allowed(global.module, global.name, &callable), "pickle: refused global {}", quoted(global.full()));
+  const std::vector<Value>& a = args.items(std::string(op) + " arguments");
+  MSMIX_CHECK(args.is(Kind::tuple), "pickle: {} arguments are {}, expected a tuple", op, args.describe());
+  MSMIX_CHECK(!newobj || callable == Callable::ordered_dict, "pickle: NEWOBJ of {} is not supported", global.full());
+  switch (callable) {
+    case Callable::reconstruct: {  // _reconstruct(ndarray, (0,), b'b') -> an empty shell for BUILD
+      MSMIX_CHECK(!a.empty() && a[0].is(Kind::global) && a[0].as_global().full() == "numpy.ndarray",
+                  "pickle: _reconstruct only rebuilds numpy.ndarray, got {}", a.empty() ? "nothing" : a[0].describe());
+      Value shell = Value::array(NdArray());
+      std::get<Value::Array>(shell.v_).cell->filled = false;
+      return push(shell);
+    }
+    case Callable::dtype: {  // checked now, so that a bad code is reported where it is
+      MSMIX_CHECK(!a.empty(), "pickle: numpy.dtype called without a type code");
+      parse_dtype_code(a[0].as_str("numpy.dtype code"));
+      return push(make(Value::object(global, args)));
+    }
+    case Callable::scalar: return push(scalar_from_pickle(args));
+    case Callable::frombuffer: {
+      NdArray array = array_from_frombuffer(args, budget_);
+      charge(array_footprint(array), "an ndarray");
+      return push(Value::array(std::move(array)));
+    }
+    case Callable::codecs_encode: {  // _codecs.encode(text, 'latin1'): how protocol 2 writes bytes
+      MSMIX_CHECK(a.size() == 2 && a[1].is(Kind::str), "pickle: _codecs.encode expects (str, encoding)");
+      const std::string& encoding = a[1].as_str();
+      MSMIX_CHECK(encoding == "latin1" || encoding == "latin-1", "pickle: _codecs.encode to {} is not supported",
+                  quoted(encoding));
+      std::string raw = encode_latin1(a[0].as_str("_codecs.encode text"));
+      charge(raw.size(), "a bytes object");
+      return push(Value::bytes(std::move(raw)));
+    }
+    case Callable::bytes:  // bytes() / bytearray() or a copy of one bytes argument
+      MSMIX_CHECK(a.empty() || (a.size() == 1 && a[0].is(Kind::bytes)),
+                  "pickle: {} is only supported with no argument or one bytes argument", global.full());
+      return push(a.empty() ? Value::bytes("") : a[0]);
+    case Callable::set: {  // set() or set([items]): copies the items, as Python does
+      MSMIX_CHECK(a.empty() || (a.size() == 1 && a[0].is(Kind::list)),
+                  "pickle: {} is only supported with no argument or one list", global.full());
+      if (a.empty()) return push(make(Value::set()));
+      charge(a[0].items().size() * sizeof(Value), "a set");
+      return push(make(Value::set(a[0].items())));
+    }
+    case Callable::ordered_dict: {  // OrderedDict() or OrderedDict([(k, v), ...]) -> a dict
+      MSMIX_CHECK(a.size() <= 1 && (newobj || a.empty() || a[0].is(Kind::list)),
+                  "pickle: OrderedDict arguments must be empty or a list of pairs");
+      Value dict = make(Value::dict());
+      if (!newobj && a.size() == 1) charge(a[0].items().size() * 2 * sizeof(Value), "an OrderedDict");
+      if (!newobj && a.size() == 1)
+        for (const Value& pair : a[0].items()) {
+          const std::vector<Value>& kv = pair.items("OrderedDict item");
+          MSMIX_CHECK(kv.size() == 2, "pickle: OrderedDict item has {} entries, expected 2", kv.size());
+          dict.mutable_dict().set(kv[0], kv[1]);
+        }
+      return push(dict);
+    }
+    case Callable::ndarray:
+      throw Error("pickle: numpy.ndarray may only be passed to _reconstruct, not called");
+  }
+}
+
+void Unpickler::build() {
+  Value state = pop();
+  Value& target = top();
+  if (target.is(Kind::ndarray)) {
+    auto& cell = *std::get<Value::Array>(target.v_).cell;
+    MSMIX_CHECK(!cell.filled, "pickle: BUILD on an ndarray that is already filled");
+    NdArray array = array_from_state(state, budget_);
+    charge(array_footprint(array), "an ndarray");
+    cell.array = std::move(array);
+    cell.filled = true;
+    return;
+  }
+  if (target.is(Kind::object)) {
+    Value::Object& obj = target.mutable_object();
+    MSMIX_CHECK(obj.state.is_none(), "pickle: BUILD twice on {}", target.describe());
+    obj.state = state;
+    if (obj.callable.name == "dtype") dtype_from_pickle(target);  // report a bad state here
+    return;
+  }
+  if (target.is(Kind::dict) && (state.is_none() || (state.is(Kind::dict) && state.as_dict().size() == 0))) return;
+  throw Error(fmt::format("pickle: BUILD (setting object state) on {} is not supported", target.describe()));
+}
+
+// Walks the result without recursion: refuses a container that contains itself and nesting deeper than
+// kMaxPickleDepth (so that destroying the tree cannot overflow the stack), and records what is reached.
+void Unpickler::check_tree(const Value& root) {
+  auto children = [](const Value& v) {
+    std::vector<const Value*> out;
+    if (v.is(Kind::list) || v.is(Kind::tuple) || v.is(Kind::set)) {
+      for (const Value& c : v.items()) out.push_back(&c);
+    } else if (v.is(Kind::dict)) {
+      for (const auto& [key, value] : v.as_dict().entries()) out.push_back(&value);
+    } else if (v.is(Kind::object)) {
+      out.push_back(&v.as_object().args);
+      out.push_back(&v.as_object().state);
+    }
+    return out;
+  };
+  struct Frame {
+    const Value* value;
+    std::vector<const Value*> children;
+    size_t next = 0;
+    int64_t height = 1;
+  };
+  if (!root.identity()) return;
+  std::unordered_map<const void*, int64_t> height;  // finished containers -> levels below and including them
+  std::unordered_set<const void*> open;             // on the current path
+  std::vector<Frame> path;
+  path.push_back({&root, children(root)});
+  open.insert(root.identity());
+  while (!path.empty()) {
+    Frame& f = path.back();
+    if (f.next < f.children.size()) {
+      const Value* child = f.children[f.next++];
+      const void* id = child->identity();
+      if (!id) continue;
+      MSMIX_CHECK(!open.count(id), "pickle: a {} contains itself (recursive structures are not supported)",
+                  kind_name(child->kind()));
+      auto it = height.find(id);
+      if (it != height.end()) {
+        MSMIX_CHECK(int64_t(path.size()) + it->second <= kMaxPickleDepth,
+                    "pickle: containers nested deeper than {} levels", kMaxPickleDepth);
+        f.height = std::max(f.height, it->second + 1);
+        continue;
+      }
+      MSMIX_CHECK(int64_t(path.size()) < kMaxPickleDepth, "pickle: containers nested deeper than {} levels",
+                  kMaxPickleDepth);
+      open.insert(id);
+      path.push_back({child, children(*child)});  // f is invalid from here
+    } else {
+      const void* id = f.value->identity();
+      int64_t h = f.height;
+      open.erase(id);
+      height[id] = h;
+      path.pop_back();
+      if (!path.empty()) path.back().height = std::max(path.back().height, h + 1);
+    }
+  }
+  for (const auto& [id, h] : height) kept_.insert(id);
+}
+
+// ---- entry points
+
+Value load_pickle(const uint8_t* data, size_t size, const std::string& name) {
+  try {
+    Unpickler unpickler(data, size);
+    return unpickler.run();
+  } catch (const Error& e) {
+    std::string message = e.what();
+    if (name == "<bytes>" || message.compare(0, 8, "pickle: ") != 0) throw;
+    throw Error("pickle: " + name + ": " + message.substr(8));
+  }
+}
+
+Value load_pickle(const std::string& bytes, const std::string& name) {
+  return load_pickle(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name);
+}
+
+Value load_pickle_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  MSMIX_CHECK(in.good(), "pickle: cannot open '{}'", path);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  MSMIX_CHECK(!in.bad(), "pickle: error reading '{}'", path);
+  return load_pickle(bytes, path);
+}
+
+}  // namespace msmix
