@@ -395,6 +395,11 @@ class Unpickler {
   std::vector<Value> pop_mark();
   Value make(Value container) { created_.push_back(container); return container; }
   void charge(size_t bytes, const char* what);
+  // dict[key] = value, charging the key's length: hashing a long key many times costs time and memory
+  void set_item(Dict& dict, const Value& key, Value value) {
+    if (key.is(Kind::str)) charge(key.as_str().size(), "a dict key");
+    dict.set(key, std::move(value));
+  }
 
   void run_opcode();
   void push_global(const std::string& module, const std::string& name);
@@ -643,10 +648,7 @@ void Unpickler::run_opcode() {
       MSMIX_CHECK(items.size() % 2 == 0, "pickle: {} got an odd number of items ({})", op_label(), items.size());
       if (op_ == 'd') push(make(Value::dict()));
       Dict& dict = top().mutable_dict(std::string(op_label()) + " target");
-      for (size_t i = 0; i < items.size(); i += 2) {
-        if (items[i].is(Kind::str)) charge(items[i].as_str().size(), "a dict key");
-        dict.set(items[i], std::move(items[i + 1]));
-      }
+      for (size_t i = 0; i < items.size(); i += 2) set_item(dict, items[i], std::move(items[i + 1]));
       return;
     }
     case 0x8f: return push(make(Value::set()));
@@ -744,7 +746,7 @@ void Unpickler::reduce(bool newobj) {
         for (const Value& pair : a[0].items()) {
           const std::vector<Value>& kv = pair.items("OrderedDict item");
           MSMIX_CHECK(kv.size() == 2, "pickle: OrderedDict item has {} entries, expected 2", kv.size());
-          dict.mutable_dict().set(kv[0], kv[1]);
+          set_item(dict.mutable_dict(), kv[0], kv[1]);
         }
       return push(dict);
     }

@@ -320,7 +320,9 @@ TEST_CASE("pickle: the real MOSI utterance features (../shared) load") {
   }
   Value root = load_pickle_file(path);
   const std::pair<const char*, int64_t> splits[] = {{"train", 1233}, {"valid", 214}, {"test", 752}};
-  for (const auto& [name, n] : splits) {
+  for (const auto& split : splits) {
+    const char* name = split.first;
+    const int64_t n = split.second;
     CAPTURE(name);
     std::string where = fmt::format("split '{}'", name);
     const Value& s = root.at(name, "mosi_utterance.pkl");
