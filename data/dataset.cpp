@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "data/pickle.h"
 #include "engine/error.h"
+#include "ops/ops.h"
 
 namespace msmix {
 
@@ -258,6 +260,62 @@ PaddingReport detect_padding(const Tensor& x) {
   }
   r.side = r.left == 0 && r.right == 0 ? "none" : r.right > r.left ? "right" : r.left > r.right ? "left" : "mixed";
   return r;
+}
+
+// ---------------------------------------------------------------- MMSA pickles
+
+namespace {
+
+std::string file_stem(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  size_t dot = base.find_last_of('.');
+  return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
+}
+
+// One split's dict -> Split. Required keys: text, audio, vision, regression_labels; the rest are optional,
+// and keys msmix does not use (annotations, classification_labels, ...) are ignored.
+Split split_from_pickle(const Value& dict, const std::string& name, const std::string& file) {
+  const std::string where = fmt::format("split '{}' of {}", name, file);
+  auto key = [&](const char* k) { return name + "/" + k; };
+  Split s;
+  s.name = name;
+  s.text = dict.at("text", where).to_tensor(key("text"));
+  s.audio = dict.at("audio", where).to_tensor(key("audio"));
+  s.vision = dict.at("vision", where).to_tensor(key("vision"));
+  s.labels = dict.at("regression_labels", where).to_tensor(key("regression_labels"));
+  if (dict.has("text_bert")) s.text_bert = dict.at("text_bert").to_tensor(key("text_bert"));
+  if (dict.has("id")) s.ids = dict.at("id").to_strings(key("id"));
+  if (dict.has("raw_text")) s.raw_text = dict.at("raw_text").to_strings(key("raw_text"));
+  if (dict.has("audio_lengths")) s.audio_lengths = dict.at("audio_lengths").to_int64s(key("audio_lengths"));
+  if (dict.has("vision_lengths")) s.vision_lengths = dict.at("vision_lengths").to_int64s(key("vision_lengths"));
+  Tensor* unimodal[] = {&s.labels_t, &s.labels_a, &s.labels_v};
+  const char* unimodal_keys[] = {"regression_labels_T", "regression_labels_A", "regression_labels_V"};
+  for (int m = 0; m < 3; ++m)
+    if (dict.has(unimodal_keys[m])) *unimodal[m] = dict.at(unimodal_keys[m]).to_tensor(key(unimodal_keys[m]));
+  // Labels are (N,) in MMSA's files; accept (N, 1) as well.
+  for (Tensor* y : {&s.labels, &s.labels_t, &s.labels_a, &s.labels_v})
+    if (y->defined() && y->dim() == 2 && y->size(1) == 1) *y = reshape(*y, {y->size(0)});
+  return s;
+}
+
+}  // namespace
+
+Dataset dataset_from_pickle(const Value& root, const std::string& name, const std::string& source) {
+  Dataset ds;
+  ds.name = name;
+  ds.source = source;
+  const std::string file = source.empty() ? name : source;
+  MSMIX_CHECK(root.is(Kind::dict), "MMSA file {}: expected a dict of splits (train, valid, test), got {}", file,
+              root.describe());
+  for (Split* s : {&ds.train, &ds.valid, &ds.test})
+    *s = split_from_pickle(root.at(s->name, "MMSA file " + file), s->name, file);
+  ds.validate();
+  return ds;
+}
+
+Dataset load_mmsa(const std::string& path, const std::string& name) {
+  return dataset_from_pickle(load_pickle_file(path), name.empty() ? file_stem(path) : name, path);
 }
 
 // ---------------------------------------------------------------- MMSA loader behaviour

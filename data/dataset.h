@@ -69,6 +69,17 @@ struct PaddingReport {
 };
 PaddingReport detect_padding(const Tensor& x);
 
+// ---- MMSA feature files (.pkl), read with the restricted unpickler (data/pickle.h)
+
+class Value;
+// Reads an MMSA processed feature file and validates it. `name` defaults to the file's stem
+// ("aligned_50" for aligned_50.pkl). float64 arrays become float32; labels stored (N, 1) become [N].
+Dataset load_mmsa(const std::string& path, const std::string& name = "");
+// The same from an already-parsed pickle: {'train': S, 'valid': S, 'test': S}, each S a dict with text,
+// audio, vision, regression_labels (required) and text_bert, id, raw_text, audio_lengths, vision_lengths,
+// regression_labels_T/A/V (optional); other keys (annotations, classification_labels, config) are ignored.
+Dataset dataset_from_pickle(const Value& root, const std::string& name, const std::string& source);
+
 // ---- MMSA's data-loader behaviour (MMSA data/load_data.py), to apply once after loading
 
 // audio == -inf becomes 0 in place (MMSA does this to audio only). Returns how many were replaced.

@@ -1,10 +1,15 @@
 // Dataset checks (validate, summary statistics, padding side, MMSA's loader behaviour) on hand-made
-// splits, and the synthetic generator: shapes per name, reproducibility, label ranges, and that labels
+// splits, reading MMSA pickles (hand-built Value trees and the real MOSI file when present), and the
+// synthetic generator: shapes per name, reproducibility, label ranges, and that labels
 // really are the documented function of the features.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 
 #include "data/dataset.h"
+#include "data/pickle.h"
 #include "data/synthetic.h"
 #include "tests/testing.h"
 
@@ -377,4 +382,118 @@ TEST_CASE("synthetic best achievable MAE is reported and small") {
   CHECK(syn.best_test_mae < 0.3 * mae_zero);
   CHECK(st.count == 2000);
   CHECK(syn.dataset.source.find("best achievable test MAE") != std::string::npos);
+}
+
+// ---------------------------------------------------------------- MMSA pickles
+
+namespace {
+
+// A float64 numpy array Value (MMSA's feature tool writes float64; msmix reads float32).
+Value f64_array(const std::vector<double>& values, const Shape& shape) {
+  NdArray a;
+  a.dtype = parse_dtype_code("<f8");
+  a.shape = shape;
+  a.bytes.resize(values.size() * sizeof(double));
+  std::memcpy(a.bytes.data(), values.data(), a.bytes.size());
+  return Value::array(a);
+}
+
+// One split dict as MMSA writes it: n samples, text [n, 2, 3], audio [n, 3, 2], vision [n, 1, 4].
+Value split_value(int64_t n, bool with_extras) {
+  Value s = Value::dict();
+  Dict& d = s.mutable_dict();
+  auto ramp = [](int64_t count, double scale) {
+    std::vector<double> v(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) v[i] = double(i) * scale;
+    return v;
+  };
+  d.set(Value::str("text"), f64_array(ramp(n * 6, 0.5), {n, 2, 3}));
+  d.set(Value::str("audio"), f64_array(ramp(n * 6, -1), {n, 3, 2}));
+  d.set(Value::str("vision"), f64_array(ramp(n * 4, 2), {n, 1, 4}));
+  d.set(Value::str("regression_labels"), f64_array(ramp(n, 0.25), with_extras ? Shape{n, 1} : Shape{n}));
+  std::vector<Value> ids, lengths;
+  for (int64_t i = 0; i < n; ++i) ids.push_back(Value::str("vid$_$" + std::to_string(i)));
+  for (int64_t i = 0; i < n; ++i) lengths.push_back(Value::integer(1 + i % 3));
+  d.set(Value::str("id"), Value::list(ids));
+  d.set(Value::str("audio_lengths"), Value::list(lengths));
+  d.set(Value::str("annotations"), Value::list(ids));  // keys msmix does not use are ignored
+  if (with_extras) d.set(Value::str("regression_labels_T"), f64_array(ramp(n, -0.1), {n}));
+  return s;
+}
+
+Value file_value(bool with_extras) {
+  Value root = Value::dict();
+  root.mutable_dict().set(Value::str("train"), split_value(4, with_extras));
+  root.mutable_dict().set(Value::str("valid"), split_value(2, with_extras));
+  root.mutable_dict().set(Value::str("test"), split_value(3, with_extras));
+  return root;
+}
+
+}  // namespace
+
+TEST_CASE("dataset_from_pickle maps MMSA's keys onto a Dataset") {
+  Dataset ds = dataset_from_pickle(file_value(true), "toy", "toy.pkl");
+  CHECK(ds.name == "toy");
+  CHECK(ds.source == "toy.pkl");
+  const Split& tr = ds.train;
+  REQUIRE(tr.text.shape() == Shape{4, 2, 3});
+  CHECK(tr.audio.shape() == Shape{4, 3, 2});
+  CHECK(ds.test.vision.shape() == Shape{3, 1, 4});
+  CHECK(tr.labels.shape() == Shape{4});  // (N, 1) labels flattened
+  check_close(tr.labels.to_vector(), {0, 0.25f, 0.5f, 0.75f});
+  check_close(tr.labels_t.to_vector(), {0, -0.1f, -0.2f, -0.3f});
+  CHECK(!tr.labels_a.defined());
+  CHECK(tr.text.to_vector()[5] == 2.5f);
+  CHECK(tr.ids[3] == "vid$_$3");
+  CHECK(tr.audio_lengths == std::vector<int64_t>{1, 2, 3, 1});
+  CHECK(tr.vision_lengths.empty());
+  CHECK(tr.raw_text.empty());
+}
+
+TEST_CASE("dataset_from_pickle: missing keys, wrong layouts and invalid contents are named") {
+  Value root = file_value(false);
+  Value valid = split_value(2, false);
+  Value broken = Value::dict();
+  for (const auto& [k, v] : valid.as_dict().entries())
+    if (k.as_str() != "audio") broken.mutable_dict().set(k, v);
+  root.mutable_dict().set(Value::str("valid"), broken);
+  check_throws_with([&] { dataset_from_pickle(root, "toy", "toy.pkl"); }, {"key 'audio' missing in split 'valid' of toy.pkl"});
+  check_throws_with([] { dataset_from_pickle(Value::list(), "toy", "toy.pkl"); }, {"toy.pkl", "dict of splits"});
+  Value mismatched = file_value(false);
+  Value test = split_value(3, false);
+  test.mutable_dict().set(Value::str("audio"), f64_array(std::vector<double>(12, 0), {2, 3, 2}));
+  mismatched.mutable_dict().set(Value::str("test"), test);
+  check_throws_with([&] { dataset_from_pickle(mismatched, "toy", "toy.pkl"); },
+                    {"dataset 'toy'", "split 'test'", "audio has 2 samples"});
+}
+
+TEST_CASE("load_mmsa reads the real MOSI utterance features (../shared) when present") {
+  std::vector<std::string> candidates;
+  if (const char* shared = std::getenv("MSMIX_SHARED"))
+    candidates.push_back(std::string(shared) + "/data/mosi-utterance/mosi_utterance.pkl");
+  candidates.push_back("../../shared/data/mosi-utterance/mosi_utterance.pkl");
+  candidates.push_back("../shared/data/mosi-utterance/mosi_utterance.pkl");
+  std::string path;
+  for (const auto& c : candidates)
+    if (std::ifstream(c).good()) path = c;
+  if (path.empty()) {
+    MESSAGE("skipped: mosi_utterance.pkl not found (set MSMIX_SHARED to the shared folder)");
+    return;
+  }
+  Dataset ds = load_mmsa(path);
+  CHECK(ds.name == "mosi_utterance");
+  CHECK(ds.train.size() == 1233);
+  CHECK(ds.valid.size() == 214);
+  CHECK(ds.test.size() == 752);
+  CHECK(ds.train.text.shape() == Shape{1233, 1, 100});
+  CHECK(ds.test.audio.shape() == Shape{752, 1, 73});
+  CHECK(ds.valid.vision.shape() == Shape{214, 1, 100});
+  CHECK(ds.train.ids.size() == 1233);
+  CHECK(ds.train.ids[0].find("$_$") != std::string::npos);
+  CHECK(ds.train.audio_lengths == std::vector<int64_t>(1233, 1));
+  LabelStats st = label_stats(ds.test.labels);
+  CHECK(st.min >= -3);
+  CHECK(st.max <= 3);
+  CHECK(st.std > 1);
+  CHECK(detect_padding(ds.train.audio).side == "none");
 }
