@@ -5,6 +5,7 @@
 
 #include "data/loader.h"
 #include "data/synthetic.h"
+#include "engine/cuda_runtime.h"
 #include "tests/testing.h"
 
 using namespace msmix;
@@ -178,4 +179,29 @@ TEST_CASE("an error in the worker reaches the caller, and the loader stays usabl
   check_throws_with([&] { loader.next(b); }, {"out of range for audio"});  // the same epoch, started again
   check_throws_with([] { Loader bad(numbered_split(3), 0, true, 0); }, {"batch_size must be positive", "0"});
   check_throws_with([] { Split none; Loader bad(none, 4, true, 0); }, {"no regression_labels"});
+}
+
+TEST_CASE("batches move to the loader's device with the same values") {
+  if (cuda::device_count() == 0) {
+    MESSAGE("skipped: no GPU");
+    return;
+  }
+  Split s = numbered_split(11);
+  s.labels_a = Tensor::arange(11);
+  Loader cpu(s, 4, true, 9), gpu(s, 4, true, 9, false, Device::cuda(0));
+  Batch a, b;
+  int64_t batches = 0;
+  while (cpu.next(a)) {
+    REQUIRE(gpu.next(b));
+    batches++;
+    for (auto [x, y] : {std::pair{&a.text, &b.text}, {&a.audio, &b.audio}, {&a.vision, &b.vision},
+                        {&a.labels, &b.labels}, {&a.labels_a, &b.labels_a}}) {
+      CHECK(y->is_cuda());
+      CHECK(x->to_vector() == y->to_vector());
+    }
+    CHECK(a.indices == b.indices);
+    CHECK(a.audio_lengths == b.audio_lengths);
+  }
+  CHECK(!gpu.next(b));
+  CHECK(batches == 3);
 }
