@@ -94,3 +94,19 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(OBJ)/msmix/main.d
+
+# ---- libFuzzer targets (clang++). `make fuzz` fuzzes the pickle reader for FUZZ_TIME seconds; crashes
+# land in $(BUILD)/fuzz/. Only the fuzzed sources are rebuilt with fuzzer/sanitizer instrumentation;
+# clang's -fopenmp is swapped for -lgomp because the library is built with g++'s OpenMP.
+FUZZ_CXX ?= clang++
+FUZZ_TIME ?= 60
+FUZZ_FLAGS := -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -I$(BLAS_INC)
+FUZZ_PICKLE_SRCS := fuzz/fuzz_pickle.cpp data/pickle.cpp data/numpy_array.cpp
+.PHONY: fuzz
+$(BUILD)/fuzz_pickle: $(FUZZ_PICKLE_SRCS) data/pickle.h data/numpy_array.h $(LIB)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_PICKLE_SRCS) $(LIB) -o $@ $(filter-out -fopenmp,$(LDFLAGS)) $(LDLIBS) -lgomp
+fuzz: $(BUILD)/fuzz_pickle
+	@mkdir -p $(BUILD)/fuzz/corpus
+	MSMIX_ALLOC=system $(BUILD)/fuzz_pickle -max_total_time=$(FUZZ_TIME) -max_len=4096 -rss_limit_mb=1024 \
+	  -malloc_limit_mb=256 -dict=fuzz/corpus/pickle.dict -artifact_prefix=$(BUILD)/fuzz/ \
+	  $(BUILD)/fuzz/corpus fuzz/corpus/pickle
