@@ -2,6 +2,10 @@
 # Options: CUDA=0|1 (default: 1 when nvcc is found), SAN=1 (ASan + UBSan), NATIVE=1 (-march=native),
 # BUILD=dir (build folder, default build).
 BUILD ?= build
+# Build in parallel on every core unless the caller chose -j.
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+  MAKEFLAGS += -j$(shell nproc)
+endif
 CXX ?= g++
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
