@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cpu_flags.h"
 #include "engine/error.h"
 #include "models/lstm.h"
 #include "ops/ops.h"
@@ -59,6 +60,7 @@ void bench_sgemm(int64_t M, int64_t K, int64_t N, int reps) {
 
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) json = json || std::strcmp(argv[i], "--json") == 0;
+  set_flush_denormal(true);  // as the trainer runs
   try {
     {
     NoGradGuard no_grad;  // forward-only cases

@@ -118,3 +118,15 @@ TEST_CASE("caching allocator reuses blocks") {
   CHECK(after.in_use == before.in_use);
   if (std::getenv("MSMIX_ALLOC") == nullptr) CHECK(after.system_allocs == before.system_allocs);
 }
+
+#include "engine/cpu_flags.h"
+
+TEST_CASE("flush-denormal mode turns denormal results into zeros and back") {
+  volatile float tiny = 1e-30f;
+  set_flush_denormal(true);
+  float flushed = tiny * 1e-10f;  // 1e-40 is a denormal
+  set_flush_denormal(false);
+  float kept = tiny * 1e-10f;
+  CHECK(flushed == 0.0f);
+  CHECK(kept > 0.0f);
+}
