@@ -1,0 +1,292 @@
+#include "msmix/mixing.h"
+
+#include <algorithm>
+#include <cctype>
+#include <numeric>
+
+#include "engine/error.h"
+#include "msmix/alignment_loss.h"
+#include "ops/ops.h"
+
+namespace msmix {
+
+std::string mix_method_name(MixMethod method) {
+  switch (method) {
+    case MixMethod::None: return "none";
+    case MixMethod::Mixup: return "mixup";
+    case MixMethod::Manifold: return "manifold";
+    case MixMethod::MSMix: return "msmix";
+  }
+  return "?";
+}
+
+MixMethod parse_mix_method(const std::string& name) {
+  for (MixMethod m : {MixMethod::None, MixMethod::Mixup, MixMethod::Manifold, MixMethod::MSMix})
+    if (name == mix_method_name(m)) return m;
+  throw Error(fmt::format("mix: unknown method '{}' (expected none, mixup, manifold or msmix)", name));
+}
+
+float label_scale_for(const std::string& dataset) {
+  std::string lower = dataset;
+  for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "sims" ? 1.0f : 3.0f;
+}
+
+// ---- ratios and mixing
+
+namespace {
+
+std::string shape_or_undefined(const Tensor& t) { return t.defined() ? describe(t) : "undefined"; }
+
+// [N] or [N, 1] -> [N]
+Tensor as_vector(const Tensor& x, const char* op, const char* what) {
+  MSMIX_CHECK(x.defined() && (x.dim() == 1 || (x.dim() == 2 && x.size(1) == 1)), "{}: {} must be [N] or [N, 1], got {}",
+              op, what, shape_or_undefined(x));
+  return x.dim() == 1 ? x : reshape(x, {x.size(0)});
+}
+
+// lambda [N] -> [N, 1] or [N, 1, 1]: broadcasts over the rows of a [N, d] or [N, T, d] tensor.
+Tensor per_row(const Tensor& lambda, int64_t rank) {
+  Shape shape(size_t(rank), 1);
+  shape[0] = lambda.size(0);
+  return reshape(lambda, shape);
+}
+
+Tensor pair_index(const std::vector<MixPair>& pairs, bool first, Device device) {
+  std::vector<float> idx;
+  for (const MixPair& p : pairs) idx.push_back(float(first ? p.first : p.second));
+  return Tensor::from_vector(idx, {int64_t(idx.size())}, device);
+}
+
+}  // namespace
+
+Tensor intensity_weights(const Tensor& intensity, float eps) {
+  Tensor w = abs(as_vector(intensity, "intensity_weights", "intensity"));
+  Tensor hi = max(w, {0}), lo = neg(max(neg(w), {0}));  // rank 0; ties share the grad
+  return div(sub(w, lo), add(sub(hi, lo), eps));
+}
+
+MixRatios mixing_ratios(const Tensor& intensity_t, const Tensor& intensity_a, const Tensor& intensity_v,
+                        const Tensor& index_i, const Tensor& index_j, const Tensor& lambda_base, float eps) {
+  Tensor base = as_vector(lambda_base, "mixing_ratios", "lambda_base");
+  MSMIX_CHECK(index_i.defined() && index_j.defined() && index_i.dim() == 1 && index_i.shape() == index_j.shape() &&
+                  index_i.size(0) == base.size(0),
+              "mixing_ratios: index_i {}, index_j {} and lambda_base {} must all be [N]", shape_or_undefined(index_i),
+              shape_or_undefined(index_j), describe(lambda_base));
+  auto ratio = [&](const Tensor& intensity) {
+    Tensor w = intensity_weights(intensity, eps);  // [B]
+    Tensor wi = index_select(w, 0, index_i), wj = index_select(w, 0, index_j);
+    Tensor adapt = div(add(wi, eps), add(add(wi, wj), 2 * eps));
+    return mul(add(base, adapt), 0.5f);
+  };
+  MixRatios r;
+  r.t = ratio(intensity_t);
+  r.a = ratio(intensity_a);
+  r.v = ratio(intensity_v);
+  r.label = mul(add(add(r.t, r.a), r.v), 1.0f / 3.0f);
+  return r;
+}
+
+Tensor mix_rows(const Tensor& z, const Tensor& index_i, const Tensor& index_j, const Tensor& lambda) {
+  MSMIX_CHECK(z.defined() && (z.dim() == 2 || z.dim() == 3), "mix_rows: z must be [B, d] or [B, T, d], got {}",
+              shape_or_undefined(z));
+  MSMIX_CHECK(lambda.defined() && lambda.dim() == 1 && index_i.defined() && index_j.defined() &&
+                  index_i.shape() == lambda.shape() && index_j.shape() == lambda.shape(),
+              "mix_rows: lambda {}, index_i {} and index_j {} must all be [N]", shape_or_undefined(lambda),
+              shape_or_undefined(index_i), shape_or_undefined(index_j));
+  Tensor lam = per_row(lambda, z.dim());
+  Tensor zi = index_select(z, 0, index_i), zj = index_select(z, 0, index_j);
+  return add(mul(lam, zi), mul(rsub(1.0f, lam), zj));
+}
+
+Tensor pair_mix_loss(const Tensor& prediction, const Tensor& labels_i, const Tensor& labels_j,
+                     const Tensor& lambda_label) {
+  Tensor pred = as_vector(prediction, "pair_mix_loss", "prediction");
+  MSMIX_CHECK(labels_i.defined() && labels_j.defined() && lambda_label.defined() &&
+                  labels_i.shape() == pred.shape() && labels_j.shape() == pred.shape() &&
+                  lambda_label.shape() == pred.shape(),
+              "pair_mix_loss: prediction {}, labels_i {}, labels_j {} and lambda {} must hold the same N",
+              describe(prediction), shape_or_undefined(labels_i), shape_or_undefined(labels_j),
+              shape_or_undefined(lambda_label));
+  Tensor di = sub(pred, labels_i), dj = sub(pred, labels_j);
+  return mean(add(mul(lambda_label, mul(di, di)), mul(rsub(1.0f, lambda_label), mul(dj, dj))));
+}
+
+Representations concat_batches(const Representations& first, const Representations& second) {
+  return {concat({first.t, second.t}, 0), concat({first.a, second.a}, 0), concat({first.v, second.v}, 0)};
+}
+
+// ---- Mixer
+
+namespace {
+
+// Checks the three representations and the labels agree on B; returns the labels as [B].
+Tensor checked_labels(const std::string& who, const Representations& reps, const Tensor& labels) {
+  const Tensor* zs[3] = {&reps.t, &reps.a, &reps.v};
+  bool ok = labels.defined() && (labels.dim() == 1 || (labels.dim() == 2 && labels.size(1) == 1));
+  for (const Tensor* z : zs) ok = ok && z->defined() && (z->dim() == 2 || z->dim() == 3);
+  MSMIX_CHECK(ok, "{}: expected t, a, v as [B, d] or [B, T, d] and labels [B] or [B, 1], got t {}, a {}, v {}, labels {}",
+              who, shape_or_undefined(reps.t), shape_or_undefined(reps.a), shape_or_undefined(reps.v),
+              shape_or_undefined(labels));
+  const int64_t B = labels.size(0);
+  MSMIX_CHECK(B > 0 && reps.t.size(0) == B && reps.a.size(0) == B && reps.v.size(0) == B,
+              "{}: batch sizes differ (or are 0): t {}, a {}, v {}, labels {}", who, describe(reps.t),
+              describe(reps.a), describe(reps.v), describe(labels));
+  return labels.dim() == 1 ? labels : reshape(labels, {B});
+}
+
+// Fills the pair-derived fields of `r` from r.pairs and the lambdas already in it, and mixes.
+void mix_pairs(MixResult& r, const Representations& reps) {
+  Device dev = reps.t.device();
+  r.active = true;
+  r.index_i = pair_index(r.pairs, true, dev);
+  r.index_j = pair_index(r.pairs, false, dev);
+  r.labels_i = index_select(r.labels, 0, r.index_i);
+  r.labels_j = index_select(r.labels, 0, r.index_j);
+  r.mixed = {mix_rows(reps.t, r.index_i, r.index_j, r.lambda_t), mix_rows(reps.a, r.index_i, r.index_j, r.lambda_a),
+             mix_rows(reps.v, r.index_i, r.index_j, r.lambda_v)};
+  r.mixed_labels = add(mul(r.lambda_label, r.labels_i), mul(rsub(1.0f, r.lambda_label), r.labels_j));
+}
+
+// One lambda for the batch, random-permutation pairs: Mixup and Manifold Mixup.
+void mixup_pairs(MixResult& r, const Representations& reps, float alpha, Generator& gen) {
+  const int64_t B = r.labels.size(0);
+  std::vector<int64_t> perm(static_cast<size_t>(B));
+  std::iota(perm.begin(), perm.end(), 0);
+  for (int64_t k = B - 1; k > 0; --k) std::swap(perm[k], perm[gen.randint(uint64_t(k) + 1)]);
+  for (int64_t k = 0; k < B; ++k) r.pairs.emplace_back(k, perm[k]);
+  const float lambda = gen.beta(alpha, alpha);
+  r.lambda_base = Tensor::full({B}, lambda, reps.t.device());
+  r.lambda_t = r.lambda_a = r.lambda_v = r.lambda_label = r.lambda_base;
+  mix_pairs(r, reps);
+}
+
+}  // namespace
+
+Mixer::Mixer(const MixConfig& config_, MixMethod method) : config(config_) {
+  config.method = method;  // the object decides what it is
+  MSMIX_CHECK(config.alpha > 0, "{}: alpha must be > 0, got {}", name(), config.alpha);
+  MSMIX_CHECK(config.eps >= 0 && config.label_scale > 0, "{}: eps must be >= 0 and the label scale s > 0, got {} and {}",
+              name(), config.eps, config.label_scale);
+}
+
+Tensor Mixer::mix_loss(const Tensor& mixed_prediction, const MixResult& r) const {
+  if (!r.active) return Tensor::scalar(0.0f, r.labels.defined() ? r.labels.device() : Device::cpu());
+  return pair_mix_loss(mixed_prediction, r.labels_i, r.labels_j, r.lambda_label);
+}
+
+Tensor Mixer::alignment_loss(const MixResult& r) const {
+  return Tensor::scalar(0.0f, r.labels.defined() ? r.labels.device() : Device::cpu());
+}
+
+Tensor Mixer::total_loss(const Tensor& task_loss, const Tensor& mixed_prediction, const MixResult& r) const {
+  MSMIX_CHECK(task_loss.defined() && task_loss.numel() == 1, "{}: total_loss: task loss must hold one value, got {}",
+              name(), shape_or_undefined(task_loss));
+  if (!r.active) return task_loss;
+  Tensor loss = add(task_loss, mul(mix_loss(mixed_prediction, r), config.w_mix));
+  if (config.method == MixMethod::MSMix) loss = add(loss, mul(alignment_loss(r), config.w_sal));
+  return loss;
+}
+
+Tensor Mixer::total_loss(const Tensor& prediction, const Tensor& mixed_prediction, const MixResult& r,
+                         TaskLoss task) const {
+  MSMIX_CHECK(r.labels.defined(), "{}: total_loss: the mix result holds no labels", name());
+  Tensor pred = as_vector(prediction, "total_loss", "prediction");
+  MSMIX_CHECK(pred.shape() == r.labels.shape(), "{}: total_loss: prediction {} and labels {} differ in B", name(),
+              describe(prediction), describe(r.labels));
+  Tensor task_loss = task == TaskLoss::L1 ? l1_loss(pred, r.labels) : mse_loss(pred, r.labels);
+  return total_loss(task_loss, mixed_prediction, r);
+}
+
+NoMix::NoMix(const MixConfig& config_) : Mixer(config_, MixMethod::None) {}
+
+MixResult NoMix::mix(const Representations& reps, const Tensor& labels, Generator&) {
+  MixResult r;
+  r.labels = checked_labels("none", reps, labels);
+  return r;
+}
+
+Mixup::Mixup(const MixConfig& config_) : Mixer(config_, MixMethod::Mixup) {}
+
+MixResult Mixup::mix(const Representations& reps, const Tensor& labels, Generator& gen) {
+  MixResult r;
+  r.labels = checked_labels("mixup", reps, labels);
+  if (!is_training()) return r;
+  r.layer = "representations";
+  mixup_pairs(r, reps, config.alpha, gen);
+  return r;
+}
+
+ManifoldMixup::ManifoldMixup(const MixConfig& config_, std::vector<std::string> layers_)
+    : Mixer(config_, MixMethod::Manifold), layers(std::move(layers_)) {
+  MSMIX_CHECK(!layers.empty(), "manifold: no mixable layers");
+  for (const std::string& layer : layers)
+    MSMIX_CHECK(layer == "representations", "manifold: layer '{}' is not offered yet (only 'representations')", layer);
+}
+
+MixResult ManifoldMixup::mix(const Representations& reps, const Tensor& labels, Generator& gen) {
+  MixResult r;
+  r.labels = checked_labels("manifold", reps, labels);
+  if (!is_training()) return r;
+  r.layer = layers[gen.randint(layers.size())];  // drawn even from one layer: the stream stays the same later
+  mixup_pairs(r, reps, config.alpha, gen);
+  return r;
+}
+
+MSMix::MSMix(const MixConfig& config_, int64_t dim_t, int64_t dim_a, int64_t dim_v)
+    : Mixer(config_, MixMethod::MSMix), selector(config_.delta) {
+  text = register_module("text", std::make_shared<IntensityPredictor>(dim_t, config.heads));
+  audio = register_module("audio", std::make_shared<IntensityPredictor>(dim_a, config.heads));
+  vision = register_module("vision", std::make_shared<IntensityPredictor>(dim_v, config.heads));
+}
+
+MixResult MSMix::mix(const Representations& reps, const Tensor& labels, Generator& gen) {
+  MixResult r;
+  r.labels = checked_labels("msmix", reps, labels);
+  const char* names[3] = {"text", "audio", "vision"};
+  const Tensor* zs[3] = {&reps.t, &reps.a, &reps.v};
+  const IntensityPredictor* predictors[3] = {text.get(), audio.get(), vision.get()};
+  for (int m = 0; m < 3; ++m)
+    MSMIX_CHECK(zs[m]->size(-1) == predictors[m]->input_dim,
+                "msmix: {} representation is {}, its intensity predictor was built for width {}", names[m],
+                describe(*zs[m]), predictors[m]->input_dim);
+  if (!is_training()) return r;
+
+  r.layer = "representations";
+  r.intensity_t = text->forward(reps.t);  // [B] each, with grad into the predictors (and the encoders)
+  r.intensity_a = audio->forward(reps.a);
+  r.intensity_v = vision->forward(reps.v);
+  r.pairs = selector.select(reps, gen);  // detached inside
+  const int64_t B = r.labels.size(0);
+  std::vector<float> base(static_cast<size_t>(B));
+  for (float& b : base) b = gen.beta(config.alpha, config.alpha);  // one draw per pair
+  r.lambda_base = Tensor::from_vector(base, {B}, reps.t.device());
+
+  Device dev = reps.t.device();
+  MixRatios ratios = mixing_ratios(r.intensity_t, r.intensity_a, r.intensity_v, pair_index(r.pairs, true, dev),
+                                   pair_index(r.pairs, false, dev), r.lambda_base, config.eps);
+  r.lambda_t = ratios.t;
+  r.lambda_a = ratios.a;
+  r.lambda_v = ratios.v;
+  r.lambda_label = ratios.label;
+  mix_pairs(r, reps);
+  return r;
+}
+
+Tensor MSMix::alignment_loss(const MixResult& r) const {
+  if (!r.active) return Mixer::alignment_loss(r);
+  return msmix::alignment_loss(r.labels, {r.intensity_t, r.intensity_a, r.intensity_v}, config.label_scale,
+                               config.sal_scale);
+}
+
+std::shared_ptr<Mixer> make_mixer(const MixConfig& config, int64_t dim_t, int64_t dim_a, int64_t dim_v) {
+  switch (config.method) {
+    case MixMethod::None: return std::make_shared<NoMix>(config);
+    case MixMethod::Mixup: return std::make_shared<Mixup>(config);
+    case MixMethod::Manifold: return std::make_shared<ManifoldMixup>(config);
+    case MixMethod::MSMix: return std::make_shared<MSMix>(config, dim_t, dim_a, dim_v);
+  }
+  throw Error("make_mixer: unknown method");
+}
+
+}  // namespace msmix

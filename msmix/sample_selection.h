@@ -1,0 +1,43 @@
+// Sentiment-Aware Sample Selection (SASS, shared/spec/msmix.md section 1): which samples MS-Mix mixes.
+// From the three representations of a batch it builds a cosine-similarity matrix averaged over the
+// modalities, min-max normalises it, and draws B ordered pairs (i, j) of similar samples. Selection is
+// not differentiated: everything here runs on detached values.
+#pragma once
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "engine/random.h"
+#include "engine/tensor.h"
+#include "models/backbone.h"
+
+namespace msmix {
+
+using MixPair = std::pair<int64_t, int64_t>;  // (i, j): sample i is mixed with sample j
+
+class SampleSelector {
+ public:
+  explicit SampleSelector(float delta = 0.4f);
+
+  // S = (1/3) sum_m Z^m (Z^m)^T with Z^m the rows of z^m flattened to [B, D_m] and scaled to unit length
+  // (a zero row stays zero). [B, B], no grad, on the representations' device.
+  static Tensor cosine_similarity(const Representations& reps);
+  // S' (host tensor [B, B]): diagonal zeroed, min-max over the off-diagonal entries into [0, 1] (all 0.5
+  // when they span less than 1e-8, as the released code), diagonal zeroed again.
+  static Tensor normalize_similarity(const Tensor& similarity);
+  // Candidates from S', before shuffling: every ordered (i, j), i != j, with S'_ij > delta in row-major
+  // order; when fewer than B exist, the min(2B, B(B-1)/2) largest entries of the strict upper triangle
+  // instead (largest first, ties by row-major position). B = 1: none.
+  std::vector<MixPair> candidates(const Tensor& normalized) const;
+  // B pairs from S': the candidates shuffled with `gen` (a partial Fisher-Yates: for k = 0, 1, ...,
+  // swap k with k + randint(n - k)) and the first B kept; when fewer than B candidates exist, all of them
+  // in shuffled order followed by draws with replacement (randint(n)) up to B. B = 1: the single pair
+  // (0, 0), an identity mix (no i != j pair exists).
+  std::vector<MixPair> select(const Tensor& normalized, Generator& gen) const;
+  // The whole of SASS: normalize_similarity(cosine_similarity(reps)) then select.
+  std::vector<MixPair> select(const Representations& reps, Generator& gen) const;
+
+  float delta;  // --mix-delta: the similarity threshold on S'
+};
+
+}  // namespace msmix
