@@ -72,6 +72,9 @@ $(OBJ)/%.cu.o: %.cu | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
+# Kernels built for AVX2 + FMA, called only after a run-time CPU check (ops/cpu/fast_math.cpp).
+$(OBJ)/ops/cpu/fast_math_avx2.o: CXXFLAGS += -mavx2 -mfma
+
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
