@@ -1,8 +1,10 @@
 """PyTorch twin of bench/bench_ops.cpp: the same cases, names and units, one JSON object per line.
 
-Run with Debian's python3 (python3-torch). Threads: torch uses as many as msmix's OpenMP (all cores).
+Run with Debian's python3 (python3-torch). Threads: set to all cores, as msmix's OpenMP uses (Debian's torch
+otherwise starts with 1 here, which would flatter msmix).
 """
 import json
+import os
 import statistics
 import sys
 import time
@@ -25,6 +27,7 @@ def report(name, ms, amount, unit):
 
 
 def main():
+    torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
     with torch.no_grad():
         for m, k, n in [(32, 768, 128), (1600, 768, 128), (512, 512, 512), (1024, 1024, 1024)]:
