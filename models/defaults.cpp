@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/error.h"
+#include "models/mult.h"
 
 namespace msmix {
 
@@ -94,6 +95,7 @@ const std::vector<std::pair<std::string, DefaultsFn>>& table() {
       {"lf_dnn", lf_dnn_defaults},
       {"tfn", tfn_defaults},
       {"lmf", lmf_defaults},
+      {"mult", mult_defaults},
   };
   return entries;
 }

@@ -6,12 +6,13 @@
 #include "engine/error.h"
 #include "models/lf_dnn.h"
 #include "models/lmf.h"
+#include "models/mult.h"
 #include "models/tfn.h"
 #include "ops/ops.h"
 
 namespace msmix {
 
-std::vector<std::string> known_backbones() { return {"lf_dnn", "tfn", "lmf"}; }
+std::vector<std::string> known_backbones() { return {"lf_dnn", "tfn", "lmf", "mult"}; }
 
 std::shared_ptr<Backbone> make_backbone(const std::string& name, const FeatureDims& dims, const Config& config) {
   MSMIX_CHECK(dims.text > 0 && dims.audio > 0 && dims.vision > 0,
@@ -20,6 +21,7 @@ std::shared_ptr<Backbone> make_backbone(const std::string& name, const FeatureDi
   if (name == "lf_dnn") return std::make_shared<LFDNN>(dims, config);
   if (name == "tfn") return std::make_shared<TFN>(dims, config);
   if (name == "lmf") return std::make_shared<LMF>(dims, config);
+  if (name == "mult") return std::make_shared<MULT>(dims, config);
   throw Error(fmt::format("make_backbone: unknown backbone '{}'; known: {}", name, fmt::join(known_backbones(), ", ")));
 }
 

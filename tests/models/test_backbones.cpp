@@ -119,6 +119,7 @@ TEST_CASE("backbones: state-dict names equal MMSA's; trainable counts at MOSI de
   for (const auto& k : post_fusion_keys()) expect.push_back(k);
   CHECK(keys(lf->state_dict()) == sorted(expect));
   CHECK(lf->num_parameters() == 597171);
+  CHECK(at_defaults("mult", "mosi")->num_parameters() == 2571551);  // through the registry and defaults table
 
   auto tfn = at_defaults("tfn", "mosi");
   expect.push_back("output_range");
@@ -253,7 +254,7 @@ TEST_CASE("defaults: MMSA's values per (backbone, dataset), the loss, and the co
   CHECK(config_int(lf, "batch_size") == 128);
   CHECK(config_float(lf, "weight_decay") == 0.01f);
   CHECK(config_ints(lf, "feature_dims", 3) == std::vector<int64_t>{768, 5, 20});
-  CHECK(backbones_with_defaults() == std::vector<std::string>{"lf_dnn", "tfn", "lmf"});
+  CHECK(backbones_with_defaults() == std::vector<std::string>{"lf_dnn", "tfn", "lmf", "mult"});
   for (const auto& model : backbones_with_defaults())
     for (const auto& dataset : known_datasets()) CHECK(config_string(backbone_defaults(model, dataset), "loss") == "l1");
 }
