@@ -1,0 +1,368 @@
+#include "msmix/commands.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "data/synthetic.h"
+#include "engine/error.h"
+#include "models/checkpoint_io.h"
+#include "models/registry.h"
+#include "msmix/info.h"
+
+namespace msmix {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The run config as saved in config.json, without the version stamp (what resume and reuse compare).
+Config saved_config(const RunDir& dir) {
+  Config c = Config::parse(read_text_file(dir.file(kConfigFile)));
+  c.erase("msmix_version");
+  return c;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string quoted = "\"";
+  for (char c : s) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
+void print_metrics(std::ostream& out, const Metrics& metrics) {
+  for (const auto& [name, value] : metrics) out << fmt::format("  {:<14} {:.4f}\n", name, value);
+}
+
+// Trains one config into `dir`, resuming it when asked; wires the progress display.
+TrainResult run_training(Config config, Dataset& data, const std::string& dir, bool resume, Progress& progress) {
+  prepare_data(data, config);
+  Trainer trainer(config, data, dir);
+  if (resume) trainer.resume();
+  trainer.on_step = [&](const StepInfo& s) { progress.step(s); };
+  trainer.on_epoch = [&](const Json& line) { progress.epoch(line); };
+  return trainer.fit();
+}
+
+std::string run_title(const Config& c) {
+  return fmt::format("{} | {} ({}) | mix {} | seed {} | {} | batch {} | max {} epochs, early stop {}",
+                     config_string(c, "model"), config_string(c, "data"), config_string(c, "dataset"),
+                     config_string(c, "mix"), config_int(c, "seed"), config_string(c, "device"),
+                     config_int(c, "batch_size"), config_int(c, "max_epochs"), config_int(c, "early_stop"));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- train
+
+TrainResult train_command(const TrainCommand& command, Progress& progress, std::ostream& out) {
+  Config config;
+  std::string dir = command.resume;
+  if (!dir.empty()) {
+    RunDir run(dir);
+    MSMIX_CHECK(run.has(kConfigFile), "--resume '{}': no {} there (not a run directory)", dir, kConfigFile);
+    config = saved_config(run);
+  } else {
+    config = make_run_config(command.spec);
+    dir = !command.out.empty() ? command.out
+                               : fmt::format("runs/{}-{}-{}-{}", command.spec.model, data_name(command.spec.data),
+                                             command.spec.mix, command.spec.seed);
+    MSMIX_CHECK(command.overwrite || !RunDir(dir).has(kConfigFile),
+                "run directory '{}' already holds a run; continue it with --resume {}, or pass --overwrite", dir, dir);
+  }
+  Dataset data = load_data(config);
+  progress.message(fmt::format("{}{} -> {}", command.resume.empty() ? "" : "resuming ", run_title(config), dir));
+  TrainResult r = run_training(config, data, dir, !command.resume.empty(), progress);
+  if (r.status == "interrupted") {
+    out << fmt::format("interrupted after epoch {}; continue with: msmix train --resume {}\n", r.epochs, dir);
+    return r;
+  }
+  out << fmt::format("{} after {} epochs; best epoch {} (valid loss {:.4f}); test metrics:\n", r.stop_reason, r.epochs,
+                     r.best_epoch, r.best_valid_loss);
+  print_metrics(out, r.test);
+  out << fmt::format("run directory: {}\n", dir);
+  return r;
+}
+
+// ---------------------------------------------------------------- eval
+
+Evaluation eval_command(const EvalCommand& command, std::ostream& out) {
+  MSMIX_CHECK(!command.weights.empty(), "eval: --weights FILE is required");
+  std::error_code ec;
+  MSMIX_CHECK(fs::is_regular_file(command.weights, ec), "eval: --weights '{}': no such file", command.weights);
+  RunDir beside(fs::path(command.weights).has_parent_path() ? fs::path(command.weights).parent_path().string() : ".");
+  Config config;
+  RunSpec spec;
+  spec.model = command.model;
+  spec.data = command.data;
+  spec.dataset = command.dataset;
+  spec.device = command.device;
+  if (beside.has(kConfigFile)) {  // the run's own config: its --set values shape the model
+    config = saved_config(beside);
+    MSMIX_CHECK(command.model.empty() || config_string(config, "model") == command.model,
+                "eval: --model {} but {} was trained as {}", command.model, beside.file(kConfigFile),
+                config_string(config, "model"));
+    // The data may differ from the training run's: take its synthetic keys from a fresh config.
+    Config fresh = make_run_config([&] {
+      RunSpec s = spec;
+      s.model = config_string(config, "model");
+      s.dataset = command.dataset.empty() ? config_string(config, "dataset") : command.dataset;
+      return s;
+    }());
+    config["device"] = fresh["device"];
+    if (config_string(config, "data") != command.data) {
+      for (const char* key : {"synthetic_seed", "synthetic_scale", "synthetic_max_steps"}) config.erase(key);
+      for (const char* key : {"data", "dataset", "synthetic_seed", "synthetic_scale", "synthetic_max_steps"})
+        if (fresh.contains(key)) config[key] = fresh[key];
+    }
+    apply_overrides(config, command.overrides);
+  } else {
+    MSMIX_CHECK(!command.model.empty(), "eval: --model is required (no config.json beside {})", command.weights);
+    spec.overrides = command.overrides;
+    config = make_run_config(spec);
+  }
+  Dataset data = load_data(config);
+  prepare_data(data, config);
+  auto model = make_backbone(config_string(config, "model"), config_feature_dims(config), config);
+  const Device device = resolve_device(config_string(config, "device"));
+  model->to(device);
+  load_into(*model, command.weights);
+  Evaluation e = evaluate(*model, data.split(command.split), config, device);
+
+  if (!command.predictions.empty()) {
+    std::string csv = "id,label,prediction\n";
+    for (size_t i = 0; i < e.predictions.size(); ++i)
+      csv += fmt::format("{},{},{}\n", csv_field(e.ids[i]), e.labels[i], e.predictions[i]);
+    write_file_atomic(command.predictions, csv);
+  }
+  if (command.json) {
+    Json j = metrics_json(e.metrics);
+    j["Loss"] = e.loss;
+    out << j.dump() << "\n";
+  } else {
+    out << fmt::format("{} on {} split '{}' ({} samples), weights {}:\n", config_string(config, "model"),
+                       config_string(config, "data"), command.split, e.predictions.size(), command.weights);
+    print_metrics(out, e.metrics);
+    out << fmt::format("  {:<14} {:.4f}\n", "Loss", e.loss);
+    if (!command.predictions.empty()) out << fmt::format("predictions: {}\n", command.predictions);
+  }
+  return e;
+}
+
+// ---------------------------------------------------------------- compare
+
+CompareResult compare_command(const CompareCommand& command, Progress& progress, std::ostream& out) {
+  MSMIX_CHECK(!command.methods.empty() && !command.seeds.empty(), "compare: --mix and --seeds must not be empty");
+  for (const std::string& m : command.methods) parse_mix_method(m);
+  CompareResult result;
+  result.dir = !command.out.empty()
+                   ? command.out
+                   : fmt::format("runs/compare-{}-{}", command.base.model, data_name(command.base.data));
+  RunDir root(result.dir);
+  root.create();
+
+  Dataset data;
+  bool loaded = false;
+  const size_t total = command.methods.size() * command.seeds.size();
+  for (const std::string& method : command.methods) {
+    for (uint64_t seed : command.seeds) {
+      RunSpec spec = command.base;
+      spec.mix = method;
+      spec.seed = seed;
+      Config config = make_run_config(spec);
+      if (!loaded) data = load_data(config), loaded = true;  // the same data for every run
+      prepare_data(data, config);
+      const std::string dir = root.file(fmt::format("{}-{}", method, seed));
+      RunDir run(dir);
+      // Reused or resumed only when config.json matches this config and this build (msmix_version).
+      const bool same = run.has(kConfigFile) && run.read_json(kConfigFile).value("msmix_version", "") == version_stamp() &&
+                        saved_config(run) == config;
+      const std::string label = fmt::format("[{}/{}] {}", result.runs.size() + 1, total, run_title(config));
+      Json results;
+      if (same && run.has(kResultsFile) && run.read_json(kResultsFile).value("status", "") == "finished") {
+        progress.message(label + " -> reusing " + dir);
+        results = run.read_json(kResultsFile);
+      } else {
+        const bool resume = same && run.has(kLastCheckpointFile);
+        progress.message(label + (resume ? " -> resuming " : " -> ") + dir);
+        TrainResult r = run_training(config, data, dir, resume, progress);
+        if (r.status == "interrupted") {
+          result.interrupted = true;
+          out << fmt::format("compare interrupted during {} seed {}; rerun the same command to continue\n", method, seed);
+          return result;
+        }
+        results = r.results;
+      }
+      RunRecord record;
+      record.method = method;
+      record.seed = seed;
+      record.best_epoch = results.value("best_epoch", int64_t(0));
+      for (auto it = results["test"].begin(); it != results["test"].end(); ++it)
+        record.test.emplace_back(it.key(), it.value().is_number() ? it.value().get<double>() : NAN);
+      for (const Json& line : run.read_log())
+        record.valid_loss.push_back(line["valid_loss"].is_number() ? line["valid_loss"].get<double>() : NAN);
+      result.runs.push_back(record);
+    }
+  }
+
+  result.comparison = summarize(result.runs, command.methods);
+  const std::string& spec = command.base.data;
+  const std::string data_label = spec.rfind("synthetic:", 0) == 0 ? spec : data_name(spec);
+  const std::string title =
+      fmt::format("{} on {}, seeds {}", command.base.model, data_label, fmt::join(command.seeds, ","));
+  result.markdown = comparison_markdown(result.comparison, title);
+  write_file_atomic(root.file("compare.md"), result.markdown);
+  write_file_atomic(root.file("compare.csv"), comparison_csv(result.comparison));
+  write_file_atomic(root.file("runs.csv"), runs_csv(result.runs));
+  write_file_atomic(root.file("curves.svg"), learning_curves_svg(result.runs, command.methods,
+                                                                 "validation loss: " + title));
+  out << "\n" << result.markdown << "\n";
+  out << fmt::format("written: {0}/compare.md, {0}/compare.csv, {0}/runs.csv, {0}/curves.svg\n", result.dir);
+  return result;
+}
+
+// ---------------------------------------------------------------- data
+
+std::string data_command(const std::string& data) {
+  Config c = {{"data", data}, {"synthetic_seed", 1}, {"synthetic_scale", 1.0}, {"synthetic_max_steps", 0}};
+  Dataset d = load_data(c);
+  return d.summary();
+}
+
+// ---------------------------------------------------------------- parsing helpers
+
+std::vector<std::string> split_list(const std::string& text, const char* flag) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(start, comma - start);
+    MSMIX_CHECK(!item.empty(), "{}: empty item in '{}'", flag, text);
+    items.push_back(item);
+    start = comma + 1;
+  }
+  return items;
+}
+
+std::vector<uint64_t> parse_seeds(const std::string& text) {
+  std::vector<uint64_t> seeds;
+  for (const std::string& item : split_list(text, "--seeds")) {
+    size_t used = 0;
+    uint64_t seed = 0;
+    try {
+      seed = std::stoull(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    MSMIX_CHECK(used == item.size() && item[0] != '-', "--seeds: '{}' is not a non-negative integer", item);
+    seeds.push_back(seed);
+  }
+  return seeds;
+}
+
+// ---------------------------------------------------------------- the command line
+
+int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  CLI::App app{"msmix: multimodal sentiment analysis with MS-Mix, from scratch in C++/CUDA"};
+  app.name("msmix");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(MSMIX_VERSION));
+
+  CLI::App* info = app.add_subcommand("info", "print version, build flags, threads, BLAS, CUDA and GPUs");
+
+  TrainCommand train;
+  train.spec.model = train.spec.data = "";  // required unless --resume
+  std::string train_mix = "none";
+  CLI::App* train_app = app.add_subcommand("train", "train one backbone with or without mixing (MMSA's protocol)");
+  train_app->add_option("--model", train.spec.model, "backbone: " + fmt::format("{}", fmt::join(known_backbones(), ", ")));
+  train_app->add_option("--data", train.spec.data, "an MMSA feature file (*.pkl) or synthetic:NAME");
+  train_app->add_option("--dataset", train.spec.dataset, "mosi | mosei | sims: defaults and metrics (default: from the data's name)");
+  train_app->add_option("--mix", train_mix, "none | mixup | manifold | msmix")->capture_default_str();
+  train_app->add_option("--seed", train.spec.seed, "seed of init, dropout, shuffling and mixing")->capture_default_str();
+  train_app->add_option("--device", train.spec.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  train_app->add_option("--out", train.out, "run directory (default runs/<model>-<data>-<mix>-<seed>)");
+  train_app->add_option("--epochs", train.spec.max_epochs, "maximum epochs (default: the defaults table's max_epochs)");
+  train_app->add_option("--set", train.spec.overrides, "key=value overrides of the run config (repeatable)");
+  train_app->add_option("--resume", train.resume, "continue the run in this directory");
+  train_app->add_flag("--overwrite", train.overwrite, "start afresh in a directory that already holds a run");
+
+  EvalCommand eval;
+  CLI::App* eval_app = app.add_subcommand("eval", "score saved weights on a split with MMSA's metrics");
+  eval_app->add_option("--model", eval.model, "backbone (default: from config.json beside the weights)");
+  eval_app->add_option("--data", eval.data, "an MMSA feature file (*.pkl) or synthetic:NAME")->required();
+  eval_app->add_option("--dataset", eval.dataset, "mosi | mosei | sims (default: from the data's name)");
+  eval_app->add_option("--weights", eval.weights, "safetensors file with the backbone's state dict")->required();
+  eval_app->add_option("--split", eval.split, "train | valid | test")->capture_default_str();
+  eval_app->add_option("--predictions", eval.predictions, "write id,label,prediction rows to this CSV");
+  eval_app->add_option("--device", eval.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  eval_app->add_option("--set", eval.overrides, "key=value config overrides (repeatable)");
+  eval_app->add_flag("--json", eval.json, "print the metrics as one JSON object");
+
+  CompareCommand compare;
+  std::string compare_mix = "none,msmix", compare_seeds = "1111,1112,1113,1114,1115";
+  CLI::App* compare_app = app.add_subcommand("compare", "train methods x seeds and print the paper-style table");
+  compare_app->add_option("--model", compare.base.model, "backbone")->required();
+  compare_app->add_option("--data", compare.base.data, "an MMSA feature file (*.pkl) or synthetic:NAME")->required();
+  compare_app->add_option("--dataset", compare.base.dataset, "mosi | mosei | sims (default: from the data's name)");
+  compare_app->add_option("--mix", compare_mix, "comma-separated methods; the first is the baseline")->capture_default_str();
+  compare_app->add_option("--seeds", compare_seeds, "comma-separated seeds")->capture_default_str();
+  compare_app->add_option("--device", compare.base.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  compare_app->add_option("--epochs", compare.base.max_epochs, "maximum epochs per run");
+  compare_app->add_option("--set", compare.base.overrides, "key=value overrides for every run (repeatable)");
+  compare_app->add_option("--out", compare.out, "output folder (default runs/compare-<model>-<data>)");
+
+  std::string data_spec;
+  CLI::App* data_app = app.add_subcommand("data", "print a dataset summary (splits, shapes, labels, padding)");
+  data_app->add_option("data", data_spec, "an MMSA feature file (*.pkl) or synthetic:NAME")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e, out, err);  // --help, --version
+  } catch (const CLI::ParseError& e) {
+    err << "msmix: error: " << e.what() << "\n";
+    CLI::App* sub = app.get_subcommands().empty() ? nullptr : app.get_subcommands().front();
+    err << fmt::format("run 'msmix{} --help' for usage\n", sub ? " " + sub->get_name() : "");
+    return 2;
+  }
+
+  try {
+    Progress progress(err, &err == &std::cerr && Progress::stderr_is_terminal());
+    if (*info) {
+      out << build_info();
+    } else if (*train_app) {
+      MSMIX_CHECK(!train.resume.empty() || (!train.spec.model.empty() && !train.spec.data.empty()),
+                  "train: --model and --data are required (or --resume DIR)");
+      train.spec.mix = train_mix;
+      if (train.resume.empty()) parse_mix_method(train_mix);
+      if (&err == &std::cerr) install_interrupt_handler();
+      TrainResult r = train_command(train, progress, out);
+      if (r.status == "interrupted") return 130;
+    } else if (*eval_app) {
+      eval_command(eval, out);
+    } else if (*compare_app) {
+      compare.methods = split_list(compare_mix, "--mix");
+      compare.seeds = parse_seeds(compare_seeds);
+      if (&err == &std::cerr) install_interrupt_handler();
+      if (compare_command(compare, progress, out).interrupted) return 130;
+    } else if (*data_app) {
+      out << data_command(data_spec);
+    }
+  } catch (const std::exception& e) {
+    err << "msmix: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::vector<const char*> argv = {"msmix"};
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  return run_cli(int(argv.size()), argv.data(), out, err);
+}
+
+}  // namespace msmix

@@ -1,0 +1,608 @@
+#include "msmix/trainer.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+
+#include "data/loader.h"
+#include "data/synthetic.h"
+#include "engine/autograd.h"
+#include "engine/checkpoint.h"
+#include "engine/cuda_runtime.h"
+#include "engine/error.h"
+#include "models/checkpoint_io.h"
+#include "models/registry.h"
+#include "msmix/grad_clip.h"
+#include "ops/ops.h"
+
+namespace msmix {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kSyntheticPrefix = "synthetic:";
+constexpr double kImprovement = 1e-6;  // MMSA: a better epoch lowers the valid loss by at least this
+// Streams derived from the run seed (the init stream is the seed itself).
+constexpr uint64_t kDropoutStream = 1, kMixStream = 2;
+
+bool is_synthetic(const std::string& data) { return data.rfind(kSyntheticPrefix, 0) == 0; }
+
+// splitmix64 of seed and stream: independent Philox keys for the run's streams.
+uint64_t derive_seed(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed + stream * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// The shortest decimal that reads back as f, as a double: 1e-3f -> 0.001 (not 0.0010000000474974513).
+double clean(float f) { return std::stod(fmt::format("{}", f)); }
+
+// Doubles that JSON cannot hold (inf, nan) travel as strings.
+Json json_double(double x) { return std::isfinite(x) ? Json(x) : Json(fmt::format("{}", x)); }
+double from_json_double(const Json& j) { return j.is_string() ? std::stod(j.get<std::string>()) : j.get<double>(); }
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+ModelInput model_input(const Batch& batch, const Config& config) {
+  ModelInput in;
+  in.text = config_bool_or(config, "use_bert", false) ? batch.text_bert : batch.text;
+  in.audio = batch.audio;
+  in.vision = batch.vision;
+  in.audio_lengths = batch.audio_lengths;
+  in.vision_lengths = batch.vision_lengths;
+  return in;
+}
+
+int64_t config_int_or(const Config& config, const std::string& key, int64_t fallback) {
+  return config.contains(key) ? config_int(config, key) : fallback;
+}
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_sigint(int) {
+  g_stop.store(true);
+  const char msg[] = "\nmsmix: stopping at the end of this step (Ctrl-C again to kill)\n";
+  ssize_t ignored = ::write(2, msg, sizeof(msg) - 1);
+  (void)ignored;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- run config and data
+
+Device resolve_device(const std::string& name) {
+  if (name == "auto") return cuda::device_count() > 0 ? Device::cuda(0) : Device::cpu();
+  Device device;
+  try {
+    device = Device::parse(name);
+  } catch (const Error&) {
+    throw Error(fmt::format("--device: expected auto, cpu, cuda or cuda:N, got '{}'", name));
+  }
+  if (device.is_cuda()) {
+    const int count = cuda::device_count();
+    MSMIX_CHECK(device.index < count, "--device {}: no such CUDA GPU ({} found; CUDA {}); use --device cpu or auto",
+                name, count, cuda::compiled() ? "compiled in" : "not compiled into this build");
+  }
+  return device;
+}
+
+std::string dataset_kind(const std::string& name) {
+  std::string lower = name;
+  for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.find("sims") != std::string::npos) return "sims";
+  if (lower.find("mosei") != std::string::npos) return "mosei";
+  return "mosi";
+}
+
+std::string data_name(const std::string& data) {
+  if (is_synthetic(data)) return data.substr(std::string(kSyntheticPrefix).size());
+  return fs::path(data).stem().string();
+}
+
+Config make_run_config(const RunSpec& spec) {
+  MSMIX_CHECK(!spec.data.empty(), "--data: give a path to an MMSA .pkl file or synthetic:NAME");
+  const std::string dataset = spec.dataset.empty() ? dataset_kind(data_name(spec.data)) : spec.dataset;
+  Config c = backbone_defaults(spec.model, dataset);
+  c["data"] = spec.data;
+  c["mix"] = spec.mix;
+  c["seed"] = spec.seed;
+  c["device"] = spec.device;
+  const MixConfig m;
+  c["mix_delta"] = clean(m.delta);
+  c["mix_alpha"] = clean(m.alpha);
+  c["mix_heads"] = m.heads;
+  c["mix_weight"] = clean(m.w_mix);
+  c["sal_weight"] = clean(m.w_sal);
+  c["sal_scale"] = clean(m.sal_scale);
+  c["sal_s"] = clean(label_scale_for(dataset));
+  c["mix_eps"] = clean(m.eps);
+  if (!c.contains("grad_clip_norm")) c["grad_clip_norm"] = -1.0;
+  c["checkpoint"] = true;
+  if (is_synthetic(spec.data)) {
+    c["synthetic_seed"] = 1;
+    c["synthetic_scale"] = 1.0;
+    c["synthetic_max_steps"] = 0;
+  }
+  if (spec.max_epochs > 0) c["max_epochs"] = spec.max_epochs;
+  apply_overrides(c, spec.overrides);
+  // Checked after the overrides, which may have set them.
+  parse_mix_method(config_string(c, "mix"));
+  c["device"] = resolve_device(config_string(c, "device")).str();
+  MSMIX_CHECK(config_int(c, "max_epochs") > 0 && config_int(c, "batch_size") > 0 && config_int(c, "early_stop") > 0,
+              "{}: max_epochs ({}), batch_size ({}) and early_stop ({}) must be positive", spec.model,
+              config_int(c, "max_epochs"), config_int(c, "batch_size"), config_int(c, "early_stop"));
+  return c;
+}
+
+MixConfig mix_config(const Config& config) {
+  MixConfig m;
+  m.method = parse_mix_method(config_string(config, "mix"));
+  m.delta = config_float(config, "mix_delta");
+  m.alpha = config_float(config, "mix_alpha");
+  m.heads = config_int(config, "mix_heads");
+  m.w_mix = config_float(config, "mix_weight");
+  m.w_sal = config_float(config, "sal_weight");
+  m.sal_scale = config_float(config, "sal_scale");
+  m.label_scale = config_float(config, "sal_s");
+  m.eps = config_float(config, "mix_eps");
+  return m;
+}
+
+Dataset load_data(const Config& config) {
+  const std::string data = config_string(config, "data");
+  if (is_synthetic(data)) {
+    SyntheticOptions o;
+    o.size_scale = config_float(config, "synthetic_scale");
+    o.max_steps = config_int(config, "synthetic_max_steps");
+    return make_synthetic(data_name(data), uint64_t(config_int(config, "synthetic_seed")), o).dataset;
+  }
+  MSMIX_CHECK(fs::path(data).extension() == ".pkl",
+              "--data '{}': expected an MMSA feature file (*.pkl) or synthetic:NAME (NAME one of {})", data,
+              fmt::join(synthetic_names(), ", "));
+  std::error_code ec;
+  MSMIX_CHECK(fs::is_regular_file(data, ec), "--data '{}': no such file", data);
+  return load_mmsa(data);
+}
+
+void prepare_data(Dataset& data, Config& config) {
+  prepare_like_mmsa(data, config_bool_or(config, "need_normalized", false));
+  const Split& s = data.train;
+  MSMIX_CHECK(s.size() > 0 && data.valid.size() > 0 && data.test.size() > 0,
+              "dataset '{}': train, valid and test must each hold samples (got {}, {}, {})", data.name, s.size(),
+              data.valid.size(), data.test.size());
+  const int64_t text = config_bool_or(config, "use_bert", false) ? 768 : s.text.size(-1);
+  config["feature_dims"] = {text, s.audio.size(-1), s.vision.size(-1)};
+}
+
+std::string version_stamp() { return fmt::format("{} ({})", MSMIX_VERSION, MSMIX_GIT_REV); }
+
+// ---------------------------------------------------------------- evaluation
+
+Json metrics_json(const Metrics& metrics) {
+  Json j = Json::object();
+  for (const auto& [name, value] : metrics) j[name] = std::isfinite(value) ? Json(value) : Json();
+  return j;
+}
+
+Evaluation evaluate(Backbone& model, const Split& split, const Config& config, Device device) {
+  NoGradGuard no_grad;
+  model.eval();
+  Loader loader(split, config_int(config, "batch_size"), /*shuffle=*/false, /*seed=*/0, /*drop_last=*/false, device);
+  Evaluation e;
+  double loss_sum = 0;
+  int64_t batches = 0;
+  Batch batch;
+  while (loader.next(batch)) {
+    Tensor pred = model.forward(model_input(batch, config)).prediction;  // [B, 1]
+    Tensor labels = reshape(batch.labels, {batch.size(), 1});
+    loss_sum += task_loss(config, pred, labels).item();
+    ++batches;
+    for (float p : pred.to_vector()) e.predictions.push_back(p);
+    for (float y : batch.labels.to_vector()) e.labels.push_back(y);
+  }
+  e.loss = batches > 0 ? round4(loss_sum / double(batches)) : NAN;
+  for (int64_t i = 0; i < split.size(); ++i)
+    e.ids.push_back(split.ids.empty() ? std::to_string(i) : split.ids[size_t(i)]);
+  if (!e.predictions.empty()) e.metrics = dataset_metrics(config_string(config, "dataset"), e.predictions, e.labels);
+  return e;
+}
+
+// ---------------------------------------------------------------- Ctrl-C
+
+void install_interrupt_handler() {
+  struct sigaction action {};
+  action.sa_handler = on_sigint;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESETHAND;  // the second Ctrl-C gets the default action
+  sigaction(SIGINT, &action, nullptr);
+}
+void request_stop() { g_stop.store(true); }
+bool stop_requested() { return g_stop.load(); }
+void clear_stop_request() { g_stop.store(false); }
+
+// ---------------------------------------------------------------- the trainer
+
+struct Trainer::EpochSums {
+  double total = 0, task = 0, mix = 0, sal = 0;
+  int64_t steps = 0;
+};
+
+Trainer::Trainer(Config config, const Dataset& data, std::string run_dir)
+    : config_(std::move(config)), data_(data), run_dir_(std::move(run_dir)) {
+  build();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::build() {
+  device_ = resolve_device(config_string(config_, "device"));
+  const uint64_t seed = uint64_t(config_int(config_, "seed"));
+  const std::string name = config_string(config_, "model");
+  manual_seed(seed);  // the init stream
+  model_ = make_backbone(name, config_feature_dims(config_), config_);
+  model_->to(device_);
+
+  // The representation widths the intensity predictors need: one eval-mode encode of two samples
+  // (eval mode draws nothing and leaves BatchNorm's running statistics alone).
+  Representations probe;
+  {
+    NoGradGuard no_grad;
+    model_->eval();
+    const int64_t n = std::min<int64_t>(2, data_.train.size());
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < n; ++i) rows.push_back(i);
+    Batch b = gather_batch(data_.train, rows);
+    b.text = b.text.defined() ? b.text.to(device_) : b.text;
+    b.text_bert = b.text_bert.defined() ? b.text_bert.to(device_) : b.text_bert;
+    b.audio = b.audio.to(device_);
+    b.vision = b.vision.to(device_);
+    probe = model_->encode(model_input(b, config_));
+    model_->train();
+  }
+  mixer_ = make_mixer(mix_config(config_), probe.t.size(-1), probe.a.size(-1), probe.v.size(-1));
+  mixer_->to(device_);
+  manual_seed(derive_seed(seed, kDropoutStream));  // dropout: the same stream whatever the mixer drew at init
+  mix_gen_ = Generator(derive_seed(seed, kMixStream));
+
+  // Optimizer groups as MMSA's trainer builds them, plus the mixer's predictors (the released MS-Mix code
+  // keeps them inside the model, so they share its lr and weight decay).
+  const float lr = config_float(config_, "learning_rate");
+  const float weight_decay = config_float_or(config_, "weight_decay", 0.0f);
+  std::vector<ParamGroup> groups;
+  for (const NamedParamGroup& g : parameter_groups(*model_, config_)) {
+    groups.push_back({g.tensors(), g.lr, g.weight_decay});
+    group_names_.push_back(g.name);
+  }
+  if (!mixer_->parameters().empty()) {
+    groups.push_back({mixer_->parameters(), lr, weight_decay});
+    group_names_.push_back("mixer");
+  }
+  const std::string kind = config_string(config_, "optimizer");
+  if (kind == "adam" || kind == "adamw") {
+    AdamOptions o;
+    o.lr = lr;
+    o.weight_decay = weight_decay;
+    if (kind == "adam") optimizer_ = std::make_unique<Adam>(groups, o);
+    else optimizer_ = std::make_unique<AdamW>(groups, o);
+  } else if (kind == "sgd") {
+    SGDOptions o;
+    o.lr = lr;
+    o.weight_decay = weight_decay;
+    o.momentum = config_float_or(config_, "momentum", 0.0f);
+    optimizer_ = std::make_unique<SGD>(groups, o);
+  } else {
+    throw Error(fmt::format("{}: unknown optimizer '{}' (known: adam, adamw, sgd)", name, kind));
+  }
+  const std::string scheduler = config_.contains("scheduler") ? config_string(config_, "scheduler") : "none";
+  if (scheduler == "reduce_on_plateau") {
+    ReduceLROnPlateau::Options o;  // MMSA: mode min, PyTorch's threshold 1e-4 (relative)
+    o.factor = config_float_or(config_, "scheduler_factor", 0.1f);
+    o.patience = config_int(config_, "patience");
+    scheduler_ = std::make_unique<ReduceLROnPlateau>(*optimizer_, o);
+  } else {
+    MSMIX_CHECK(scheduler == "none", "{}: unknown scheduler '{}' (known: none, reduce_on_plateau)", name, scheduler);
+  }
+}
+
+int64_t Trainer::steps_per_epoch() const {
+  const int64_t n = data_.train.size(), b = config_int(config_, "batch_size");
+  return n % b == 1 && n > 1 ? n / b : (n + b - 1) / b;  // see fit(): a last batch of one sample is dropped
+}
+
+std::string Trainer::last_checkpoint_note() const {
+  if (run_dir_.empty()) return "no run directory, nothing kept";
+  if (epochs_done_ == 0) return "no checkpoint yet (no epoch finished)";
+  RunDir dir(run_dir_);
+  std::string note = fmt::format("last good checkpoint: {} (end of epoch {})", dir.file(kLastCheckpointFile), epochs_done_);
+  if (!config_bool(config_, "checkpoint")) note = "no resume point (checkpoint=false)";
+  return fmt::format("{}; best weights: {} (epoch {})", note, dir.file(kBestWeightsFile), best_epoch_);
+}
+
+void Trainer::fail(const std::string& message) {
+  const std::string full = fmt::format("train: {}; the run stopped ({})", message, last_checkpoint_note());
+  if (!run_dir_.empty()) {
+    Json r = {{"status", "failed"}, {"error", full}, {"epochs", epochs_done_}, {"best_epoch", best_epoch_}};
+    RunDir(run_dir_).write_json(kResultsFile, r);
+  }
+  throw Error(full);
+}
+
+double Trainer::train_step(const Batch& batch, int64_t epoch, int64_t step, int64_t steps, EpochSums& sums) {
+  const int64_t update_every = config_int_or(config_, "update_epochs", 1);
+  if (left_in_group_ == update_every) {  // MMSA: zero the grads at the start of each accumulation group
+    optimizer_->zero_grad();
+    model_->zero_grad();  // also the parameters no group trains (LMF's fusion weights)
+    mixer_->zero_grad();
+  }
+  --left_in_group_;
+  const int64_t B = batch.size();
+  Representations reps = model_->encode(model_input(batch, config_));
+  MixResult mix = mixer_->mix(reps, batch.labels, mix_gen_);
+  ModelOutput out = model_->fuse(mix.active ? concat_batches(reps, mix.mixed) : reps);  // [B or 2B, 1]
+  Tensor pred = mix.active ? slice(out.prediction, 0, 0, B) : out.prediction;
+  Tensor mixed_pred = mix.active ? slice(out.prediction, 0, B, 2 * B) : Tensor();
+  Tensor task = task_loss(config_, pred, reshape(batch.labels, {B, 1}));
+  if (out.aux_loss.defined()) task = add(task, out.aux_loss);
+  Tensor loss = mixer_->total_loss(task, mixed_pred, mix);
+
+  const double value = loss.item();
+  if (!std::isfinite(value)) fail(fmt::format("non-finite loss ({}) at epoch {}, step {} of {}", value, epoch, step, steps));
+  loss.backward();
+  const std::vector<Tensor> params = [&] {
+    std::vector<Tensor> all;
+    for (const ParamGroup& g : optimizer_->param_groups()) all.insert(all.end(), g.params.begin(), g.params.end());
+    return all;
+  }();
+  const float clip_value = config_float(config_, "grad_clip"), clip_norm = config_float(config_, "grad_clip_norm");
+  if (clip_value > 0) clip_grad_value(params, clip_value);  // MMSA: after every backward (-1 = off)
+  if (clip_norm > 0) clip_grad_norm(params, clip_norm);
+  if (left_in_group_ == 0) {
+    optimizer_->step();
+    left_in_group_ = update_every;
+  }
+
+  sums.total += value;
+  sums.task += task.item();
+  if (mix.active) {
+    NoGradGuard no_grad;
+    sums.mix += mixer_->mix_loss(mixed_pred, mix).item();
+    sums.sal += mixer_->alignment_loss(mix).item();
+  }
+  ++sums.steps;
+  return value;
+}
+
+void Trainer::keep_best(int64_t epoch, double valid_loss) {
+  best_valid_loss_ = valid_loss;
+  best_epoch_ = epoch;
+  best_state_.clear();
+  for (const auto& [name, t] : model_->state_dict()) {
+    Tensor copy = Tensor::empty(t.shape(), t.device());
+    copy.copy_(t);
+    best_state_[name] = copy;
+  }
+  if (!run_dir_.empty())
+    save_module(*model_, RunDir(run_dir_).file(kBestWeightsFile),
+                {{"model", config_string(config_, "model")}, {"epoch", std::to_string(epoch)},
+                 {"valid_loss", fmt::format("{}", valid_loss)}});
+}
+
+Json Trainer::epoch_state(int64_t epoch) const {
+  Json s = {{"epoch", epoch},
+            {"best_epoch", best_epoch_},
+            {"best_valid_loss", json_double(best_valid_loss_)},
+            {"rng",
+             {{"dropout", {{"seed", default_generator().seed}, {"offset", default_generator().offset}}},
+              {"mixing", {{"seed", mix_gen_.seed}, {"offset", mix_gen_.offset}}}}},
+            {"scheduler", nullptr}};
+  if (scheduler_) {
+    const ReduceLROnPlateau::State& st = scheduler_->state();
+    s["scheduler"] = {{"best", json_double(st.best)},
+                      {"num_bad_epochs", st.num_bad_epochs},
+                      {"cooldown_counter", st.cooldown_counter},
+                      {"last_epoch", st.last_epoch}};
+  }
+  return s;
+}
+
+// last.safetensors holds model.*, mixer.* and optimizer.* tensors, and the state JSON in its metadata, so
+// the resume point is one atomic file; state.json is a readable copy.
+void Trainer::save_resume_point(int64_t epoch) {
+  TensorDict tensors;
+  for (const auto& [name, t] : model_->state_dict()) tensors["model." + name] = t;
+  for (const auto& [name, t] : mixer_->state_dict()) tensors["mixer." + name] = t;
+  for (const auto& [name, t] : optimizer_->state_dict()) tensors["optimizer." + name] = t;
+  const Json state = epoch_state(epoch);
+  RunDir dir(run_dir_);
+  save_safetensors(dir.file(kLastCheckpointFile), tensors, {{"state", state.dump()}});
+  dir.write_json(kStateFile, state);
+}
+
+void Trainer::resume() {
+  MSMIX_CHECK(!run_dir_.empty(), "resume: no run directory given");
+  RunDir dir(run_dir_);
+  MSMIX_CHECK(dir.has(kConfigFile), "resume '{}': no {} there (not a run directory)", run_dir_, kConfigFile);
+  Config saved = Config::parse(read_text_file(dir.file(kConfigFile)));
+  saved.erase("msmix_version");
+  std::vector<std::string> differ;
+  for (auto it = config_.begin(); it != config_.end(); ++it)
+    if (!saved.contains(it.key()) || saved[it.key()] != it.value()) differ.push_back(it.key());
+  for (auto it = saved.begin(); it != saved.end(); ++it)
+    if (!config_.contains(it.key())) differ.push_back(it.key());
+  MSMIX_CHECK(differ.empty(), "resume '{}': the config differs from the saved one in: {}", run_dir_, fmt::join(differ, ", "));
+  MSMIX_CHECK(dir.has(kLastCheckpointFile), "resume '{}': no {} (no epoch finished, or checkpoint=false)", run_dir_,
+              kLastCheckpointFile);
+
+  Checkpoint ck = load_safetensors(dir.file(kLastCheckpointFile));
+  MSMIX_CHECK(ck.metadata.count("state"), "resume '{}': {} holds no state", run_dir_, kLastCheckpointFile);
+  const Json state = Json::parse(ck.metadata["state"]);
+  std::map<std::string, Tensor> model_state, mixer_state, optimizer_state;
+  for (const auto& [name, t] : ck.tensors) {
+    const size_t dot = name.find('.');
+    const std::string prefix = name.substr(0, dot), rest = name.substr(dot + 1);
+    if (prefix == "model") model_state[rest] = t;
+    else if (prefix == "mixer") mixer_state[rest] = t;
+    else if (prefix == "optimizer") optimizer_state[rest] = t.to(device_);
+    else throw Error(fmt::format("resume '{}': unexpected tensor '{}' in {}", run_dir_, name, kLastCheckpointFile));
+  }
+  model_->load_state_dict(model_state);
+  mixer_->load_state_dict(mixer_state);
+  optimizer_->load_state_dict(optimizer_state);
+
+  epochs_done_ = state["epoch"].get<int64_t>();
+  best_epoch_ = state["best_epoch"].get<int64_t>();
+  best_valid_loss_ = from_json_double(state["best_valid_loss"]);
+  default_generator() = Generator(state["rng"]["dropout"]["seed"].get<uint64_t>());
+  default_generator().offset = state["rng"]["dropout"]["offset"].get<uint64_t>();
+  mix_gen_ = Generator(state["rng"]["mixing"]["seed"].get<uint64_t>());
+  mix_gen_.offset = state["rng"]["mixing"]["offset"].get<uint64_t>();
+  if (scheduler_) {
+    const Json& s = state["scheduler"];
+    MSMIX_CHECK(s.is_object(), "resume '{}': the checkpoint holds no scheduler state", run_dir_);
+    ReduceLROnPlateau::State st;
+    st.best = from_json_double(s["best"]);
+    st.num_bad_epochs = s["num_bad_epochs"].get<int64_t>();
+    st.cooldown_counter = s["cooldown_counter"].get<int64_t>();
+    st.last_epoch = s["last_epoch"].get<int64_t>();
+    scheduler_->load_state(st);
+  }
+
+  // A kill between the log line and the checkpoint leaves one line too many: that epoch runs again.
+  log_ = dir.read_log();
+  MSMIX_CHECK(int64_t(log_.size()) >= epochs_done_, "resume '{}': {} has {} lines, the checkpoint is at epoch {}",
+              run_dir_, kLogFile, log_.size(), epochs_done_);
+  log_.resize(size_t(epochs_done_));
+  dir.write_log(log_);
+  // best.safetensors may be one epoch ahead of the checkpoint after such a kill; the replayed epoch then
+  // writes the same weights again, so loading it here is safe.
+  MSMIX_CHECK(dir.has(kBestWeightsFile), "resume '{}': no {}", run_dir_, kBestWeightsFile);
+  best_state_.clear();
+  for (const auto& [name, t] : load_safetensors(dir.file(kBestWeightsFile)).tensors) best_state_[name] = t.to(device_);
+  resumed_ = true;
+}
+
+TrainResult Trainer::fit() {
+  const auto run_start = std::chrono::steady_clock::now();
+  RunDir dir(run_dir_.empty() ? "." : run_dir_);
+  const bool writing = !run_dir_.empty();
+  if (writing && !resumed_) {
+    dir.create();
+    for (const char* f : {kLogFile, kResultsFile, kBestWeightsFile, kLastCheckpointFile, kStateFile})
+      fs::remove(dir.file(f));
+    Json config = Json::parse(config_.dump());
+    config["msmix_version"] = version_stamp();
+    dir.write_json(kConfigFile, config);
+    dir.write_log({});
+  }
+  if (writing && resumed_) fs::remove(dir.file(kResultsFile));
+
+  const int64_t max_epochs = config_int(config_, "max_epochs"), early_stop = config_int(config_, "early_stop");
+  const int64_t batch_size = config_int(config_, "batch_size"), n = data_.train.size();
+  const bool checkpoint = config_bool(config_, "checkpoint");
+  // BatchNorm cannot normalise one sample: a last training batch of one is dropped (MMSA would fail).
+  Loader loader(data_.train, batch_size, /*shuffle=*/true, uint64_t(config_int(config_, "seed")),
+                /*drop_last=*/n % batch_size == 1 && n > 1, device_);
+  const int64_t steps = loader.batches_per_epoch();
+  const bool mixing = mixer_->config.method != MixMethod::None;
+
+  TrainResult result;
+  result.status = "finished";
+  result.stop_reason = "max_epochs";
+  for (int64_t epoch = epochs_done_ + 1; epoch <= max_epochs; ++epoch) {
+    if (epochs_done_ > 0 && epochs_done_ - best_epoch_ >= early_stop) {  // a resumed run that had stopped
+      result.stop_reason = "early_stop";
+      break;
+    }
+    const auto epoch_start = std::chrono::steady_clock::now();
+    model_->train();
+    mixer_->train();
+    loader.start_epoch(epoch - 1);
+    left_in_group_ = config_int_or(config_, "update_epochs", 1);  // MMSA restarts the count each epoch
+    EpochSums sums;
+    Batch batch;
+    for (int64_t step = 1; loader.next(batch); ++step) {
+      const double loss = train_step(batch, epoch, step, steps, sums);
+      if (on_step) on_step({epoch, max_epochs, step, steps, batch.size(), loss});
+      if (stop_requested()) break;
+    }
+    if (stop_requested()) {
+      result.status = result.stop_reason = "interrupted";
+      break;
+    }
+    std::vector<float> lrs;
+    for (size_t g = 0; g < optimizer_->num_groups(); ++g) lrs.push_back(optimizer_->lr(g));
+
+    Evaluation valid = evaluate(*model_, data_.valid, config_, device_);
+    if (!std::isfinite(valid.loss)) fail(fmt::format("non-finite validation loss at the end of epoch {}", epoch));
+    if (scheduler_) scheduler_->step(valid.loss);
+    if (valid.loss <= best_valid_loss_ - kImprovement) keep_best(epoch, valid.loss);
+    epochs_done_ = epoch;
+
+    Json line = {{"epoch", epoch}, {"train_loss", sums.total / double(sums.steps)},
+                 {"train_task_loss", sums.task / double(sums.steps)}};
+    if (mixing) line["train_mix_loss"] = sums.mix / double(sums.steps);
+    if (mixer_->config.method == MixMethod::MSMix) line["train_sal_loss"] = sums.sal / double(sums.steps);
+    line["valid_loss"] = valid.loss;
+    line["valid"] = metrics_json(valid.metrics);
+    line["lr"] = Json::object();
+    for (size_t g = 0; g < lrs.size(); ++g) line["lr"][group_names_[g]] = clean(lrs[g]);
+    line["best_epoch"] = best_epoch_;
+    line["seconds"] = std::round(seconds_since(epoch_start) * 1000) / 1000;
+    log_.push_back(line);
+    if (writing) {
+      dir.write_log(log_);
+      if (checkpoint) save_resume_point(epoch);
+    }
+    if (on_epoch) on_epoch(line);
+    if (epoch - best_epoch_ >= early_stop) {
+      result.stop_reason = "early_stop";
+      break;
+    }
+  }
+
+  result.epochs = epochs_done_;
+  result.best_epoch = best_epoch_;
+  result.best_valid_loss = best_valid_loss_;
+  result.log = log_;
+  Json r = {{"status", result.status},
+            {"model", config_string(config_, "model")},
+            {"dataset", config_string(config_, "dataset")},
+            {"data", config_string(config_, "data")},
+            {"mix", config_string(config_, "mix")},
+            {"seed", config_int(config_, "seed")},
+            {"device", device_.str()},
+            {"stop_reason", result.stop_reason},
+            {"epochs", epochs_done_},
+            {"best_epoch", best_epoch_},
+            {"best_valid_loss", json_double(best_valid_loss_)}};
+  if (result.status == "interrupted") {
+    r["resume"] = writing ? fmt::format("msmix train --resume {}", run_dir_) : std::string("(no run directory)");
+  } else {
+    MSMIX_CHECK(!best_state_.empty(), "train: no epoch finished (max_epochs {}), nothing to test", max_epochs);
+    model_->load_state_dict(best_state_);
+    Evaluation test = evaluate(*model_, data_.test, config_, device_);
+    result.test = test.metrics;
+    r["valid"] = best_epoch_ >= 1 ? log_[size_t(best_epoch_ - 1)]["valid"] : Json();
+    r["test_loss"] = json_double(test.loss);
+    r["test"] = metrics_json(test.metrics);
+  }
+  double train_seconds = 0;
+  for (const Json& line : log_) train_seconds += line["seconds"].get<double>();
+  r["train_seconds"] = std::round(train_seconds * 1000) / 1000;
+  r["seconds_this_session"] = std::round(seconds_since(run_start) * 1000) / 1000;
+  result.results = r;
+  if (writing) dir.write_json(kResultsFile, r);
+  return result;
+}
+
+}  // namespace msmix

@@ -1,0 +1,179 @@
+// Training under MMSA's protocol (shared/spec/mmsa.md, "Training protocol"), with or without mixing:
+//
+//   Config config = make_run_config(spec);            // defaults table + run keys + --set overrides
+//   Dataset data = load_data(config);                 // synthetic:NAME or an MMSA .pkl
+//   prepare_data(data, config);                       // MMSA's loader behaviour; feature_dims from the data
+//   Trainer trainer(config, data, "runs/tfn-msmix");  // "" keeps everything in memory
+//   TrainResult r = trainer.fit();                    // r.test: MMSA's metrics of the best weights
+//
+// One epoch: every training batch once (shuffled per (seed, epoch)); per batch
+//   reps = encode(batch); mix = mixer.mix(reps, labels)            (nothing mixed for "none")
+//   out = fuse(concat(reps, mix.reps))                             (one fuse of [2B], originals first)
+//   L = L_task(out[:B], y) + 0.7 L_mix(out[B:]) + 0.5 L_SAL         (shared/spec/msmix.md)
+// then backward, clipping (by value: grad_clip > 0, by norm: grad_clip_norm > 0) and an optimizer step every
+// update_epochs batches (MMSA's gradient accumulation: grads summed, and a last incomplete group dropped).
+// After each epoch the validation set is scored with the backbone's own task loss (MMSA: the mean of the
+// batch means, rounded to 4 decimals); the epoch with the lowest loss (an improvement of at least 1e-6)
+// keeps its weights; early_stop epochs without one end the run. The best weights are reloaded and the test
+// set is scored once.
+//
+// Reproducibility: three Philox streams keyed by the seed (init, then dropout, and mixing) and the loader's
+// (seed, epoch) order, so the same config on the same device gives bit-identical losses; the resume point
+// written at each epoch end (model, mixer, optimizer, scheduler, RNG offsets, best loss) makes a resumed run
+// continue with the numbers of the uninterrupted one.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "engine/device.h"
+#include "engine/random.h"
+#include "models/backbone.h"
+#include "models/defaults.h"
+#include "msmix/lr_scheduler.h"
+#include "msmix/metrics.h"
+#include "msmix/mixing.h"
+#include "msmix/optimizer.h"
+#include "msmix/run_dir.h"
+
+namespace msmix {
+
+struct Batch;  // data/loader.h
+
+// ---- what a run is
+
+// The command line's view of a run. Everything else comes from the defaults table (models/defaults.h).
+struct RunSpec {
+  std::string model = "tfn";            // --model: lf_dnn, tfn, lmf, ...
+  std::string data = "synthetic:mosi";  // --data: synthetic:NAME or a path to an MMSA .pkl
+  std::string dataset;                  // --dataset: mosi | mosei | sims; "" = guessed from the data's name
+  std::string mix = "none";             // --mix: none | mixup | manifold | msmix
+  uint64_t seed = 1111;                 // --seed
+  std::string device = "auto";          // --device: auto | cpu | cuda | cuda:N
+  int64_t max_epochs = 0;               // --epochs: > 0 replaces the table's max_epochs
+  std::vector<std::string> overrides;   // --set key=value on the run config (any key it holds)
+};
+
+// "auto": the first CUDA GPU when one exists, else the CPU. "cuda" without a GPU is an error saying so.
+Device resolve_device(const std::string& name);
+// Which defaults-table / metrics dataset a data name belongs to: "sims" when it contains sims, "mosei"
+// when it contains mosei, else "mosi" (MOSI-style labels in [-3, 3]).
+std::string dataset_kind(const std::string& data_name);
+// The name a --data value gives its dataset: NAME for synthetic:NAME, the file's stem for a path.
+std::string data_name(const std::string& data);
+
+// The run config: backbone_defaults(model, dataset) plus the run keys, then spec.overrides applied with the
+// table's type checks. Run keys: data, mix, seed, device (resolved), the mixing constants (mix_delta,
+// mix_alpha, mix_heads, mix_weight, sal_weight, sal_scale, sal_s, mix_eps), grad_clip_norm (-1 = off),
+// checkpoint (true: write the resume point each epoch), and for synthetic data synthetic_seed,
+// synthetic_scale, synthetic_max_steps.
+Config make_run_config(const RunSpec& spec);
+// The mixing constants of a run config.
+MixConfig mix_config(const Config& config);
+
+// Loads config["data"]: make_synthetic for synthetic:NAME (options from the synthetic_* keys), load_mmsa
+// for a .pkl path. A missing file or an unknown form is an error saying what was expected.
+Dataset load_data(const Config& config);
+// MMSA's loader behaviour (audio -inf -> 0; audio and vision averaged over time when need_normalized), and
+// config["feature_dims"] set to the data's widths, so the backbone is built for the data at hand.
+void prepare_data(Dataset& data, Config& config);
+
+// ---- evaluation (shared by the trainer and `msmix eval`)
+
+struct Evaluation {
+  double loss = 0;  // MMSA's "Loss": mean over batches of the batch's task loss, rounded to 4 decimals
+  std::vector<float> predictions, labels;  // in split order
+  std::vector<std::string> ids;            // split ids, or "0", "1", ... when the split has none
+  Metrics metrics;                         // dataset_metrics for config["dataset"]
+};
+// Scores `split` in eval mode (nothing mixed, no dropout), batches of config["batch_size"] in file order.
+Evaluation evaluate(Backbone& model, const Split& split, const Config& config, Device device);
+
+// "0.1.0 (abc1234)": the version and git revision config.json records as msmix_version.
+std::string version_stamp();
+
+// Metrics as a JSON object in MMSA's order; NaN (e.g. Corr of constant predictions) becomes null.
+Json metrics_json(const Metrics& metrics);
+
+// ---- Ctrl-C: the handler sets a flag that the trainer reads after each step
+
+void install_interrupt_handler();  // SIGINT -> request_stop(); a second Ctrl-C kills as usual
+void request_stop();
+bool stop_requested();
+void clear_stop_request();
+
+// ---- the trainer
+
+struct StepInfo {
+  int64_t epoch = 0, max_epochs = 0;  // epoch counts from 1
+  int64_t step = 0, steps = 0;        // step of this epoch (from 1) and steps per epoch
+  int64_t items = 0;                  // samples in this batch
+  double loss = 0;                    // the batch's total loss
+};
+
+struct TrainResult {
+  std::string status;  // "finished" or "interrupted"
+  std::string stop_reason;  // "early_stop", "max_epochs" or "interrupted"
+  int64_t epochs = 0;       // epochs finished
+  int64_t best_epoch = 0;
+  double best_valid_loss = 0;
+  Metrics test;             // empty unless finished
+  std::vector<Json> log;    // the log lines, one per finished epoch
+  Json results;             // what results.json holds
+};
+
+class Trainer {
+ public:
+  // config: make_run_config + prepare_data; data: prepared. run_dir "" writes nothing.
+  Trainer(Config config, const Dataset& data, std::string run_dir = "");
+  ~Trainer();
+
+  // Loads the resume point of run_dir (its config must equal this one). Call before fit().
+  void resume();
+  // Trains until early stop, max_epochs or Ctrl-C, then scores the test split with the best weights.
+  // A non-finite loss throws an Error naming the epoch and step (results.json says "failed").
+  TrainResult fit();
+
+  std::function<void(const StepInfo&)> on_step;   // after every step (progress bars)
+  std::function<void(const Json&)> on_epoch;      // after each epoch's log line is written
+
+  Backbone& model() { return *model_; }
+  Mixer& mixer() { return *mixer_; }
+  Optimizer& optimizer() { return *optimizer_; }
+  const Config& config() const { return config_; }
+  Device device() const { return device_; }
+  int64_t steps_per_epoch() const;
+
+ private:
+  struct EpochSums;
+  void build();
+  double train_step(const Batch& batch, int64_t epoch, int64_t step, int64_t steps, EpochSums& sums);
+  void save_resume_point(int64_t epoch);
+  Json epoch_state(int64_t epoch) const;
+  void keep_best(int64_t epoch, double valid_loss);
+  [[noreturn]] void fail(const std::string& message);
+  std::string last_checkpoint_note() const;
+
+  Config config_;
+  Dataset data_;
+  std::string run_dir_;
+  Device device_;
+  std::shared_ptr<Backbone> model_;
+  std::shared_ptr<Mixer> mixer_;
+  std::vector<std::string> group_names_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<ReduceLROnPlateau> scheduler_;
+  Generator mix_gen_;
+
+  int64_t epochs_done_ = 0, best_epoch_ = 0, left_in_group_ = 0;
+  double best_valid_loss_ = 1e8;  // MMSA's starting value for a loss
+  std::map<std::string, Tensor> best_state_;
+  std::vector<Json> log_;
+  bool resumed_ = false;
+};
+
+}  // namespace msmix

@@ -1,0 +1,405 @@
+// The trainer, the run directory, the comparison and the progress lines, on tiny synthetic runs (TFN with
+// 4-8 wide sub-networks, 32 training samples, 4-step sequences): every file with its keys, bit-identical
+// reruns, resume after an interruption, a non-finite loss, eval's CSV and compare's table.
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/checkpoint.h"
+#include "models/checkpoint_io.h"
+#include "models/registry.h"
+#include "msmix/commands.h"
+#include "msmix/compare.h"
+#include "msmix/progress.h"
+#include "msmix/run_dir.h"
+#include "msmix/trainer.h"
+#include "tests/testing.h"
+
+using namespace msmix;
+using namespace msmix::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh folder under the system temp dir, removed at scope exit.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag) {
+    static int counter = 0;
+    path = fs::temp_directory_path() /
+           ("msmix_trainer_test_" + std::to_string(::getpid()) + "_" + tag + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::vector<std::string> tiny_overrides() {
+  return {"synthetic_scale=0.125", "synthetic_max_steps=4", "hidden_dims=[8,4,8]", "text_out=4",
+          "post_fusion_dim=8",     "batch_size=8"};
+}
+
+RunSpec tiny_spec(const std::string& mix, uint64_t seed, int64_t epochs) {
+  RunSpec spec;
+  spec.model = "tfn";
+  spec.data = "synthetic:mosi";
+  spec.mix = mix;
+  spec.seed = seed;
+  spec.device = "cpu";
+  spec.max_epochs = epochs;
+  spec.overrides = tiny_overrides();
+  return spec;
+}
+
+struct Run {
+  Config config;
+  Dataset data;
+};
+Run tiny_run(const std::string& mix, uint64_t seed, int64_t epochs) {
+  Run r{make_run_config(tiny_spec(mix, seed, epochs)), {}};
+  r.data = load_data(r.config);
+  prepare_data(r.data, r.config);
+  return r;
+}
+
+// Log lines without the wall-clock field, which is the one thing allowed to differ between runs.
+std::vector<std::string> without_seconds(std::vector<Json> lines) {
+  std::vector<std::string> out;
+  for (Json& line : lines) {
+    line.erase("seconds");
+    out.push_back(line.dump());
+  }
+  return out;
+}
+
+const std::vector<std::string> kMosiMetrics = {"Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score",
+                                               "Mult_acc_5", "Mult_acc_7",    "MAE",        "Corr"};
+
+}  // namespace
+
+TEST_CASE("run config: defaults table, run keys, overrides with type checks, device") {
+  Config c = make_run_config(tiny_spec("msmix", 7, 3));
+  CHECK(config_string(c, "model") == "tfn");
+  CHECK(config_string(c, "dataset") == "mosi");
+  CHECK(config_int(c, "max_epochs") == 3);
+  CHECK(config_int(c, "early_stop") == 8);
+  CHECK(config_int(c, "seed") == 7);
+  CHECK(config_int(c, "batch_size") == 8);
+  CHECK(config_string(c, "device") == "cpu");
+  CHECK(config_float(c, "mix_weight") == doctest::Approx(0.7));
+  CHECK(config_float(c, "sal_weight") == doctest::Approx(0.5));
+  CHECK(config_float(c, "sal_s") == doctest::Approx(3.0));
+  CHECK(dataset_kind("ch-sims") == "sims");
+  CHECK(dataset_kind("mosei_aligned") == "mosei");
+  CHECK(dataset_kind("mosi_utterance") == "mosi");
+  CHECK(data_name("synthetic:sims") == "sims");
+  CHECK(data_name("/data/aligned_50.pkl") == "aligned_50");
+  CHECK(config_float(make_run_config([] {
+                       RunSpec s = tiny_spec("msmix", 1, 1);
+                       s.data = "synthetic:sims";
+                       return s;
+                     }()),
+                     "sal_s") == doctest::Approx(1.0));
+
+  RunSpec bad = tiny_spec("none", 1, 1);
+  bad.overrides.push_back("mix_weight=abc");
+  check_throws_with([&] { make_run_config(bad); }, {"mix_weight", "abc"});
+  bad = tiny_spec("sideways", 1, 1);
+  check_throws_with([&] { make_run_config(bad); }, {"unknown method 'sideways'"});
+  bad = tiny_spec("none", 1, 1);
+  bad.model = "resnet";
+  check_throws_with([&] { make_run_config(bad); }, {"unknown backbone 'resnet'", "tfn"});
+  check_throws_with([] { resolve_device("gpu"); }, {"--device", "'gpu'"});
+  CHECK(resolve_device("cpu") == Device::cpu());
+  if (resolve_device("auto").is_cpu()) check_throws_with([] { resolve_device("cuda"); }, {"--device cuda", "no such CUDA GPU"});
+}
+
+TEST_CASE("run dir: atomic writes leave no temp files; log lines round-trip; a bad line is named") {
+  TempDir tmp("rundir");
+  RunDir dir(tmp.file("run"));
+  dir.create();
+  dir.write_json("a.json", Json{{"x", 1.5}, {"name", "tfn"}});
+  dir.write_json("a.json", Json{{"x", 2.5}});
+  CHECK(dir.read_json("a.json")["x"].get<double>() == 2.5);
+  std::vector<Json> lines = {Json{{"epoch", 1}, {"loss", 0.1234567890123}}, Json{{"epoch", 2}, {"loss", 1e-300}}};
+  dir.write_log(lines);
+  CHECK(dir.read_log() == lines);  // doubles survive exactly
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    ++files;
+    CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);
+  }
+  CHECK(files == 2);
+  write_file_atomic(dir.file(kLogFile), "{\"epoch\": 1}\nnot json\n");
+  check_throws_with([&] { dir.read_log(); }, {"log.jsonl", "line 2"});
+  check_throws_with([&] { write_file_atomic(tmp.file("missing/x.json"), "{}"); }, {"missing/x.json"});
+}
+
+TEST_CASE("trainer: a short run writes config.json, log.jsonl, best.safetensors and results.json") {
+  TempDir tmp("files");
+  Run run = tiny_run("msmix", 1111, 3);
+  Trainer trainer(run.config, run.data, tmp.file("run"));
+  int steps = 0;
+  trainer.on_step = [&](const StepInfo& s) {
+    ++steps;
+    CHECK(s.steps == 4);
+    CHECK(std::isfinite(s.loss));
+  };
+  TrainResult r = trainer.fit();
+  CHECK(steps == 12);
+  CHECK(r.status == "finished");
+  CHECK(r.epochs == 3);
+  RunDir dir(tmp.file("run"));
+  for (const char* f : {kConfigFile, kLogFile, kBestWeightsFile, kResultsFile, kLastCheckpointFile, kStateFile})
+    CHECK_MESSAGE(dir.has(f), f);
+
+  Json config = dir.read_json(kConfigFile);
+  for (const char* key : {"model", "data", "dataset", "mix", "seed", "device", "learning_rate", "batch_size",
+                          "max_epochs", "early_stop", "feature_dims", "mix_delta", "synthetic_scale", "msmix_version"})
+    CHECK_MESSAGE(config.contains(key), key);
+  CHECK(config["feature_dims"] == Json({768, 5, 20}));
+
+  std::vector<Json> log = dir.read_log();
+  REQUIRE(log.size() == 3);
+  for (size_t e = 0; e < log.size(); ++e) {
+    for (const char* key : {"epoch", "train_loss", "train_task_loss", "train_mix_loss", "train_sal_loss", "valid_loss",
+                            "valid", "lr", "best_epoch", "seconds"})
+      CHECK_MESSAGE(log[e].contains(key), key);
+    CHECK(log[e]["epoch"].get<int64_t>() == int64_t(e + 1));
+    CHECK(log[e]["lr"].contains("all"));
+    CHECK(log[e]["lr"].contains("mixer"));  // the intensity predictors train too
+    std::vector<std::string> names;
+    for (auto it = log[e]["valid"].begin(); it != log[e]["valid"].end(); ++it) names.push_back(it.key());
+    CHECK(names == kMosiMetrics);
+    // L = L_task + 0.7 L_mix + 0.5 L_SAL, averaged over the same steps.
+    const double total = log[e]["train_task_loss"].get<double>() + 0.7 * log[e]["train_mix_loss"].get<double>() +
+                         0.5 * log[e]["train_sal_loss"].get<double>();
+    CHECK(log[e]["train_loss"].get<double>() == doctest::Approx(total).epsilon(1e-5));
+  }
+
+  Json results = dir.read_json(kResultsFile);
+  CHECK(results["status"] == "finished");
+  CHECK(results["best_epoch"].get<int64_t>() == r.best_epoch);
+  std::vector<std::string> names;
+  for (auto it = results["test"].begin(); it != results["test"].end(); ++it) names.push_back(it.key());
+  CHECK(names == kMosiMetrics);
+  // The best valid loss is the minimum of the logged ones, at the logged best epoch.
+  double best = 1e9;
+  for (const Json& line : log) best = std::min(best, line["valid_loss"].get<double>());
+  CHECK(results["best_valid_loss"].get<double>() == best);
+  CHECK(log[size_t(r.best_epoch - 1)]["valid_loss"].get<double>() == best);
+
+  // best.safetensors is the backbone alone, with its own names: it loads into a fresh model and scores the
+  // test split exactly as results.json says.
+  auto model = make_backbone("tfn", config_feature_dims(run.config), run.config);
+  load_into(*model, dir.file(kBestWeightsFile));
+  Evaluation e = evaluate(*model, run.data.test, run.config, Device::cpu());
+  for (const auto& [name, value] : e.metrics)
+    if (std::isfinite(value)) CHECK(results["test"][name].get<double>() == value);
+}
+
+TEST_CASE("trainer: the same seed gives identical log lines, another seed different ones") {
+  auto log_of = [](const std::string& mix, uint64_t seed) {
+    Run run = tiny_run(mix, seed, 2);
+    Trainer trainer(run.config, run.data);
+    return without_seconds(trainer.fit().log);
+  };
+  for (const char* mix : {"none", "mixup", "manifold", "msmix"}) {
+    CAPTURE(mix);
+    std::vector<std::string> a = log_of(mix, 1111), b = log_of(mix, 1111);
+    CHECK(a == b);
+    CHECK(a != log_of(mix, 1112));
+  }
+}
+
+TEST_CASE("trainer: a run interrupted mid-epoch and resumed reproduces the uninterrupted run") {
+  TempDir tmp("resume");
+  Run full = tiny_run("msmix", 1111, 4);
+  TrainResult whole = Trainer(full.config, full.data, tmp.file("whole")).fit();
+
+  Run part = tiny_run("msmix", 1111, 4);
+  {
+    Trainer trainer(part.config, part.data, tmp.file("part"));
+    trainer.on_step = [](const StepInfo& s) {
+      if (s.epoch == 3 && s.step == 2) request_stop();  // Ctrl-C in the middle of epoch 3
+    };
+    TrainResult r = trainer.fit();
+    clear_stop_request();
+    CHECK(r.status == "interrupted");
+    CHECK(r.epochs == 2);
+    Json results = RunDir(tmp.file("part")).read_json(kResultsFile);
+    CHECK(results["status"] == "interrupted");
+    CHECK(results["resume"].get<std::string>().find("--resume") != std::string::npos);
+    CHECK(RunDir(tmp.file("part")).read_log().size() == 2);
+  }
+  // A fresh process would rebuild everything from config.json; the RNG streams start elsewhere here.
+  manual_seed(999);
+  Trainer resumed(part.config, part.data, tmp.file("part"));
+  resumed.resume();
+  TrainResult r = resumed.fit();
+  CHECK(r.status == "finished");
+  CHECK(without_seconds(r.log) == without_seconds(whole.log));
+  CHECK(without_seconds(RunDir(tmp.file("part")).read_log()) == without_seconds(whole.log));
+  CHECK(r.test == whole.test);
+  CHECK(r.best_epoch == whole.best_epoch);
+
+  // Resuming with another config is refused, naming the key.
+  Run other = tiny_run("msmix", 1112, 4);
+  Trainer wrong(other.config, other.data, tmp.file("part"));
+  check_throws_with([&] { wrong.resume(); }, {"config differs", "seed"});
+}
+
+TEST_CASE("trainer: a non-finite loss stops the run naming the epoch and step, keeping the last good checkpoint") {
+  TempDir tmp("nan");
+  Run run = tiny_run("none", 1111, 5);
+  Trainer trainer(run.config, run.data, tmp.file("run"));
+  trainer.on_epoch = [&](const Json& line) {
+    if (line["epoch"].get<int64_t>() != 2) return;
+    Tensor w = trainer.model().named_parameters().back().second;  // the last layer's bias
+    w.fill_(NAN);
+  };
+  check_throws_with([&] { trainer.fit(); },
+                    {"non-finite loss (nan) at epoch 3, step 1 of 4", "last.safetensors (end of epoch 2)",
+                     "best.safetensors"});
+  RunDir dir(tmp.file("run"));
+  CHECK(dir.read_json(kResultsFile)["status"] == "failed");
+  CHECK(dir.read_log().size() == 2);
+  CHECK(dir.read_json(kStateFile)["epoch"].get<int64_t>() == 2);
+  // The resume point still holds finite weights: it was written before the parameter went bad.
+  Checkpoint ck = load_safetensors(dir.file(kLastCheckpointFile));
+  for (const auto& [name, t] : ck.tensors)
+    for (float v : t.to_vector()) REQUIRE_MESSAGE(std::isfinite(v), name);
+}
+
+TEST_CASE("eval: metrics as JSON, predictions CSV with a header and one row per sample") {
+  TempDir tmp("eval");
+  Run run = tiny_run("none", 1111, 2);
+  Trainer(run.config, run.data, tmp.file("run")).fit();
+
+  EvalCommand command;
+  command.data = "synthetic:mosi";
+  command.weights = RunDir(tmp.file("run")).file(kBestWeightsFile);  // config.json beside it shapes the model
+  command.predictions = tmp.file("pred.csv");
+  command.json = true;
+  command.device = "cpu";
+  std::ostringstream out;
+  Evaluation e = eval_command(command, out);
+  Json metrics = Json::parse(out.str());
+  for (const std::string& name : kMosiMetrics) CHECK(metrics.contains(name));
+  CHECK(metrics.contains("Loss"));
+  Json results = RunDir(tmp.file("run")).read_json(kResultsFile);
+  CHECK(metrics["MAE"] == results["test"]["MAE"]);
+
+  std::ifstream csv(tmp.file("pred.csv"));
+  std::string line;
+  std::getline(csv, line);
+  CHECK(line == "id,label,prediction");
+  int64_t rows = 0;
+  while (std::getline(csv, line)) {
+    ++rows;
+    CHECK(std::count(line.begin(), line.end(), ',') == 2);
+  }
+  CHECK(rows == run.data.test.size());
+  CHECK(int64_t(e.predictions.size()) == rows);
+
+  // A checkpoint that does not fit the model is refused with the tensor names.
+  EvalCommand wrong = command;
+  wrong.weights = tmp.file("w.safetensors");
+  save_safetensors(wrong.weights, TensorDict{{"bogus", Tensor::zeros({2})}});
+  wrong.model = "tfn";
+  wrong.overrides = tiny_overrides();
+  check_throws_with([&] { eval_command(wrong, out); }, {"bogus"});
+}
+
+TEST_CASE("compare: summary statistics (population std, display units) and the table") {
+  std::vector<RunRecord> runs = {
+      {"none", 1, {{"Has0_acc_2", 0.70}, {"MAE", 1.0}}, {1.2, 1.1}, 2},
+      {"none", 2, {{"Has0_acc_2", 0.80}, {"MAE", 0.8}}, {1.3, 1.0, 1.05}, 2},
+      {"msmix", 1, {{"Has0_acc_2", 0.90}, {"MAE", 0.7}}, {1.1, 0.9}, 2},
+  };
+  Comparison c = summarize(runs, {"none", "msmix"});
+  REQUIRE(c.metrics == std::vector<std::string>{"Has0_acc_2", "MAE"});
+  CHECK(c.runs == std::vector<int64_t>{2, 1});
+  CHECK(c.mean[0][0] == doctest::Approx(75.0));  // x100
+  CHECK(c.std[0][0] == doctest::Approx(5.0));    // population std of 70, 80
+  CHECK(c.mean[0][1] == doctest::Approx(0.9));   // MAE as is
+  CHECK(c.std[0][1] == doctest::Approx(0.1));
+  CHECK(c.std[1][0] == 0);
+  CHECK(higher_is_better("Corr"));
+  CHECK_FALSE(higher_is_better("MAE"));
+
+  const std::string md = comparison_markdown(c, "t");
+  CHECK(md.find("| Has0_acc_2 | 75.00 +- 5.00 | 90.00 +- 0.00 | +15.00 |") != std::string::npos);
+  CHECK(md.find("| MAE | 0.9000 +- 0.1000 | 0.7000 +- 0.0000 | -0.2000 |") != std::string::npos);
+  CHECK(md.find("better on 2 of 2 metrics") != std::string::npos);
+  const std::string csv = comparison_csv(c);
+  CHECK(csv.rfind("metric,none_mean,none_std,msmix_mean,msmix_std,msmix_minus_none\n", 0) == 0);
+  CHECK(runs_csv(runs).find("msmix,1,2,0.9,0.7") != std::string::npos);
+
+  const std::string svg = learning_curves_svg(runs, {"none", "msmix"}, "a <title> & more");
+  CHECK(svg.rfind("<svg", 0) == 0);
+  CHECK(svg.find("</svg>") != std::string::npos);
+  size_t polylines = 0;
+  for (size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++polylines;
+  CHECK(polylines == 5);  // 3 runs + 2 means
+  CHECK(svg.find("a &lt;title&gt; &amp; more") != std::string::npos);
+
+  check_throws_with([&] { summarize(runs, {"none", "mixup"}); }, {"no finished run of method 'mixup'"});
+}
+
+TEST_CASE("compare: methods x seeds into one folder, a table with every metric, reruns reuse finished runs") {
+  TempDir tmp("compare");
+  CompareCommand command;
+  command.base = tiny_spec("none", 0, 2);
+  command.methods = {"none", "msmix"};
+  command.seeds = {1111, 1112};
+  command.out = tmp.file("cmp");
+  std::ostringstream progress_text, out;
+  Progress progress(progress_text, false);
+  CompareResult r = compare_command(command, progress, out);
+  CHECK(r.runs.size() == 4);
+  for (const std::string& name : kMosiMetrics) CHECK(r.markdown.find("| " + name + " |") != std::string::npos);
+  CHECK(r.markdown.find("msmix - none") != std::string::npos);
+  CHECK(out.str().find(r.markdown) != std::string::npos);
+  for (const char* f : {"compare.md", "compare.csv", "runs.csv", "curves.svg", "none-1111/results.json",
+                        "msmix-1112/log.jsonl"})
+    CHECK_MESSAGE(fs::exists(fs::path(command.out) / f), f);
+  // Piped progress: one header per run and one line per epoch, no bar.
+  CHECK(progress_text.str().find("\r") == std::string::npos);
+  CHECK(progress_text.str().find("epoch   2 |") != std::string::npos);
+
+  std::ostringstream again_progress, again_out;
+  Progress quiet(again_progress, false);
+  CompareResult again = compare_command(command, quiet, again_out);
+  CHECK(again.markdown == r.markdown);
+  CHECK(again_progress.str().find("reusing") != std::string::npos);
+  CHECK(again_progress.str().find("epoch   1 |") == std::string::npos);
+}
+
+TEST_CASE("progress: epoch lines and the bar") {
+  Json line = {{"epoch", 3},     {"train_loss", 0.81234},        {"valid_loss", 0.7012},
+               {"valid", {{"MAE", 0.7012}, {"Corr", nullptr}}}, {"lr", {{"all", 0.001}, {"mixer", 0.0005}}},
+               {"best_epoch", 3}, {"seconds", 4.25}};
+  CHECK(format_epoch_line(line) ==
+        "epoch   3 | train 0.8123 | valid 0.7012 (best @ 3) | MAE 0.7012 Corr - | lr 0.001,0.0005 | 4.2 s");
+  StepInfo s{2, 10, 4, 8, 32, 0.5};
+  CHECK(format_progress_bar(s, 412.4, 3.4) == "epoch 2/10 [============>           ] 4/8 loss 0.5000 | 412 it/s | ETA 0:03");
+  CHECK(format_duration(3725) == "1:02:05");
+
+  std::ostringstream piped;
+  Progress p(piped, false);
+  p.step(s);
+  CHECK(piped.str().empty());
+  p.epoch(line);
+  CHECK(piped.str() == format_epoch_line(line) + "\n");
+  std::ostringstream tty;
+  Progress t(tty, true);
+  t.step(s);
+  CHECK(tty.str().find("[============>") != std::string::npos);
+  t.epoch(line);
+  CHECK(tty.str().find("\r\033[K" + format_epoch_line(line)) != std::string::npos);
+}
