@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "models/module.h"
 #include "ops/ops.h"
 
 namespace msmix::testing {
@@ -76,6 +77,13 @@ inline void check_gradients(const std::function<Tensor(const std::vector<Tensor>
     }
     check_close(analytic, numeric, rtol, atol, "grad of input " + std::to_string(k));
   }
+}
+
+// The names of a module's parameters or buffers, in order.
+inline std::vector<std::string> names(const NamedTensors& list) {
+  std::vector<std::string> out;
+  for (const auto& [name, t] : list) out.push_back(name);
+  return out;
 }
 
 // Runs `fn`, requires that it throws msmix::Error, and that the message contains each of `parts`.

@@ -14,12 +14,6 @@ using namespace msmix::testing;
 
 namespace {
 
-std::vector<std::string> names(const NamedTensors& list) {
-  std::vector<std::string> out;
-  for (const auto& [name, t] : list) out.push_back(name);
-  return out;
-}
-
 Tensor input(const golden::Fixture& fx, const std::string& name) {
   Tensor t = fx[name];
   t.set_requires_grad(true);

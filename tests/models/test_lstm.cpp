@@ -12,12 +12,6 @@ using namespace msmix::testing;
 
 namespace {
 
-std::vector<std::string> names(const NamedTensors& list) {
-  std::vector<std::string> out;
-  for (const auto& [name, t] : list) out.push_back(name);
-  return out;
-}
-
 // One fixture case: loads state.* by name, runs forward (with lengths when the case has them), backward of
 // sum(out * w.out) + sum(h_n * w.h_n) + sum(c_n * w.c_n), and compares outputs and every grad.
 void check_golden(const std::string& case_name, LSTM& lstm) {

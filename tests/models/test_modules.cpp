@@ -20,12 +20,6 @@ using namespace msmix::testing;
 
 namespace {
 
-std::vector<std::string> names(const NamedTensors& list) {
-  std::vector<std::string> out;
-  for (const auto& [name, t] : list) out.push_back(name);
-  return out;
-}
-
 // One fixture case (see make_basic_golden.py): loads state.* into the module, runs forward in the given
 // mode, backward of sum(out * w), and compares out, grad.x, grad.<param> and state_after.<buffer>.
 template <class M>
