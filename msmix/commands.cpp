@@ -337,6 +337,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     } else if (*train_app) {
       MSMIX_CHECK(!train.resume.empty() || (!train.spec.model.empty() && !train.spec.data.empty()),
                   "train: --model and --data are required (or --resume DIR)");
+      MSMIX_CHECK(train.resume.empty() || (train.spec.model.empty() && train.spec.data.empty() &&
+                                           train.spec.overrides.empty() && train.spec.max_epochs == 0),
+                  "train --resume {} continues the saved config.json: drop --model, --data, --set and --epochs",
+                  train.resume);
       train.spec.mix = train_mix;
       if (train.resume.empty()) parse_mix_method(train_mix);
       if (&err == &std::cerr) install_interrupt_handler();

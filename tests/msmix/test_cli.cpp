@@ -73,6 +73,7 @@ TEST_CASE("cli: bad input gives a clear message and a non-zero exit") {
   check_error({"train", "--model", "tfn", "--data", "synthetic:mosi", "--bogus"}, {"--bogus"});
   check_error({"train", "--model", "tfn", "--data", "synthetic:mosi", "--device", "tpu"}, {"--device", "'tpu'"});
   check_error({"train", "--resume", "/no/such/run"}, {"/no/such/run", "config.json"});
+  check_error({"train", "--resume", "/no/such/run", "--epochs", "30"}, {"continues the saved config.json"});
   check_error({"compare", "--model", "tfn", "--data", "synthetic:mosi", "--seeds", "1111,x"}, {"--seeds", "'x'"});
   check_error({"compare", "--model", "tfn", "--data", "synthetic:mosi", "--mix", "none,,msmix"}, {"--mix", "empty"});
   check_error({"compare", "--model", "tfn", "--data", "synthetic:mosi", "--mix", "none,cutmix"}, {"'cutmix'"});
@@ -113,7 +114,7 @@ TEST_CASE("cli: data prints the summary; train, then eval --json and --predictio
 
   const std::string csv = (dir / "pred.csv").string();
   Outcome eval = cli({"eval", "--data", "synthetic:mosi", "--weights", run + "/best.safetensors", "--split", "valid",
-                      "--json", "--predictions", csv});
+                      "--device", "cpu", "--json", "--predictions", csv});
   CAPTURE(eval.err);
   CHECK(eval.code == 0);
   CHECK(Json::parse(eval.out).contains("Has0_acc_2"));
