@@ -253,6 +253,42 @@ TEST_CASE("trainer: a run interrupted mid-epoch and resumed reproduces the unint
   check_throws_with([&] { wrong.resume(); }, {"config differs", "seed"});
 }
 
+TEST_CASE("trainer: MulT with gradient accumulation, clipping and the plateau scheduler resumes exactly") {
+  // Sequences reach the mixer as [B, T, d]; update_epochs 2 accumulates two batches per step, grad_clip 0.6
+  // clips by value, patience 0 lets ReduceLROnPlateau cut the lr at the first epoch without improvement.
+  auto spec = [] {
+    RunSpec s = tiny_spec("msmix", 1111, 6);
+    s.model = "mult";
+    s.overrides = {"synthetic_scale=0.125", "synthetic_max_steps=4", "dst_feature_dim_nheads=[8,2]", "nlevels=1",
+                   "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1", "conv1d_kernel_size_v=1",
+                   "batch_size=8", "update_epochs=2", "patience=0"};
+    return s;
+  };
+  TempDir tmp("mult");
+  Config config = make_run_config(spec());
+  CHECK(config_int(config, "update_epochs") == 2);
+  CHECK(config_float(config, "grad_clip") == doctest::Approx(0.6));
+  CHECK(config_string(config, "scheduler") == "reduce_on_plateau");
+  Dataset data = load_data(config);
+  prepare_data(data, config);
+  TrainResult whole = Trainer(config, data, tmp.file("whole")).fit();
+  bool reduced = false;
+  for (const Json& line : whole.log) reduced |= line["lr"]["all"].get<double>() < 2e-3 * 0.5;
+  CHECK(reduced);
+
+  Trainer first(config, data, tmp.file("part"));
+  first.on_step = [](const StepInfo& s) {
+    if (s.epoch == 4 && s.step == 3) request_stop();  // inside an accumulation group
+  };
+  CHECK(first.fit().status == "interrupted");
+  clear_stop_request();
+  Trainer second(config, data, tmp.file("part"));
+  second.resume();
+  TrainResult r = second.fit();
+  CHECK(without_seconds(r.log) == without_seconds(whole.log));
+  CHECK(r.test == whole.test);
+}
+
 TEST_CASE("trainer: a non-finite loss stops the run naming the epoch and step, keeping the last good checkpoint") {
   TempDir tmp("nan");
   Run run = tiny_run("none", 1111, 5);
