@@ -117,7 +117,7 @@ fuzz: $(BUILD)/fuzz_pickle
 	@mkdir -p $(BUILD)/fuzz/corpus
 	MSMIX_ALLOC=system $(BUILD)/fuzz_pickle -max_total_time=$(FUZZ_TIME) -max_len=4096 -rss_limit_mb=1024 \
 	  -malloc_limit_mb=256 -dict=fuzz/corpus/pickle.dict -artifact_prefix=$(BUILD)/fuzz/ \
-	  $(BUILD)/fuzz/corpus fuzz/corpus/pickle
+	  $(BUILD)/fuzz/corpus tests/golden/pickle
 
 # `make train`: the README's main job. TFN with and without MS-Mix over three seeds on the embedded synthetic
 # MOSI (text cut to 10 steps, at most 12 epochs: under 3 minutes on 2 cores), or on a real MMSA file with
