@@ -18,6 +18,7 @@ namespace {
 // MMSA's order (text, audio, vision).
 Config dataset_facts(const std::string& dataset) {
   if (dataset == "mosi") return {{"feature_dims", {768, 5, 20}}};
+  if (dataset == "mosi-utterance") return {{"feature_dims", {100, 73, 100}}};  // shared/data/mosi-utterance
   if (dataset == "mosei") return {{"feature_dims", {768, 74, 35}}};
   return {{"feature_dims", {768, 33, 709}}};  // sims
 }
@@ -90,11 +91,18 @@ Config lmf_defaults(const std::string& dataset) {
 
 // The table: one function per backbone. mult, misa, almt, glomo add their line here.
 using DefaultsFn = std::function<Config(const std::string& dataset)>;
+
+// mosi-utterance (one step per modality) is MOSI with other widths: backbones without sequence-length
+// constraints take MOSI's hyperparameters for it; MulT has its own entry (kernels of 1).
+DefaultsFn as_mosi_for_utterance(Config (*fn)(const std::string&)) {
+  return [fn](const std::string& dataset) { return fn(dataset == "mosi-utterance" ? "mosi" : dataset); };
+}
+
 const std::vector<std::pair<std::string, DefaultsFn>>& table() {
   static const std::vector<std::pair<std::string, DefaultsFn>> entries = {
-      {"lf_dnn", lf_dnn_defaults},
-      {"tfn", tfn_defaults},
-      {"lmf", lmf_defaults},
+      {"lf_dnn", as_mosi_for_utterance(lf_dnn_defaults)},
+      {"tfn", as_mosi_for_utterance(tfn_defaults)},
+      {"lmf", as_mosi_for_utterance(lmf_defaults)},
       {"mult", mult_defaults},
   };
   return entries;
@@ -155,7 +163,7 @@ std::string type_name(const Config& v) {
 }  // namespace
 
 const std::vector<std::string>& known_datasets() {
-  static const std::vector<std::string> names = {"mosi", "mosei", "sims"};
+  static const std::vector<std::string> names = {"mosi", "mosei", "sims", "mosi-utterance"};
   return names;
 }
 

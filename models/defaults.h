@@ -22,7 +22,7 @@ namespace msmix {
 using Config = nlohmann::json;
 
 // The three MMSA datasets the table covers.
-const std::vector<std::string>& known_datasets();  // {"mosi", "mosei", "sims"}
+const std::vector<std::string>& known_datasets();  // {"mosi", "mosei", "sims", "mosi-utterance"}
 // Backbones with an entry in the table, in table order.
 std::vector<std::string> backbones_with_defaults();
 // The entry for (backbone, dataset): a flat object that also holds "model" and "dataset". Unknown names are

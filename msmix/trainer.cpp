@@ -101,6 +101,7 @@ std::string dataset_kind(const std::string& name) {
   for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
   if (lower.find("sims") != std::string::npos) return "sims";
   if (lower.find("mosei") != std::string::npos) return "mosei";
+  if (lower.find("utterance") != std::string::npos) return "mosi-utterance";
   return "mosi";
 }
 

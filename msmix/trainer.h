@@ -61,7 +61,8 @@ struct RunSpec {
 // "auto": the first CUDA GPU when one exists, else the CPU. "cuda" without a GPU is an error saying so.
 Device resolve_device(const std::string& name);
 // Which defaults-table / metrics dataset a data name belongs to: "sims" when it contains sims, "mosei"
-// when it contains mosei, else "mosi" (MOSI-style labels in [-3, 3]).
+// when it contains mosei, "mosi-utterance" when it contains utterance (shared/data/mosi-utterance: MOSI
+// labels, one step per modality), else "mosi" (MOSI-style labels in [-3, 3]).
 std::string dataset_kind(const std::string& data_name);
 // The name a --data value gives its dataset: NAME for synthetic:NAME, the file's stem for a path.
 std::string data_name(const std::string& data);

@@ -257,6 +257,12 @@ TEST_CASE("defaults: MMSA's values per (backbone, dataset), the loss, and the co
   CHECK(backbones_with_defaults() == std::vector<std::string>{"lf_dnn", "tfn", "lmf", "mult"});
   for (const auto& model : backbones_with_defaults())
     for (const auto& dataset : known_datasets()) CHECK(config_string(backbone_defaults(model, dataset), "loss") == "l1");
+  // mosi-utterance: MOSI's hyperparameters with the file's widths; MulT's kernels shrink to 1.
+  Config tfn_u = backbone_defaults("tfn", "mosi-utterance"), tfn_m = backbone_defaults("tfn", "mosi");
+  CHECK(config_ints(tfn_u, "feature_dims", 3) == std::vector<int64_t>{100, 73, 100});
+  CHECK(tfn_u["hidden_dims"] == tfn_m["hidden_dims"]);
+  CHECK(tfn_u["learning_rate"] == tfn_m["learning_rate"]);
+  CHECK(config_int(backbone_defaults("mult", "mosi-utterance"), "conv1d_kernel_size_l") == 1);
 }
 
 TEST_CASE("defaults: key=value overrides are type-checked; errors list the valid keys") {

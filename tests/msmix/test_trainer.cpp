@@ -95,7 +95,8 @@ TEST_CASE("run config: defaults table, run keys, overrides with type checks, dev
   CHECK(config_float(c, "sal_s") == doctest::Approx(3.0));
   CHECK(dataset_kind("ch-sims") == "sims");
   CHECK(dataset_kind("mosei_aligned") == "mosei");
-  CHECK(dataset_kind("mosi_utterance") == "mosi");
+  CHECK(dataset_kind("mosi_utterance") == "mosi-utterance");
+  CHECK(dataset_kind("unaligned_50") == "mosi");
   CHECK(data_name("synthetic:sims") == "sims");
   CHECK(data_name("/data/aligned_50.pkl") == "aligned_50");
   CHECK(config_float(make_run_config([] {
