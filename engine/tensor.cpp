@@ -5,12 +5,17 @@
 
 #include "engine/allocator.h"
 #include "engine/autograd.h"
+#include "engine/blas_kernels.h"
 #include "engine/cuda_runtime.h"
 #include "engine/error.h"
 #include "engine/philox.h"
 #include "engine/random.h"
 
 namespace msmix {
+
+// Before main and before any BLAS call: every program that makes tensors links this file, so this is where
+// OpenBLAS gets its best kernels for this CPU (engine/blas_kernels.h says why).
+__attribute__((constructor)) static void choose_blas_kernels_at_startup() { choose_blas_kernels(); }
 
 Storage::Storage(size_t n, Device dev) : data(nullptr), numel(n), device(dev) {
   if (device.is_cuda()) {

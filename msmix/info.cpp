@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include "engine/blas_kernels.h"
 #include "engine/cuda_runtime.h"
 #include "engine/error.h"
 
@@ -13,7 +14,7 @@ std::string build_info() {
   out += fmt::format("msmix: {} ({})\n", MSMIX_VERSION, MSMIX_GIT_REV);
   out += fmt::format("build: {}, g++ {}\n", MSMIX_BUILD_FLAGS, __VERSION__);
   out += fmt::format("cpu threads: {} (OpenMP)\n", omp_get_max_threads());
-  out += fmt::format("blas: {} [{}], {} threads\n", openblas_get_config(), openblas_get_corename(),
+  out += fmt::format("blas: {}; kernels {}; {} threads\n", openblas_get_config(), choose_blas_kernels(),
                      openblas_get_num_threads());
   out += fmt::format("cuda: {}\n", cuda::compiled() ? "compiled in, " + cuda::runtime_info() : "not compiled in");
   int gpus = cuda::device_count();
