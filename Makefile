@@ -42,9 +42,10 @@ ifeq ($(CUDA),1)
   NVCCFLAGS := -std=c++17 -O3 -I. -I$(BLAS_INC) -Xcompiler -fopenmp,-Wall,-Wextra -MMD -MP \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 $(NVCC_EXTRA)
   LDFLAGS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
-  LDLIBS += -lcudart_static -ldl -lrt
+  LDLIBS += -lcublas -lcudart_static -ldl -lrt
 else
-  LIB_SRCS += engine/nocuda/stubs.cpp
+  # The stand-ins for engine/cuda/*.cu and ops/cuda/*.cu: the only sources a CPU-only build adds.
+  LIB_SRCS += $(wildcard engine/nocuda/*.cpp ops/nocuda/*.cpp)
 endif
 TEST_SRCS := $(wildcard tests/*.cpp tests/*/*.cpp)
 BENCH_SRCS := $(wildcard bench/*.cpp)

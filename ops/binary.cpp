@@ -1,6 +1,7 @@
 // add, sub, mul, div: broadcasting forward, and backward as sum_to of the pointwise grad.
 #include "engine/error.h"
 #include "ops/cpu/binary.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -24,7 +25,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   Device dev = common_device(name, {&a, &b});
   Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = Tensor::empty(out_shape, dev);
-  if (dev.is_cuda()) cuda_kernel_missing(name);
+  if (dev.is_cuda()) cuda::binary_forward(op, a.data(), a.shape(), b.data(), b.shape(), out.data(), out_shape);
   else cpu::binary_forward(op, a.data(), a.shape(), b.data(), b.shape(), out.data(), out_shape);
 
   if (op != BinaryOp::Eq && any_requires_grad({&a, &b})) {
@@ -61,7 +62,7 @@ Tensor binary_scalar(BinaryOp op, const Tensor& a, float s, bool scalar_first) {
   const char* name = op_name(op);
   MSMIX_CHECK(a.defined(), "{}: undefined input", name);
   Tensor out = Tensor::empty(a.shape(), a.device());
-  if (a.is_cuda()) cuda_kernel_missing(name);
+  if (a.is_cuda()) cuda::binary_scalar_forward(op, a.data(), s, scalar_first, out.data(), a.numel());
   else cpu::binary_scalar_forward(op, a.data(), s, scalar_first, out.data(), a.numel());
 
   if (any_requires_grad({&a})) {

@@ -4,6 +4,7 @@
 
 #include "engine/error.h"
 #include "ops/cpu/matmul.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -37,7 +38,7 @@ Tensor product(const Tensor& x, bool trans_x, const Tensor& y, bool trans_y, boo
   out_shape.push_back(N);
   Tensor out = Tensor::empty(out_shape, x.device());
   g.a = x.data(), g.b = y.data(), g.c = out.data();
-  if (x.is_cuda()) cuda_kernel_missing("matmul");
+  if (x.is_cuda()) cuda::gemm_batched(g);
   else cpu::gemm_batched(g);
   return out;
 }
@@ -101,7 +102,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   fwd.trans_b = true;
   fwd.accumulate = bias.defined();
   if (dev.is_cuda()) {
-    cuda_kernel_missing("linear");
+    if (bias.defined()) cuda::broadcast_rows(bias.data(), y.data(), R, out_features);
+    cuda::gemm_batched(fwd);
   } else {
     if (bias.defined()) cpu::broadcast_rows(bias.data(), y.data(), R, out_features);
     cpu::gemm_batched(fwd);
@@ -111,14 +113,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     Tensor x_ = x.detach(), w_ = weight.detach();
     record(y, "linear", {x, weight, bias},
            [x_, w_, R, in_features, out_features](const Tensor& g, const std::vector<bool>& needs) {
-             if (g.is_cuda()) cuda_kernel_missing("linear backward");
+             const bool gpu = g.is_cuda();  // the dispatch point of each kernel below
              Tensor gx, gw, gb;
              if (needs[0]) {  // gx [R, in] = G [R, out] @ W [out, in]
                gx = Tensor::empty(x_.shape(), g.device());
                cpu::GemmBatch d;
                d.a = g.data(), d.b = w_.data(), d.c = gx.data();
                d.M = R, d.N = in_features, d.K = out_features;
-               cpu::gemm_batched(d);
+               gpu ? cuda::gemm_batched(d) : cpu::gemm_batched(d);
              }
              if (needs[1]) {  // gw [out, in] = G^T [out, R] @ X [R, in]: the sum over rows is the GEMM's K
                gw = Tensor::empty(w_.shape(), g.device());
@@ -126,11 +128,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                d.a = g.data(), d.b = x_.data(), d.c = gw.data();
                d.M = out_features, d.N = in_features, d.K = R;
                d.trans_a = true;
-               cpu::gemm_batched(d);
+               gpu ? cuda::gemm_batched(d) : cpu::gemm_batched(d);
              }
              if (needs[2]) {  // gb [out] = column sums of G
                gb = Tensor::empty({out_features}, g.device());
-               cpu::sum_rows(g.data(), gb.data(), R, out_features);
+               gpu ? cuda::sum_rows(g.data(), gb.data(), R, out_features)
+                   : cpu::sum_rows(g.data(), gb.data(), R, out_features);
              }
              return Grads{gx, gw, gb};
            });

@@ -2,6 +2,7 @@
 // the statistics it used (mean and rstd per row or channel), so backward never recomputes them.
 #include "engine/error.h"
 #include "ops/cpu/norm.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -34,7 +35,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
 
   Tensor y = Tensor::empty(x.shape(), dev);
   Tensor mean = Tensor::empty({R}, dev), rstd = Tensor::empty({R}, dev);
-  if (dev.is_cuda()) cuda_kernel_missing("layer_norm");
+  if (dev.is_cuda())
+    cuda::layer_norm_forward(x.data(), data_opt(weight), data_opt(bias), y.data(), mean.data(), rstd.data(), R, C, eps);
   else cpu::layer_norm_forward(x.data(), data_opt(weight), data_opt(bias), y.data(), mean.data(), rstd.data(), R, C, eps);
 
   if (any_requires_grad({&x, &weight, &bias})) {
@@ -44,7 +46,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
              Tensor gx = needs[0] ? Tensor::empty(x_.shape(), g.device()) : Tensor();
              Tensor gw = needs[1] ? Tensor::empty({C}, g.device()) : Tensor();
              Tensor gb = needs[2] ? Tensor::empty({C}, g.device()) : Tensor();
-             if (g.is_cuda()) cuda_kernel_missing("layer_norm backward");
+             if (g.is_cuda()) cuda::layer_norm_backward(x_.data(), data_opt(w_), mean.data(), rstd.data(), g.data(),
+                                                        data_if(needs[0], gx), data_if(needs[1], gw),
+                                                        data_if(needs[2], gb), R, C);
              else cpu::layer_norm_backward(x_.data(), data_opt(w_), mean.data(), rstd.data(), g.data(),
                                            data_if(needs[0], gx), data_if(needs[1], gw), data_if(needs[2], gb), R, C);
              return Grads{gx, gw, gb};

@@ -3,6 +3,7 @@
 
 #include "engine/error.h"
 #include "ops/cpu/reduce.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -34,7 +35,6 @@ Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& dims, bool k
 // Reduces the (sorted) dims one run of adjacent dims at a time, last run first, each run as one
 // [outer, D, inner] pass. Result has keepdim shape.
 Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const std::vector<int64_t>& dims) {
-  if (x.is_cuda()) cuda_kernel_missing(name);
   Shape shape = x.shape();
   for (int64_t d : dims)
     MSMIX_CHECK(shape[d] > 0 || op == ReduceOp::Sum, "{}: cannot reduce over an empty dim of {}", name, describe(x));
@@ -49,7 +49,8 @@ Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const std::vec
     for (int64_t d = hi + 1; d < int64_t(shape.size()); ++d) inner *= shape[d];
     for (int64_t d = lo; d <= hi; ++d) shape[d] = 1;
     Tensor next = Tensor::empty(shape, x.device());
-    cpu::reduce_dim(op, cur.data(), next.data(), outer, D, inner);
+    if (x.is_cuda()) cuda::reduce_dim(op, cur.data(), next.data(), outer, D, inner);
+    else cpu::reduce_dim(op, cur.data(), next.data(), outer, D, inner);
     cur = next;
   }
   return cur.same(x) ? x.detach().clone() : cur;

@@ -5,6 +5,7 @@
 #include "engine/error.h"
 #include "ops/cpu/binary.h"
 #include "ops/cpu/permute.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -123,7 +124,7 @@ Tensor expand(const Tensor& x, const Shape& shape_in) {
   }
   if (shape == x.shape()) return x;
   Tensor out = Tensor::empty(shape, x.device());
-  if (x.is_cuda()) cuda_kernel_missing("expand");
+  if (x.is_cuda()) cuda::broadcast_to(x.data(), x.shape(), out.data(), shape);
   else cpu::broadcast_to(x.data(), x.shape(), out.data(), shape);
   if (any_requires_grad({&x})) {
     Shape x_shape = x.shape();

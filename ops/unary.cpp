@@ -1,6 +1,7 @@
 // Elementwise unary ops. Each saves its input and output (both detached) and calls one backward kernel.
 #include "engine/error.h"
 #include "ops/cpu/unary.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -10,14 +11,14 @@ namespace {
 Tensor unary(UnaryOp op, const char* name, const Tensor& x, UnaryParams params = {}) {
   MSMIX_CHECK(x.defined(), "{}: undefined input", name);
   Tensor y = Tensor::empty(x.shape(), x.device());
-  if (x.is_cuda()) cuda_kernel_missing(name);
+  if (x.is_cuda()) cuda::unary_forward(op, params, x.data(), y.data(), x.numel());
   else cpu::unary_forward(op, params, x.data(), y.data(), x.numel());
 
   if (any_requires_grad({&x})) {
     Tensor x_ = x.detach(), y_ = y.detach();
     record(y, name, {x}, [=](const Tensor& g, const std::vector<bool>&) {
       Tensor gx = Tensor::empty(x_.shape(), x_.device());
-      if (g.is_cuda()) cuda_kernel_missing(name);
+      if (g.is_cuda()) cuda::unary_backward(op, params, x_.data(), y_.data(), g.data(), gx.data(), gx.numel());
       else cpu::unary_backward(op, params, x_.data(), y_.data(), g.data(), gx.data(), gx.numel());
       return Grads{gx};
     });

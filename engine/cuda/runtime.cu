@@ -1,10 +1,21 @@
 // The engine's CUDA runtime: device discovery, raw allocation and copies on the default stream.
+#include <cstdlib>
+#include <cstring>
+
 #include "engine/cuda/check.h"
 #include "engine/cuda_runtime.h"
 
 namespace msmix::cuda {
 
 bool compiled() { return true; }
+
+bool sync_after_launch() {
+  static const bool on = [] {
+    const char* v = std::getenv("MSMIX_CUDA_SYNC");
+    return v && std::strcmp(v, "0") != 0 && *v;
+  }();
+  return on;
+}
 
 int device_count() {
   int n = 0;
@@ -62,7 +73,7 @@ void add_inplace(float* dst, const float* src, size_t n) {
   if (n == 0) return;
   unsigned blocks = unsigned((n + 255) / 256);
   add_inplace_kernel<<<blocks, 256>>>(dst, src, n);
-  CUDA_CHECK(cudaGetLastError());
+  CUDA_CHECK_LAUNCH("add_inplace");
 }
 
 }  // namespace msmix::cuda

@@ -1,0 +1,144 @@
+// Elementwise binary ops with numpy broadcasting: out[i] = a[ia(i)] op b[ib(i)], and a op scalar.
+// Launch: one thread per output element in a grid-stride loop (256 threads per block, at most 65536 blocks).
+// Bound: memory (one flop per 8-12 bytes moved). Equal shapes skip the index arithmetic; otherwise dims are
+// merged on the host first (size-1 output dims dropped, neighbours with compatible strides fused), so the
+// per-element divisions run over the merged rank (1 or 2 for bias rows, columns and scalars).
+#include "engine/error.h"
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/kernels.h"
+
+namespace msmix::cuda {
+namespace {
+
+struct Add { __device__ static float f(float x, float y) { return x + y; } };
+struct Sub { __device__ static float f(float x, float y) { return x - y; } };
+struct Mul { __device__ static float f(float x, float y) { return x * y; } };
+struct Div { __device__ static float f(float x, float y) { return x / y; } };
+struct First { __device__ static float f(float x, float) { return x; } };
+struct Eq { __device__ static float f(float x, float y) { return x == y ? 1.0f : 0.0f; } };
+
+constexpr int kMaxRank = 8;
+
+// The output's (merged) sizes and each operand's element strides in that index space (0 = broadcast).
+struct Layout {
+  int rank = 0;
+  int64_t size[kMaxRank];
+  int64_t sa[kMaxRank];
+  int64_t sb[kMaxRank];
+};
+
+Layout make_layout(const Shape& a_shape, const Shape& b_shape, const Shape& out_shape) {
+  const int64_t rank = int64_t(out_shape.size());
+  std::vector<int64_t> sa(rank, 0), sb(rank, 0);
+  auto fill_strides = [&](const Shape& s, std::vector<int64_t>& st) {
+    int64_t offset = rank - int64_t(s.size()), acc = 1;
+    for (int64_t d = int64_t(s.size()) - 1; d >= 0; --d) {
+      st[d + offset] = s[d] == 1 ? 0 : acc;
+      acc *= s[d];
+    }
+  };
+  fill_strides(a_shape, sa);
+  fill_strides(b_shape, sb);
+  // Merge from the innermost dim outwards: dim d joins the merged dim to its right when, for both operands,
+  // stepping d is the same as stepping past the whole merged dim (stride[d] == stride[inner] * size[inner]).
+  std::vector<int64_t> size, ma, mb;  // innermost first
+  for (int64_t d = rank - 1; d >= 0; --d) {
+    if (out_shape[d] == 1) continue;
+    if (!size.empty() && sa[d] == ma.back() * size.back() && sb[d] == mb.back() * size.back()) {
+      size.back() *= out_shape[d];
+      continue;
+    }
+    size.push_back(out_shape[d]);
+    ma.push_back(sa[d]);
+    mb.push_back(sb[d]);
+  }
+  MSMIX_CHECK(size.size() <= size_t(kMaxRank), "broadcast: {} and {} to {} needs {} index dims on the GPU (at most {})",
+              shape_str(a_shape), shape_str(b_shape), shape_str(out_shape), size.size(), kMaxRank);
+  Layout l;
+  l.rank = int(size.size());
+  for (int k = 0; k < l.rank; ++k) {  // back to outermost first
+    l.size[k] = size[l.rank - 1 - k];
+    l.sa[k] = ma[l.rank - 1 - k];
+    l.sb[k] = mb[l.rank - 1 - k];
+  }
+  return l;
+}
+
+template <class F>
+__global__ void same_shape_kernel(const float* a, const float* b, float* out, int64_t n) {
+  MSMIX_GRID_LOOP(i, n) out[i] = F::f(a[i], b[i]);
+}
+
+template <class F>
+__global__ void broadcast_kernel(const float* a, const float* b, float* out, int64_t n, Layout l) {
+  MSMIX_GRID_LOOP(i, n) {
+    int64_t rest = i, oa = 0, ob = 0;
+    for (int d = l.rank - 1; d > 0; --d) {
+      const int64_t q = rest / l.size[d], idx = rest - q * l.size[d];
+      oa += idx * l.sa[d];
+      ob += idx * l.sb[d];
+      rest = q;
+    }
+    if (l.rank > 0) oa += rest * l.sa[0], ob += rest * l.sb[0];  // rest < size[0]: no division
+    out[i] = F::f(a[oa], b[ob]);
+  }
+}
+
+template <class F>
+__global__ void scalar_kernel(const float* a, float s, bool scalar_first, float* out, int64_t n) {
+  if (scalar_first) {
+    MSMIX_GRID_LOOP(i, n) out[i] = F::f(s, a[i]);
+  } else {
+    MSMIX_GRID_LOOP(i, n) out[i] = F::f(a[i], s);
+  }
+}
+
+template <class F>
+void launch_binary(const float* a, const Shape& a_shape, const float* b, const Shape& b_shape, float* out,
+                   const Shape& out_shape) {
+  const int64_t n = shape_numel(out_shape);
+  if (n == 0) return;
+  if (a_shape == out_shape && b_shape == out_shape) {
+    same_shape_kernel<F><<<blocks_for(n), kThreads>>>(a, b, out, n);
+    CUDA_CHECK_LAUNCH("binary same_shape_kernel");
+    return;
+  }
+  broadcast_kernel<F><<<blocks_for(n), kThreads>>>(a, b, out, n, make_layout(a_shape, b_shape, out_shape));
+  CUDA_CHECK_LAUNCH("binary broadcast_kernel");
+}
+
+template <class F>
+void launch_scalar(const float* a, float s, bool scalar_first, float* out, int64_t n) {
+  if (n == 0) return;
+  scalar_kernel<F><<<blocks_for(n), kThreads>>>(a, s, scalar_first, out, n);
+  CUDA_CHECK_LAUNCH("binary scalar_kernel");
+}
+
+}  // namespace
+
+void binary_forward(BinaryOp op, const float* a, const Shape& a_shape, const float* b, const Shape& b_shape,
+                    float* out, const Shape& out_shape) {
+  switch (op) {
+    case BinaryOp::Add: return launch_binary<Add>(a, a_shape, b, b_shape, out, out_shape);
+    case BinaryOp::Sub: return launch_binary<Sub>(a, a_shape, b, b_shape, out, out_shape);
+    case BinaryOp::Mul: return launch_binary<Mul>(a, a_shape, b, b_shape, out, out_shape);
+    case BinaryOp::Div: return launch_binary<Div>(a, a_shape, b, b_shape, out, out_shape);
+    case BinaryOp::Eq: return launch_binary<Eq>(a, a_shape, b, b_shape, out, out_shape);
+  }
+}
+
+void broadcast_to(const float* a, const Shape& a_shape, float* out, const Shape& out_shape) {
+  launch_binary<First>(a, a_shape, a, a_shape, out, out_shape);
+}
+
+void binary_scalar_forward(BinaryOp op, const float* a, float s, bool scalar_first, float* out, int64_t n) {
+  switch (op) {
+    case BinaryOp::Add: return launch_scalar<Add>(a, s, scalar_first, out, n);
+    case BinaryOp::Sub: return launch_scalar<Sub>(a, s, scalar_first, out, n);
+    case BinaryOp::Mul: return launch_scalar<Mul>(a, s, scalar_first, out, n);
+    case BinaryOp::Div: return launch_scalar<Div>(a, s, scalar_first, out, n);
+    case BinaryOp::Eq: return launch_scalar<Eq>(a, s, scalar_first, out, n);
+  }
+}
+
+}  // namespace msmix::cuda

@@ -1,0 +1,68 @@
+// Shared pieces of the CUDA kernels: launch sizes, the grid-stride loop, group reductions, scratch memory.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "engine/allocator.h"
+#include "engine/cuda/check.h"
+
+namespace msmix::cuda {
+
+constexpr int kThreads = 256;              // threads per block for flat (elementwise) kernels
+constexpr int64_t kMaxBlocks = 1 << 16;    // grid cap: larger inputs loop (grid-stride), 16M elements per pass
+
+// Blocks for n independent items at `threads` per block, at least 1 and at most kMaxBlocks.
+inline unsigned blocks_for(int64_t n, int threads = kThreads) {
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>((n + threads - 1) / threads, kMaxBlocks)));
+}
+
+// Every index in [0, n) exactly once, whatever the grid size.
+#define MSMIX_GRID_LOOP(i, n)                                                                 \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n);                   \
+       i += int64_t(blockDim.x) * gridDim.x)
+
+// Reduction of one value per thread over a group of G consecutive threads (G = 32: a warp; G = blockDim.x:
+// the block, up to 1024). Every thread of the group gets the result. `scratch` holds one T per warp of the
+// block (shared memory; used only when G > 32); all threads of the block must call it together.
+template <int G, class T, class Op>
+__device__ T group_reduce(T v, Op op, T* scratch) {
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (G <= 32) return v;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = G / 32;
+  __syncthreads();  // the previous call's readers are done with scratch
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  T r = scratch[0];
+  for (int w = 1; w < warps; ++w) r = op(r, scratch[w]);
+  return r;
+}
+
+struct SumOp {
+  template <class T>
+  __device__ T operator()(T a, T b) const { return a + b; }
+};
+// max that lets a NaN through, as the CPU twin (`isnan(v) || v > m ? v : m`).
+struct MaxOp {
+  __device__ float operator()(float a, float b) const { return isnan(b) || b > a ? b : a; }
+};
+
+// Device scratch from the caching allocator, freed at scope exit. Safe to free while kernels that use it
+// are queued: everything runs on one stream, so a later owner of the block is ordered after them.
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t count) : bytes_(std::max<size_t>(count, 1) * sizeof(float)) {
+    ptr_ = static_cast<float*>(allocate(Device::cuda(), bytes_));
+  }
+  ~DeviceBuffer() { deallocate(Device::cuda(), ptr_, bytes_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  float* get() const { return ptr_; }
+
+ private:
+  size_t bytes_;
+  float* ptr_;
+};
+
+}  // namespace msmix::cuda

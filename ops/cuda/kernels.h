@@ -1,0 +1,47 @@
+// The CUDA kernels' entry points, one group per op family. Each mirrors its CPU twin in ops/cpu/<family>.h
+// argument for argument (same enums, same layout, pointers into device memory), so a dispatch point reads
+// `if (dev.is_cuda()) cuda::f(args) else cpu::f(args)` and the CPU kernel is the test reference.
+// Implemented by ops/cuda/<family>.cu in a CUDA build and by ops/nocuda/kernels.cpp (throws "built without
+// CUDA") otherwise. All work is queued on the default stream: a call returns before the GPU finishes, and
+// reading results back (Tensor::to_vector, item) synchronises. Errors throw msmix::Error naming the call.
+#pragma once
+#include <cstdint>
+
+#include "engine/shape.h"
+#include "ops/cpu/binary.h"
+#include "ops/cpu/matmul.h"
+#include "ops/cpu/reduce.h"
+#include "ops/cpu/unary.h"
+
+namespace msmix::cuda {
+
+// ---- binary.cu: numpy-broadcasting elementwise ops (twin: ops/cpu/binary.h)
+void binary_forward(BinaryOp op, const float* a, const Shape& a_shape, const float* b, const Shape& b_shape,
+                    float* out, const Shape& out_shape);
+void broadcast_to(const float* a, const Shape& a_shape, float* out, const Shape& out_shape);
+void binary_scalar_forward(BinaryOp op, const float* a, float s, bool scalar_first, float* out, int64_t n);
+
+// ---- unary.cu: y = f(x) and gx = g * f'(x) (twin: ops/cpu/unary.h)
+void unary_forward(UnaryOp op, UnaryParams params, const float* x, float* y, int64_t n);
+void unary_backward(UnaryOp op, UnaryParams params, const float* x, const float* y, const float* g, float* gx,
+                    int64_t n);
+
+// ---- reduce.cu: x viewed as [outer, D, inner], out[o, i] = sum or max over d (twin: ops/cpu/reduce.h)
+void reduce_dim(ReduceOp op, const float* x, float* out, int64_t outer, int64_t D, int64_t inner);
+
+// ---- softmax.cu: softmax / log_softmax over the last dim of [R, C] (twin: ops/cpu/softmax.h)
+void softmax_forward(const float* x, float* y, int64_t R, int64_t C, bool log);
+void softmax_backward(const float* y, const float* g, float* gx, int64_t R, int64_t C, bool log);
+
+// ---- norm.cu: layer norm over the last dim of [R, C] (twin: ops/cpu/norm.h); weight / bias / any grad may be null
+void layer_norm_forward(const float* x, const float* weight, const float* bias, float* y, float* mean, float* rstd,
+                        int64_t R, int64_t C, float eps);
+void layer_norm_backward(const float* x, const float* weight, const float* mean, const float* rstd, const float* g,
+                         float* gx, float* gweight, float* gbias, int64_t R, int64_t C);
+
+// ---- matmul.cu: GEMMs through cuBLAS and linear's row kernels (twin: ops/cpu/matmul.h, same GemmBatch contract)
+void gemm_batched(const cpu::GemmBatch& g);
+void broadcast_rows(const float* bias, float* y, int64_t R, int64_t N);
+void sum_rows(const float* g, float* gbias, int64_t R, int64_t N);
+
+}  // namespace msmix::cuda

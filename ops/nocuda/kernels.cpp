@@ -1,0 +1,44 @@
+// Linked instead of ops/cuda/*.cu when the build has no CUDA (make CUDA=0 or no nvcc): every kernel entry
+// point throws. They are unreachable in practice (a CUDA tensor cannot be made without a GPU, see Storage), so
+// this only keeps the op layer free of #ifdefs. engine/nocuda/stubs.cpp does the same for the runtime.
+#include "engine/error.h"
+#include "ops/cuda/kernels.h"
+
+namespace msmix::cuda {
+namespace {
+
+[[noreturn]] void no_cuda(const char* what) {
+  throw Error(fmt::format("cuda::{}: msmix was built without CUDA (rebuild with nvcc on PATH or make CUDA=1)", what));
+}
+
+}  // namespace
+
+void binary_forward(BinaryOp, const float*, const Shape&, const float*, const Shape&, float*, const Shape&) {
+  no_cuda("binary_forward");
+}
+void broadcast_to(const float*, const Shape&, float*, const Shape&) { no_cuda("broadcast_to"); }
+void binary_scalar_forward(BinaryOp, const float*, float, bool, float*, int64_t) { no_cuda("binary_scalar_forward"); }
+
+void unary_forward(UnaryOp, UnaryParams, const float*, float*, int64_t) { no_cuda("unary_forward"); }
+void unary_backward(UnaryOp, UnaryParams, const float*, const float*, const float*, float*, int64_t) {
+  no_cuda("unary_backward");
+}
+
+void reduce_dim(ReduceOp, const float*, float*, int64_t, int64_t, int64_t) { no_cuda("reduce_dim"); }
+
+void softmax_forward(const float*, float*, int64_t, int64_t, bool) { no_cuda("softmax_forward"); }
+void softmax_backward(const float*, const float*, float*, int64_t, int64_t, bool) { no_cuda("softmax_backward"); }
+
+void layer_norm_forward(const float*, const float*, const float*, float*, float*, float*, int64_t, int64_t, float) {
+  no_cuda("layer_norm_forward");
+}
+void layer_norm_backward(const float*, const float*, const float*, const float*, const float*, float*, float*, float*,
+                         int64_t, int64_t) {
+  no_cuda("layer_norm_backward");
+}
+
+void gemm_batched(const cpu::GemmBatch&) { no_cuda("gemm_batched"); }
+void broadcast_rows(const float*, float*, int64_t, int64_t) { no_cuda("broadcast_rows"); }
+void sum_rows(const float*, float*, int64_t, int64_t) { no_cuda("sum_rows"); }
+
+}  // namespace msmix::cuda
