@@ -1,6 +1,7 @@
 # msmix build. `make` builds build/libmsmix.a and build/msmix; `make test` runs the doctest suite.
 # Options: CUDA=0|1 (default: 1 when nvcc is found), SAN=1 (ASan + UBSan), NATIVE=1 (-march=native),
-# BUILD=dir (build folder, default build).
+# BUILD=dir (build folder, default build), DEPS_PREFIX=dir (the Debian packages unpacked under dir instead of
+# installed: for a machine without a package registry, see bench/gpucheck.sh).
 BUILD ?= build
 # Build in parallel on every core unless the caller chose -j.
 ifeq ($(filter -j%,$(MAKEFLAGS)),)
@@ -17,14 +18,20 @@ endif
 # spinning against each other on a small machine.
 BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
+ifneq ($(DEPS_PREFIX),)
+  BLAS_INC := $(DEPS_PREFIX)$(BLAS_INC)
+  BLAS_LIB := $(DEPS_PREFIX)$(BLAS_LIB)
+  PREFIX_FLAGS := -isystem $(DEPS_PREFIX)/usr/include
+  PREFIX_LDFLAGS := -L$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu -Wl,-rpath,$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu
+endif
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 OPT ?= -O3
 # -Wno-stringop-overflow: GCC 12 reports a false positive inside fmt 9's headers at -O3.
 CXXFLAGS := -std=c++17 $(OPT) -g1 -fopenmp -fno-math-errno -Wall -Wextra -Wno-stringop-overflow -I. -I$(BLAS_INC) -MMD -MP \
-            -DMSMIX_VERSION='"$(VERSION)"' -DMSMIX_GIT_REV='"$(GIT_REV)"'
-LDFLAGS := -fopenmp -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)
+            -DMSMIX_VERSION='"$(VERSION)"' -DMSMIX_GIT_REV='"$(GIT_REV)"' $(PREFIX_FLAGS)
+LDFLAGS := -fopenmp -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) $(PREFIX_LDFLAGS)
 LDLIBS := -lopenblas -lfmt -lpthread
 ifeq ($(SAN),1)
   CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -39,7 +46,7 @@ LIB_SRCS := $(wildcard engine/*.cpp ops/*.cpp ops/cpu/*.cpp models/*.cpp data/*.
 LIB_SRCS := $(filter-out msmix/main.cpp,$(LIB_SRCS))
 ifeq ($(CUDA),1)
   CU_SRCS := $(wildcard engine/cuda/*.cu ops/cuda/*.cu)
-  NVCCFLAGS := -std=c++17 -O3 -I. -I$(BLAS_INC) -Xcompiler -fopenmp,-Wall,-Wextra -MMD -MP \
+  NVCCFLAGS := -std=c++17 -O3 -I. -I$(BLAS_INC) $(PREFIX_FLAGS) -Xcompiler -fopenmp,-Wall,-Wextra -MMD -MP \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 $(NVCC_EXTRA)
   LDFLAGS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
   LDLIBS += -lcublas -lcudart_static -ldl -lrt
@@ -56,12 +63,12 @@ TEST_OBJS := $(TEST_SRCS:%.cpp=$(OBJ)/%.o)
 LIB := $(BUILD)/libmsmix.a
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all test clean deps bench bench-compare info
+.PHONY: all test clean deps bench bench-compare info gpucheck profile
 all: $(BUILD)/msmix
 
 # Install Debian packages when a needed header is missing (see scripts/deps.sh).
 $(DEPS_STAMP): scripts/deps.sh
-	@bash scripts/deps.sh --check-or-install
+	@$(if $(DEPS_PREFIX),true,bash scripts/deps.sh --check-or-install)
 	@mkdir -p $(BUILD) && touch $@
 deps:
 	@bash scripts/deps.sh --install
@@ -85,6 +92,8 @@ $(BUILD)/test_msmix: $(TEST_OBJS) $(LIB)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 $(BUILD)/bench_ops: $(OBJ)/bench/bench_ops.o $(LIB)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+$(BUILD)/bench_cuda_ops: $(OBJ)/bench/bench_cuda_ops.o $(LIB)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 
 # Under SAN=1 the caching allocator is bypassed so ASan sees every use-after-free. Tests are not timed, so
 # OpenMP threads sleep instead of spinning between regions (spinning made them 10x slower on a busy 2-core box).
@@ -99,10 +108,18 @@ bench-compare: $(BUILD)/bench_ops
 info: $(BUILD)/msmix
 	$(BUILD)/msmix info
 
+# On a GPU machine: a fresh CUDA build, the whole suite, the op benchmarks beside PyTorch's, and a report
+# (bench/gpucheck.sh; under 8 minutes). `make profile`: a CUDA build with -lineinfo for Nsight Compute's
+# source view, in $(BUILD)-profile.
+gpucheck:  # without our MAKEFLAGS: the script's own make picks its -j
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL bash bench/gpucheck.sh
+profile:
+	$(MAKE) BUILD=$(BUILD)-profile CUDA=1 NVCC_EXTRA=-lineinfo $(BUILD)-profile/msmix $(BUILD)-profile/bench_cuda_ops
+
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(OBJ)/msmix/main.d
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(OBJ)/msmix/main.d $(BENCH_SRCS:%.cpp=$(OBJ)/%.d)
 
 # ---- libFuzzer targets (clang++). `make fuzz` fuzzes the pickle reader for FUZZ_TIME seconds; crashes
 # land in $(BUILD)/fuzz/. Only the fuzzed sources are rebuilt with fuzzer/sanitizer instrumentation;

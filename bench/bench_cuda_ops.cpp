@@ -1,0 +1,128 @@
+// CUDA op benchmarks: the memory-bound ops at 16M elements in GB/s beside a device-to-device copy (the
+// bandwidth ceiling they are judged against: the CUDA issue's goal is 70% of it), and a few GEMMs in GFLOP/s.
+// Each sample times `kInner` back-to-back calls between two synchronisations (launches are asynchronous),
+// medians of kReps samples after a warm-up. Bytes are the minimum each op must move (inputs read once,
+// outputs written once). Prints a table, or one JSON object per case with --json (same case names as the
+// PyTorch twin bench/torch/bench_cuda_ops.py). Exits with a message when no GPU is visible.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/cuda_runtime.h"
+#include "engine/error.h"
+#include "ops/cuda/kernels.h"
+#include "ops/ops.h"
+
+using namespace msmix;
+
+namespace {
+
+constexpr int kReps = 15, kInner = 10;
+bool json = false;
+double copy_gbs = 0;  // the D2D copy's rate, once measured
+
+// Milliseconds per call.
+double time_ms(const std::function<void()>& fn) {
+  for (int i = 0; i < 3; ++i) fn();  // warm-up: allocator blocks, cuBLAS handle and heuristics
+  cuda::synchronize();
+  std::vector<double> t;
+  for (int r = 0; r < kReps; ++r) {
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kInner; ++i) fn();
+    cuda::synchronize();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / kInner);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// unit "GB/s" (amount in bytes; also the percentage of the copy's rate) or "GFLOP/s" (amount in FLOPs).
+void report(const std::string& name, double ms, double amount, const char* unit) {
+  const double rate = amount / (ms * 1e-3) / 1e9;
+  const bool bw = std::string(unit) == "GB/s";
+  const double pct = bw && copy_gbs > 0 ? 100 * rate / copy_gbs : 0;
+  if (json)
+    fmt::print("{{\"case\": \"{}\", \"ms\": {:.4f}, \"rate\": {:.2f}, \"unit\": \"{}\"{}}}\n", name, ms, rate, unit,
+               bw ? fmt::format(", \"pct_of_copy\": {:.1f}", pct) : "");
+  else
+    fmt::print("{:<36} {:>9.4f} ms {:>10.1f} {:<7} {}\n", name, ms, rate, unit,
+               bw && copy_gbs > 0 ? fmt::format("{:5.1f}% of copy", pct) : "");
+}
+
+void bench_memory_bound() {
+  const int64_t n = int64_t(1) << 24, R = 16384, C = 1024;  // 16M floats = 64 MiB per tensor
+  const double B = 4.0 * double(n);                          // bytes of one 16M tensor
+  const Device gpu = Device::cuda();
+  Generator gen(1);
+  Tensor x = Tensor::randn({R, C}, gen, 0, 1, gpu), y = Tensor::randn({R, C}, gen, 0, 1, gpu);
+  Tensor g = Tensor::randn({R, C}, gen, 0, 1, gpu), out = Tensor::empty({R, C}, gpu);
+  Tensor bias = Tensor::randn({C}, gen, 0, 1, gpu), w = Tensor::ones({C}, gpu);
+
+  const double copy_ms = time_ms([&] { out.copy_(x); });
+  copy_gbs = 2 * B / (copy_ms * 1e-3) / 1e9;
+  report("copy d2d 16M", copy_ms, 2 * B, "GB/s");
+  report("add 16M", time_ms([&] { Tensor o = add(x, y); }), 3 * B, "GB/s");
+  report("mul 16M", time_ms([&] { Tensor o = mul(x, y); }), 3 * B, "GB/s");
+  report("add bias rows 16384x1024", time_ms([&] { Tensor o = add(x, bias); }), 2 * B, "GB/s");
+  report("mul scalar 16M", time_ms([&] { Tensor o = mul(x, 0.5f); }), 2 * B, "GB/s");
+  report("relu 16M", time_ms([&] { Tensor o = relu(x); }), 2 * B, "GB/s");
+  report("exp 16M", time_ms([&] { Tensor o = exp(x); }), 2 * B, "GB/s");
+  report("gelu 16M", time_ms([&] { Tensor o = gelu(x); }), 2 * B, "GB/s");
+  report("gelu backward 16M", time_ms([&] {
+           cuda::unary_backward(UnaryOp::Gelu, {}, x.data(), x.data(), g.data(), out.data(), n);
+         }), 3 * B, "GB/s");
+  report("softmax 16384x1024", time_ms([&] { Tensor o = softmax(x); }), 2 * B, "GB/s");
+  report("softmax backward 16384x1024", time_ms([&] { cuda::softmax_backward(y.data(), g.data(), out.data(), R, C, false); }),
+         3 * B, "GB/s");
+  Tensor wide = reshape(x, {2048, 8192});
+  report("softmax 2048x8192", time_ms([&] { Tensor o = softmax(wide); }), 2 * B, "GB/s");
+  report("layer_norm 16384x1024", time_ms([&] { Tensor o = layer_norm(x, w, bias); }), 2 * B, "GB/s");
+  Tensor mean = Tensor::empty({R}, gpu), rstd = Tensor::empty({R}, gpu);
+  cuda::layer_norm_forward(x.data(), w.data(), bias.data(), out.data(), mean.data(), rstd.data(), R, C, 1e-5f);
+  report("layer_norm backward gx 16384x1024", time_ms([&] {
+           cuda::layer_norm_backward(x.data(), w.data(), mean.data(), rstd.data(), g.data(), out.data(), nullptr,
+                                     nullptr, R, C);
+         }), 3 * B, "GB/s");
+  Tensor gw = Tensor::empty({C}, gpu), gb = Tensor::empty({C}, gpu);
+  report("layer_norm backward all 16384x1024", time_ms([&] {
+           cuda::layer_norm_backward(x.data(), w.data(), mean.data(), rstd.data(), g.data(), out.data(), gw.data(),
+                                     gb.data(), R, C);
+         }), 3 * B, "GB/s");
+  report("sum 16384x1024 last dim", time_ms([&] { Tensor o = sum(x, {1}); }), B, "GB/s");
+  report("sum 16384x1024 first dim", time_ms([&] { Tensor o = sum(x, {0}); }), B, "GB/s");
+  report("sum 16M all", time_ms([&] { Tensor o = sum(x); }), B, "GB/s");
+}
+
+void bench_gemm(const std::string& name, int64_t batch, int64_t M, int64_t K, int64_t N) {
+  Generator gen(2);
+  const Device gpu = Device::cuda();
+  Tensor a = Tensor::randn(batch > 1 ? Shape{batch, M, K} : Shape{M, K}, gen, 0, 1, gpu);
+  Tensor b = Tensor::randn(batch > 1 ? Shape{batch, K, N} : Shape{K, N}, gen, 0, 1, gpu);
+  report(name, time_ms([&] { Tensor o = matmul(a, b); }), 2.0 * double(batch * M * N * K), "GFLOP/s");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) json = json || std::strcmp(argv[i], "--json") == 0;
+  try {
+    if (cuda::device_count() == 0) {
+      fmt::print(stderr, "bench_cuda_ops: no GPU ({}); nothing to measure\n", cuda::runtime_info());
+      return 2;
+    }
+    if (!json) fmt::print("GPU: {}; CUDA {}\n", cuda::device_name(0), cuda::runtime_info());
+    NoGradGuard no_grad;
+    bench_memory_bound();
+    bench_gemm("sgemm 4096x4096x4096", 1, 4096, 4096, 4096);
+    bench_gemm("sgemm 1600x768x128", 1, 1600, 768, 128);
+    bench_gemm("bmm 160x500x50x500", 160, 500, 50, 500);  // attention scores: 16 x 10 heads, L 500, d 50
+  } catch (const Error& e) {
+    fmt::print(stderr, "bench_cuda_ops: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The CUDA backend's check on a GPU machine (`make gpucheck`): environment, a fresh CUDA build, the CUDA tests
+# (first with MSMIX_CUDA_SYNC=1, so a fault names its kernel), the whole suite, the CUDA op benchmarks beside
+# their PyTorch twin, the CPU op benchmarks, and a short markdown report. One deadline (GPUCHECK_SECONDS,
+# default 450) bounds everything, each step also has its own timeout, and a step that fails does not stop the
+# others. Report: $OUT/gpucheck.md when $OUT is set (the device tool), else <build dir>/gpucheck.md; the full
+# log beside it (gpucheck.log). Exit status 0 only when every step passed.
+#
+# Environment: GPUCHECK_BUILD (build dir, default build-gpucheck, wiped first unless GPUCHECK_REUSE=1, for a
+#   rerun on the same machine after a fix), GPUCHECK_JOBS (default 16), GPUCHECK_SECONDS (deadline, 450),
+#   MSMIX_DEBS (a folder of Debian .debs, used only when the build's headers are missing: unpacked under
+#   /tmp/msmix-deps and built with DEPS_PREFIX, for a machine that cannot reach a package registry).
+# `bash bench/gpucheck.sh --fetch-debs DIR` (on a machine with apt, e.g. the dev box): downloads those .debs.
+# With the device tool: fetch into build-gpudeps (git-ignored), carry it, run MSMIX_DEBS=build-gpudeps make gpucheck.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES="doctest-dev libfmt-dev libfmt9 libopenblas-openmp-dev libopenblas0-openmp libgfortran5 libquadmath0
+nlohmann-json3-dev libcli11-dev"
+HEADERS="/usr/include/doctest/doctest.h /usr/include/fmt/format.h
+/usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h /usr/include/nlohmann/json.hpp /usr/include/CLI/CLI.hpp"
+
+if [ "${1:-}" = "--fetch-debs" ]; then
+  dir=${2:?usage: bench/gpucheck.sh --fetch-debs DIR}
+  mkdir -p "$dir"
+  # shellcheck disable=SC2086
+  (cd "$dir" && apt-get download $PACKAGES)
+  ls -l "$dir"
+  exit 0
+fi
+
+START=$(date +%s)
+DEADLINE=$((START + ${GPUCHECK_SECONDS:-450}))
+BUILD=${GPUCHECK_BUILD:-build-gpucheck}
+JOBS=${GPUCHECK_JOBS:-16}
+REPORT_DIR=${OUT:-$BUILD}
+[ "${GPUCHECK_REUSE:-0}" = 1 ] || rm -rf "$BUILD"
+mkdir -p "$BUILD" "$REPORT_DIR"
+BIN=$(cd "$BUILD" && pwd)  # absolute, for the steps that run from tests/
+REPORT=$REPORT_DIR/gpucheck.md
+LOG=$REPORT_DIR/gpucheck.log
+: >"$LOG"
+STEPS=""    # markdown rows: | step | status | seconds |
+FAILED=0
+
+log() { echo "$@" | tee -a "$LOG"; }
+
+# step NAME MAX_SECONDS COMMAND...: runs the command under `timeout`, bounded by the deadline too; its output
+# goes to the log and to $BUILD/step-NAME.txt; records ok / FAILED (rc) / TIMEOUT / skipped.
+step() {
+  local name=$1 max=$2
+  shift 2
+  local left=$((DEADLINE - $(date +%s) - 15))
+  local limit=$((max < left ? max : left))
+  if [ "$limit" -lt 10 ]; then
+    log "=== $name: skipped (deadline)"
+    STEPS+="| $name | skipped (deadline) | 0 |"$'\n'
+    FAILED=1
+    return 0
+  fi
+  log "=== $name (limit ${limit}s): $*"
+  local t0 rc=0
+  t0=$(date +%s)
+  timeout --kill-after=5 "$limit" "$@" >"$BUILD/step-$name.txt" 2>&1 || rc=$?
+  cat "$BUILD/step-$name.txt" >>"$LOG"
+  local secs=$(($(date +%s) - t0)) status=ok
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then status="TIMEOUT after ${limit}s"; elif [ "$rc" != 0 ]; then status="FAILED (exit $rc)"; fi
+  [ "$status" = ok ] || FAILED=1
+  log "=== $name: $status in ${secs}s"
+  STEPS+="| $name | $status | $secs |"$'\n'
+}
+
+# ---- environment
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+export PATH="$PATH:$CUDA_HOME/bin"
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "host: $(uname -srm), $(nproc) cores"
+  echo "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -3 | tr '\n' ';')"
+  echo "nvcc: $(nvcc --version 2>&1 | grep -m1 release || echo 'not found')"
+  echo "g++: $(g++ --version 2>&1 | head -1)"
+  echo "make: $(make --version 2>&1 | head -1)"
+  echo "cuBLAS: $(ls "$CUDA_HOME"/lib64/libcublas.so.* 2>/dev/null | head -1 || true) $(ldconfig -p 2>/dev/null | grep -m1 'libcublas.so' | sed 's/.*=> //' || true)"
+  echo "cuDNN: $(sed -n 's/^#define CUDNN_\(MAJOR\|MINOR\|PATCHLEVEL\) \([0-9]*\).*/\2/p' "$CUDA_HOME"/include/cudnn_version.h /usr/include/cudnn_version.h 2>/dev/null | head -3 | paste -sd. || true) (headers; not used yet)"
+  echo "python3 torch: $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' 2>&1 | tail -1)"
+} >"$BUILD/env.txt" 2>&1 || true
+tee -a "$LOG" <"$BUILD/env.txt"
+nvidia-smi >>"$LOG" 2>&1 || log "nvidia-smi: not available"
+
+# ---- build dependencies: installed, or unpacked from carried .debs
+MAKE_ARGS=(BUILD="$BUILD" CUDA=1 -j"$JOBS")
+missing=0
+for h in $HEADERS; do [ -f "$h" ] || missing=1; done
+if [ "$missing" = 1 ]; then
+  if [ -n "${MSMIX_DEBS:-}" ] && ls "$MSMIX_DEBS"/*.deb >/dev/null 2>&1; then
+    MSMIX_DEBS=$(cd "$MSMIX_DEBS" && pwd)
+    prefix=/tmp/msmix-deps
+    mkdir -p "$prefix"
+    for deb in "$MSMIX_DEBS"/*.deb; do
+      if command -v dpkg-deb >/dev/null; then
+        dpkg-deb -x "$deb" "$prefix"
+      else  # a .deb is an ar archive holding data.tar.*
+        rm -rf /tmp/msmix-deb && mkdir -p /tmp/msmix-deb
+        (cd /tmp/msmix-deb && ar x "$deb")
+        tar -xf /tmp/msmix-deb/data.tar.* -C "$prefix"
+      fi
+    done
+    MAKE_ARGS+=(DEPS_PREFIX="$prefix")
+    export LD_LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu:$prefix/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    log "deps: unpacked $(ls "$MSMIX_DEBS"/*.deb | wc -l) packages from $MSMIX_DEBS into $prefix"
+  else
+    log "deps: headers missing ($(for h in $HEADERS; do [ -f "$h" ] || printf '%s ' "$h"; done)) and no MSMIX_DEBS folder; the build will try scripts/deps.sh"
+  fi
+fi
+
+# ---- build, tests, benchmarks
+step build 270 make "${MAKE_ARGS[@]}" "$BUILD/msmix" "$BUILD/test_msmix" "$BUILD/bench_cuda_ops" "$BUILD/bench_ops"
+step info 20 "$BIN/msmix" info
+if ! grep -q '^gpu 0:' "$BUILD/step-info.txt" 2>/dev/null; then
+  log "!!! msmix sees no GPU (see the info step): the GPU tests below only skip"
+  STEPS+="| msmix sees a GPU | FAILED | 0 |"$'\n'
+  FAILED=1
+fi
+# The CUDA suites first, synchronising after every launch so an asynchronous fault names its kernel; then the
+# GPU benchmarks; then the whole suite (the CPU suites also run in CI, so they come after the GPU-only work).
+step cuda-tests 90 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
+step bench-cuda 60 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
+step bench-torch 90 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
+step all-tests 200 env OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix'"
+step bench-cpu 60 "$BIN/bench_ops"
+
+# ---- report
+summary() {  # the doctest summary lines of a test step, and its first failures
+  local f=$BUILD/step-$1.txt
+  [ -f "$f" ] || return 0
+  grep -E '^\[doctest\] (test cases|assertions)' "$f" || true
+  grep -E -A3 'ERROR|FATAL|fatal error|Segmentation|signal' "$f" | head -40 || true
+}
+{
+  echo "# gpucheck ($(date -u '+%Y-%m-%d'))"
+  echo
+  echo '```'
+  cat "$BUILD/env.txt"
+  echo '```'
+  echo
+  echo "| step | status | seconds |"
+  echo "|---|---|---:|"
+  printf '%s' "$STEPS"
+  echo
+  echo "Total: $(($(date +%s) - START)) s."
+  for s in cuda-tests all-tests; do  # doctest's totals and the first failures
+    echo
+    echo "## $s"
+    echo '```'
+    summary "$s"
+    echo '```'
+  done
+  echo
+  echo "## CUDA ops (bench/bench_cuda_ops.cpp)"
+  echo '```'
+  [ -f "$BUILD/step-bench-cuda.txt" ] && grep '^{' "$BUILD/step-bench-cuda.txt" | sed 's/[{}"]//g'
+  echo '```'
+  echo
+  echo "## beside PyTorch eager (ratio = torch ms / msmix ms)"
+  [ -f "$BUILD/step-bench-torch.txt" ] && grep -v '^===' "$BUILD/step-bench-torch.txt"
+  echo
+  echo "## CPU ops (bench/bench_ops.cpp)"
+  echo '```'
+  [ -f "$BUILD/step-bench-cpu.txt" ] && cat "$BUILD/step-bench-cpu.txt"
+  echo '```'
+} >"$REPORT" 2>&1 || true
+log "report: $REPORT"
+cat "$REPORT"
+exit "$FAILED"

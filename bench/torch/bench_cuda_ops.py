@@ -1,0 +1,100 @@
+"""PyTorch (eager, CUDA) twin of bench/bench_cuda_ops.cpp: the same cases, names, byte counts and timing
+(kInner back-to-back calls between two synchronisations, median of kReps samples after a warm-up), one JSON
+object per line.
+
+usage: python3 bench/torch/bench_cuda_ops.py [--ours FILE]
+With --ours (bench_cuda_ops --json output) it prints a markdown table of both with the ratio torch ms / msmix
+ms (above 1: msmix faster) instead of JSON. Exits 2 without a GPU. TF32 is off, as msmix's FP32 cuBLAS.
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+REPS, INNER = 15, 10
+
+
+def time_ms(fn):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(REPS):
+        start = time.perf_counter()
+        for _ in range(INNER):
+            fn()
+        torch.cuda.synchronize()
+        samples.append((time.perf_counter() - start) * 1e3 / INNER)
+    return statistics.median(samples)
+
+
+def cases():
+    """Yields (name, ms, amount, unit) for every case of bench_cuda_ops.cpp that PyTorch can express."""
+    dev = "cuda"
+    n, R, C = 1 << 24, 16384, 1024
+    B = 4.0 * n
+    g = torch.Generator(device=dev).manual_seed(1)
+    x, y, gr = (torch.randn(R, C, device=dev, generator=g) for _ in range(3))
+    out = torch.empty(R, C, device=dev)
+    bias, w = torch.randn(C, device=dev, generator=g), torch.ones(C, device=dev)
+    F = torch.nn.functional
+    yield "copy d2d 16M", time_ms(lambda: out.copy_(x)), 2 * B, "GB/s"
+    yield "add 16M", time_ms(lambda: x + y), 3 * B, "GB/s"
+    yield "mul 16M", time_ms(lambda: x * y), 3 * B, "GB/s"
+    yield "add bias rows 16384x1024", time_ms(lambda: x + bias), 2 * B, "GB/s"
+    yield "mul scalar 16M", time_ms(lambda: x * 0.5), 2 * B, "GB/s"
+    yield "relu 16M", time_ms(lambda: torch.relu(x)), 2 * B, "GB/s"
+    yield "exp 16M", time_ms(lambda: torch.exp(x)), 2 * B, "GB/s"
+    yield "gelu 16M", time_ms(lambda: F.gelu(x)), 2 * B, "GB/s"
+    yield "gelu backward 16M", time_ms(lambda: torch.ops.aten.gelu_backward(gr, x)), 3 * B, "GB/s"
+    yield "softmax 16384x1024", time_ms(lambda: torch.softmax(x, -1)), 2 * B, "GB/s"
+    sm = torch.softmax(y, -1)
+    yield ("softmax backward 16384x1024",
+           time_ms(lambda: torch.ops.aten._softmax_backward_data(gr, sm, -1, torch.float32)), 3 * B, "GB/s")
+    wide = x.reshape(2048, 8192)
+    yield "softmax 2048x8192", time_ms(lambda: torch.softmax(wide, -1)), 2 * B, "GB/s"
+    yield "layer_norm 16384x1024", time_ms(lambda: F.layer_norm(x, (C,), w, bias)), 2 * B, "GB/s"
+    _, mean, rstd = torch.ops.aten.native_layer_norm(x, [C], w, bias, 1e-5)
+    lnb = torch.ops.aten.native_layer_norm_backward
+    yield ("layer_norm backward gx 16384x1024",
+           time_ms(lambda: lnb(gr, x, [C], mean, rstd, w, bias, [True, False, False])), 3 * B, "GB/s")
+    yield ("layer_norm backward all 16384x1024",
+           time_ms(lambda: lnb(gr, x, [C], mean, rstd, w, bias, [True, True, True])), 3 * B, "GB/s")
+    yield "sum 16384x1024 last dim", time_ms(lambda: x.sum(1)), B, "GB/s"
+    yield "sum 16384x1024 first dim", time_ms(lambda: x.sum(0)), B, "GB/s"
+    yield "sum 16M all", time_ms(lambda: x.sum()), B, "GB/s"
+    for name, batch, m, k, nn in [("sgemm 4096x4096x4096", 1, 4096, 4096, 4096), ("sgemm 1600x768x128", 1, 1600, 768, 128),
+                                  ("bmm 160x500x50x500", 160, 500, 50, 500)]:
+        shape_a, shape_b = ((batch, m, k), (batch, k, nn)) if batch > 1 else ((m, k), (k, nn))
+        a, b = torch.randn(*shape_a, device=dev, generator=g), torch.randn(*shape_b, device=dev, generator=g)
+        yield name, time_ms(lambda: torch.matmul(a, b)), 2.0 * batch * m * nn * k, "GFLOP/s"
+
+
+def main():
+    if not torch.cuda.is_available():
+        print("bench_cuda_ops.py: no GPU visible to torch", file=sys.stderr)
+        return 2
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    ours = None
+    if "--ours" in sys.argv:
+        with open(sys.argv[sys.argv.index("--ours") + 1]) as f:
+            ours = {r["case"]: r for r in (json.loads(line) for line in f if line.startswith("{"))}
+        print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}\n")
+        print("| case | msmix ms | torch ms | msmix rate | torch rate | ratio |\n|---|---:|---:|---:|---:|---:|")
+    with torch.no_grad():
+        for name, ms, amount, unit in cases():
+            rate = amount / (ms * 1e-3) / 1e9
+            if ours is None:
+                print(json.dumps({"case": name, "ms": round(ms, 4), "rate": round(rate, 2), "unit": unit}), flush=True)
+            elif name in ours:
+                r = ours[name]
+                print(f"| {name} | {r['ms']:.4f} | {ms:.4f} | {r['rate']:.1f} {unit} | {rate:.1f} {unit} | "
+                      f"{ms / r['ms']:.2f}x |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
