@@ -1,6 +1,9 @@
 #include "ops/cpu/binary.h"
 
+#include <algorithm>
 #include <vector>
+
+#include "ops/cpu/fast_math.h"
 
 namespace msmix::cpu {
 namespace {
@@ -14,15 +17,36 @@ struct Eq { static float f(float x, float y) { return x == y ? 1.0f : 0.0f; } };
 
 constexpr int64_t kParallelMin = 1 << 15;  // below this, threads cost more than they save
 
+// Same shapes: the run-time picked vector kernel (AVX2 where present) over chunks, chunks in parallel.
+using ArrayKernel = void (*)(const float*, const float*, float*, int64_t);
+ArrayKernel array_kernel(const VecKernels& k, BinaryOp op) {
+  switch (op) {
+    case BinaryOp::Add: return k.add;
+    case BinaryOp::Sub: return k.sub;
+    case BinaryOp::Mul: return k.mul;
+    case BinaryOp::Div: return k.div;
+    case BinaryOp::Eq: break;
+  }
+  return nullptr;
+}
+
+void same_shape(ArrayKernel kernel, const float* a, const float* b, float* out, int64_t n) {
+  const int64_t chunk = 1 << 14, chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for if (n > kParallelMin)
+  for (int64_t c = 0; c < chunks; ++c)
+    kernel(a + c * chunk, b + c * chunk, out + c * chunk, std::min(chunk, n - c * chunk));
+}
+
 // Rows of the output (all dims but the last) are independent; within a row each operand either walks
 // (stride 1) or repeats one value (stride 0), so the inner loop is a plain vectorisable loop.
 template <class F>
 void broadcast_loop(const float* a, const Shape& a_shape, const float* b, const Shape& b_shape, float* out,
-                    const Shape& out_shape) {
+                    const Shape& out_shape, ArrayKernel kernel = nullptr) {
   int64_t rank = int64_t(out_shape.size());
   int64_t n = shape_numel(out_shape);
   if (n == 0) return;
   if (a_shape == out_shape && b_shape == out_shape) {
+    if (kernel) return same_shape(kernel, a, b, out, n);
 #pragma omp parallel for simd if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) out[i] = F::f(a[i], b[i]);
     return;
@@ -83,11 +107,12 @@ void scalar_loop(const float* a, float s, bool scalar_first, float* out, int64_t
 
 void binary_forward(BinaryOp op, const float* a, const Shape& a_shape, const float* b, const Shape& b_shape,
                     float* out, const Shape& out_shape) {
+  ArrayKernel kernel = array_kernel(vec_kernels(), op);
   switch (op) {
-    case BinaryOp::Add: return broadcast_loop<Add>(a, a_shape, b, b_shape, out, out_shape);
-    case BinaryOp::Sub: return broadcast_loop<Sub>(a, a_shape, b, b_shape, out, out_shape);
-    case BinaryOp::Mul: return broadcast_loop<Mul>(a, a_shape, b, b_shape, out, out_shape);
-    case BinaryOp::Div: return broadcast_loop<Div>(a, a_shape, b, b_shape, out, out_shape);
+    case BinaryOp::Add: return broadcast_loop<Add>(a, a_shape, b, b_shape, out, out_shape, kernel);
+    case BinaryOp::Sub: return broadcast_loop<Sub>(a, a_shape, b, b_shape, out, out_shape, kernel);
+    case BinaryOp::Mul: return broadcast_loop<Mul>(a, a_shape, b, b_shape, out, out_shape, kernel);
+    case BinaryOp::Div: return broadcast_loop<Div>(a, a_shape, b, b_shape, out, out_shape, kernel);
     case BinaryOp::Eq: return broadcast_loop<Eq>(a, a_shape, b, b_shape, out, out_shape);
   }
 }

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/cpu/fast_math.h"
+
 namespace msmix::cpu {
 namespace {
 
@@ -16,31 +18,11 @@ constexpr int64_t kMaxChunks = 64;         // row chunks for the race-free gweig
 
 void layer_norm_forward(const float* x, const float* weight, const float* bias, float* y, float* mean, float* rstd,
                         int64_t R, int64_t C, float eps) {
+  // Per row (fast_math.h, row_kernels_impl.h): two blocked-sum passes for the mean and the biased variance
+  // around it, then one pass writing y.
+  const VecKernels& k = vec_kernels();
 #pragma omp parallel for if (R * C > kParallelMin)
-  for (int64_t r = 0; r < R; ++r) {
-    const float* xr = x + r * C;
-    float* yr = y + r * C;
-    // Two passes in double: the mean, then the biased variance around it (no catastrophic cancellation).
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < C; ++c) s += xr[c];
-    const float m = float(s / double(C));
-    double v = 0;
-#pragma omp simd reduction(+ : v)
-    for (int64_t c = 0; c < C; ++c) v += double(xr[c] - m) * double(xr[c] - m);
-    const float rs = float(1.0 / std::sqrt(v / double(C) + double(eps)));
-    mean[r] = m;
-    rstd[r] = rs;
-    if (weight && bias) {
-      for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - m) * rs * weight[c] + bias[c];
-    } else if (weight) {
-      for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - m) * rs * weight[c];
-    } else if (bias) {
-      for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - m) * rs + bias[c];
-    } else {
-      for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - m) * rs;
-    }
-  }
+  for (int64_t r = 0; r < R; ++r) k.layer_norm_row(x + r * C, weight, bias, y + r * C, C, eps, mean + r, rstd + r);
 }
 
 void layer_norm_backward(const float* x, const float* weight, const float* mean, const float* rstd, const float* g,
@@ -52,46 +34,23 @@ void layer_norm_backward(const float* x, const float* weight, const float* mean,
   const int64_t chunks = (R + rows_per_chunk - 1) / rows_per_chunk;
   const bool partials = gweight || gbias;
   std::vector<float> pw(partials ? size_t(chunks * C) : 0, 0.0f), pb(pw.size(), 0.0f);
+  const VecKernels& k = vec_kernels();
 
 #pragma omp parallel for if (R * C > kParallelMin)
-  for (int64_t k = 0; k < chunks; ++k) {
-    float* pwk = partials ? pw.data() + k * C : nullptr;
-    float* pbk = partials ? pb.data() + k * C : nullptr;
-    const int64_t r_end = std::min(R, (k + 1) * rows_per_chunk);
-    for (int64_t r = k * rows_per_chunk; r < r_end; ++r) {
-      const float* xr = x + r * C;
-      const float* gr = g + r * C;
-      const float m = mean[r], rs = rstd[r];
-      if (partials) {
-        for (int64_t c = 0; c < C; ++c) {
-          pwk[c] += gr[c] * (xr[c] - m) * rs;
-          pbk[c] += gr[c];
-        }
-      }
-      if (!gx) continue;
-      // dxhat = g * weight;  gx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-      double sum_d = 0, sum_dx = 0;
-#pragma omp simd reduction(+ : sum_d, sum_dx)
-      for (int64_t c = 0; c < C; ++c) {
-        float d = weight ? gr[c] * weight[c] : gr[c];
-        sum_d += d;
-        sum_dx += double(d) * double((xr[c] - m) * rs);
-      }
-      const float a = float(sum_d / double(C)), b = float(sum_dx / double(C));
-      float* gxr = gx + r * C;
-      for (int64_t c = 0; c < C; ++c) {
-        float d = weight ? gr[c] * weight[c] : gr[c];
-        gxr[c] = rs * (d - a - (xr[c] - m) * rs * b);
-      }
-    }
+  for (int64_t c = 0; c < chunks; ++c) {
+    float* pwc = partials ? pw.data() + c * C : nullptr;
+    float* pbc = partials ? pb.data() + c * C : nullptr;
+    const int64_t r_end = std::min(R, (c + 1) * rows_per_chunk);
+    for (int64_t r = c * rows_per_chunk; r < r_end; ++r)
+      k.layer_norm_row_backward(x + r * C, weight, mean[r], rstd[r], g + r * C, gx ? gx + r * C : nullptr, pwc, pbc, C);
   }
   if (!partials) return;
 #pragma omp parallel for if (chunks * C > kParallelMin)
   for (int64_t c = 0; c < C; ++c) {
     float sw = 0, sb = 0;
-    for (int64_t k = 0; k < chunks; ++k) {
-      sw += pw[size_t(k * C + c)];
-      sb += pb[size_t(k * C + c)];
+    for (int64_t j = 0; j < chunks; ++j) {
+      sw += pw[size_t(j * C + c)];
+      sb += pb[size_t(j * C + c)];
     }
     if (gweight) gweight[c] = sw;
     if (gbias) gbias[c] = sb;

@@ -9,13 +9,13 @@ namespace msmix::cpu {
 namespace {
 
 constexpr int64_t kParallelMin = 1 << 14;
-constexpr float kInvSqrt2 = 0.70710678118654752f;
-constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 
 // One loop per op (the switch stays outside), so each loop body is simple enough to vectorise.
+// f is firstprivate: each thread's copy keeps the captured pointers in registers. Shared, the loop reloaded
+// them through the closure every element and GCC left the loop scalar.
 template <class F>
 void map(int64_t n, F f) {
-#pragma omp parallel for simd if (n > kParallelMin)
+#pragma omp parallel for simd firstprivate(f) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
@@ -30,6 +30,7 @@ void map_rows(int64_t n, F f) {
 }  // namespace
 
 void unary_forward(UnaryOp op, UnaryParams p, const float* x, float* y, int64_t n) {
+  const VecKernels& k = vec_kernels();
   switch (op) {
     case UnaryOp::Neg: return map(n, [=](int64_t i) { y[i] = -x[i]; });
     case UnaryOp::Exp: return map_rows(n, [=](int64_t i, int64_t len) { exp_array(x + i, y + i, len); });
@@ -39,7 +40,8 @@ void unary_forward(UnaryOp op, UnaryParams p, const float* x, float* y, int64_t 
     case UnaryOp::Pow: return map(n, [=](int64_t i) { y[i] = std::pow(x[i], p.p0); });
     case UnaryOp::Abs: return map(n, [=](int64_t i) { y[i] = std::fabs(x[i]); });
     case UnaryOp::Relu: return map(n, [=](int64_t i) { y[i] = x[i] > 0 ? x[i] : 0.0f; });
-    case UnaryOp::Gelu: return map(n, [=](int64_t i) { y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * kInvSqrt2)); });
+    case UnaryOp::Gelu:
+      return map_rows(n, [=, &k](int64_t i, int64_t len) { k.gelu(x + i, y + i, len); });
     case UnaryOp::Tanh: return map(n, [=](int64_t i) { y[i] = std::tanh(x[i]); });
     case UnaryOp::Sigmoid:  // 1 / (1 + e^-x), with the exponential vectorised
       return map_rows(n, [=](int64_t i, int64_t len) {
@@ -57,9 +59,10 @@ void unary_forward(UnaryOp op, UnaryParams p, const float* x, float* y, int64_t 
 }
 
 void unary_backward(UnaryOp op, UnaryParams p, const float* x, const float* y, const float* g, float* gx, int64_t n) {
+  const VecKernels& k = vec_kernels();
   switch (op) {
     case UnaryOp::Neg: return map(n, [=](int64_t i) { gx[i] = -g[i]; });
-    case UnaryOp::Exp: return map(n, [=](int64_t i) { gx[i] = g[i] * y[i]; });
+    case UnaryOp::Exp: return map_rows(n, [=, &k](int64_t i, int64_t len) { k.mul(g + i, y + i, gx + i, len); });
     case UnaryOp::Log: return map(n, [=](int64_t i) { gx[i] = g[i] / x[i]; });
     case UnaryOp::Sqrt: return map(n, [=](int64_t i) { gx[i] = g[i] * 0.5f / y[i]; });
     case UnaryOp::Rsqrt: return map(n, [=](int64_t i) { gx[i] = g[i] * -0.5f * y[i] * y[i] * y[i]; });
@@ -68,11 +71,7 @@ void unary_backward(UnaryOp op, UnaryParams p, const float* x, const float* y, c
     case UnaryOp::Abs: return map(n, [=](int64_t i) { gx[i] = x[i] > 0 ? g[i] : (x[i] < 0 ? -g[i] : 0.0f); });
     case UnaryOp::Relu: return map(n, [=](int64_t i) { gx[i] = x[i] > 0 ? g[i] : 0.0f; });
     case UnaryOp::Gelu:  // Phi(x) + x * phi(x)
-      return map(n, [=](int64_t i) {
-        float cdf = 0.5f * (1.0f + std::erf(x[i] * kInvSqrt2));
-        float pdf = kInvSqrt2Pi * std::exp(-0.5f * x[i] * x[i]);
-        gx[i] = g[i] * (cdf + x[i] * pdf);
-      });
+      return map_rows(n, [=, &k](int64_t i, int64_t len) { k.gelu_backward(x + i, g + i, gx + i, len); });
     case UnaryOp::Tanh: return map(n, [=](int64_t i) { gx[i] = g[i] * (1.0f - y[i] * y[i]); });
     case UnaryOp::Sigmoid: return map(n, [=](int64_t i) { gx[i] = g[i] * y[i] * (1.0f - y[i]); });
     case UnaryOp::Softplus:
