@@ -3,8 +3,9 @@
 // Launch, by shape: D <= 32: one thread per output; inner == 1: one warp per row (8 rows per 256-thread
 // block), lanes striding the row; inner > 1: 32x8 blocks, 32 neighbouring columns per block (coalesced) and
 // 8 thread rows splitting D, combined through shared memory. When there are few outputs and long rows
-// (a full sum, a bias grad over many rows) D is split into up to 1024 chunks written as partials
-// [outer, S, inner], then reduced again: the GPU stays busy. Bound: memory (one read of x).
+// (a full sum, a bias grad over many rows) D is split into S chunks, enough for about 8192 warps (rows) or
+// 1024 blocks (columns) in all, written as partials [outer, S, inner] and reduced again: the GPU stays busy.
+// Bound: memory (one read of x).
 #include <cmath>
 
 #include "ops/cuda/common.cuh"
@@ -16,8 +17,9 @@ namespace {
 constexpr int64_t kSmallD = 32;          // up to this many values per output: a thread each
 constexpr int64_t kFewOutputs = 4096;    // fewer outputs than this and ...
 constexpr int64_t kSplitMinD = 4096;     // ... at least this many values each: split D
-constexpr int64_t kChunk = 1024;         // values per chunk when splitting
-constexpr int64_t kMaxSplits = 1024;
+constexpr int64_t kMinChunk = 256;       // values per chunk when splitting, at least
+constexpr int64_t kTargetWarps = 8192;   // row path: warps wanted in all (about 62 per SM on an H100)
+constexpr int64_t kTargetBlocks = 1024;  // column path: 256-thread blocks wanted in all
 constexpr unsigned kMaxGridY = 65535;
 
 struct SumR {
@@ -116,12 +118,16 @@ void reduce(const float* x, float* out, int64_t outer, int64_t D, int64_t inner)
   if (outer * inner == 0) return;
   const int64_t outputs = outer * inner;
   if (outputs < kFewOutputs && D >= kSplitMinD) {
-    const int64_t S = std::min(kMaxSplits, (D + kChunk - 1) / kChunk);
-    const Split sp{S, (D + S - 1) / S};
-    DeviceBuffer partial(size_t(outer * S * inner));
-    reduce_pass<R>(x, partial.get(), outer, D, inner, sp);
-    reduce_pass<R>(partial.get(), out, outer, S, inner, Split{1, S});
-    return;
+    const int64_t units = inner == 1 ? outer : outer * ((inner + 31) / 32);  // warps or blocks without a split
+    const int64_t want = inner == 1 ? kTargetWarps : kTargetBlocks;
+    const int64_t S = std::min((D + kMinChunk - 1) / kMinChunk, (want + units - 1) / units);
+    if (S > 1) {
+      const Split sp{S, (D + S - 1) / S};
+      DeviceBuffer partial(size_t(outer * S * inner));
+      reduce_pass<R>(x, partial.get(), outer, D, inner, sp);
+      reduce_pass<R>(partial.get(), out, outer, S, inner, Split{1, S});
+      return;
+    }
   }
   reduce_pass<R>(x, out, outer, D, inner, Split{1, std::max<int64_t>(D, 1)});
 }
