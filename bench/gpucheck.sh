@@ -42,6 +42,7 @@ LOG=$REPORT_DIR/gpucheck.log
 : >"$LOG"
 STEPS=""    # markdown rows: | step | status | seconds |
 FAILED=0
+FAILED_STEPS=""
 
 log() { echo "$@" | tee -a "$LOG"; }
 
@@ -65,7 +66,7 @@ step() {
   cat "$BUILD/step-$name.txt" >>"$LOG"
   local secs=$(($(date +%s) - t0)) status=ok
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then status="TIMEOUT after ${limit}s"; elif [ "$rc" != 0 ]; then status="FAILED (exit $rc)"; fi
-  [ "$status" = ok ] || FAILED=1
+  [ "$status" = ok ] || { FAILED=1; FAILED_STEPS+=" $name"; }
   log "=== $name: $status in ${secs}s"
   STEPS+="| $name | $status | $secs |"$'\n'
 }
@@ -149,6 +150,13 @@ summary() {  # the doctest summary lines of a test step, and its first failures
   printf '%s' "$STEPS"
   echo
   echo "Total: $(($(date +%s) - START)) s."
+  for s in $FAILED_STEPS; do
+    echo
+    echo "## $s failed: the end of its output"
+    echo '```'
+    tail -25 "$BUILD/step-$s.txt"
+    echo '```'
+  done
   for s in cuda-tests all-tests; do  # doctest's totals and the first failures
     echo
     echo "## $s"
@@ -163,7 +171,7 @@ summary() {  # the doctest summary lines of a test step, and its first failures
   echo '```'
   echo
   echo "## beside PyTorch eager (ratio = torch ms / msmix ms)"
-  [ -f "$BUILD/step-bench-torch.txt" ] && grep -v '^===' "$BUILD/step-bench-torch.txt"
+  [ -f "$BUILD/step-bench-torch.txt" ] && grep '^|\|^torch' "$BUILD/step-bench-torch.txt"
   echo
   echo "## CPU ops (bench/bench_ops.cpp)"
   echo '```'
