@@ -11,12 +11,13 @@
 #   MSMIX_DEBS (a folder of Debian .debs, used only when the build's headers are missing: unpacked under
 #   /tmp/msmix-deps and built with DEPS_PREFIX, for a machine that cannot reach a package registry).
 # `bash bench/gpucheck.sh --fetch-debs DIR` (on a machine with apt, e.g. the dev box): downloads those .debs.
-# With the device tool: fetch into build-gpudeps (git-ignored), carry it, run MSMIX_DEBS=build-gpudeps make gpucheck.
+# With the device tool: fetch into build-gpudeps (git-ignored), carry it, and run
+# `MSMIX_DEBS=build-gpudeps bash bench/gpucheck.sh` (rather than make gpucheck: the machine may lack make).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES="doctest-dev libfmt-dev libfmt9 libopenblas-openmp-dev libopenblas0-openmp libgfortran5 libquadmath0
-nlohmann-json3-dev libcli11-dev"
+nlohmann-json3-dev libcli11-dev make"
 HEADERS="/usr/include/doctest/doctest.h /usr/include/fmt/format.h
 /usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h /usr/include/nlohmann/json.hpp /usr/include/CLI/CLI.hpp"
 
@@ -89,10 +90,11 @@ export PATH="$PATH:$CUDA_HOME/bin"
 tee -a "$LOG" <"$BUILD/env.txt"
 nvidia-smi >>"$LOG" 2>&1 || log "nvidia-smi: not available"
 
-# ---- build dependencies: installed, or unpacked from carried .debs
+# ---- build dependencies: installed, or unpacked from carried .debs (make included)
 MAKE_ARGS=(BUILD="$BUILD" CUDA=1 -j"$JOBS")
 missing=0
 for h in $HEADERS; do [ -f "$h" ] || missing=1; done
+command -v make >/dev/null || missing=1
 if [ "$missing" = 1 ]; then
   if [ -n "${MSMIX_DEBS:-}" ] && ls "$MSMIX_DEBS"/*.deb >/dev/null 2>&1; then
     MSMIX_DEBS=$(cd "$MSMIX_DEBS" && pwd)
@@ -108,10 +110,11 @@ if [ "$missing" = 1 ]; then
       fi
     done
     MAKE_ARGS+=(DEPS_PREFIX="$prefix")
+    command -v make >/dev/null || export PATH="$PATH:$prefix/usr/bin"
     export LD_LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu:$prefix/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     log "deps: unpacked $(ls "$MSMIX_DEBS"/*.deb | wc -l) packages from $MSMIX_DEBS into $prefix"
   else
-    log "deps: headers missing ($(for h in $HEADERS; do [ -f "$h" ] || printf '%s ' "$h"; done)) and no MSMIX_DEBS folder; the build will try scripts/deps.sh"
+    log "deps: missing ($(for h in $HEADERS; do [ -f "$h" ] || printf '%s ' "$h"; done)$(command -v make >/dev/null || echo make)) and no MSMIX_DEBS folder; the build will try scripts/deps.sh"
   fi
 fi
 
