@@ -76,8 +76,8 @@ void bench_memory_bound() {
            cuda::unary_backward(UnaryOp::Gelu, {}, x.data(), x.data(), g.data(), out.data(), n);
          }), 3 * B, "GB/s");
   report("softmax 16384x1024", time_ms([&] { Tensor o = softmax(x); }), 2 * B, "GB/s");
-  report("softmax backward 16384x1024", time_ms([&] { cuda::softmax_backward(y.data(), g.data(), out.data(), R, C, false); }),
-         3 * B, "GB/s");
+  report("softmax backward 16384x1024",
+         time_ms([&] { cuda::softmax_backward(y.data(), g.data(), out.data(), R, C, false); }), 3 * B, "GB/s");
   Tensor wide = reshape(x, {2048, 8192});
   report("softmax 2048x8192", time_ms([&] { Tensor o = softmax(wide); }), 2 * B, "GB/s");
   report("layer_norm 16384x1024", time_ms([&] { Tensor o = layer_norm(x, w, bias); }), 2 * B, "GB/s");

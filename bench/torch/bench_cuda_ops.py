@@ -65,8 +65,9 @@ def cases():
     yield "sum 16384x1024 last dim", time_ms(lambda: x.sum(1)), B, "GB/s"
     yield "sum 16384x1024 first dim", time_ms(lambda: x.sum(0)), B, "GB/s"
     yield "sum 16M all", time_ms(lambda: x.sum()), B, "GB/s"
-    for name, batch, m, k, nn in [("sgemm 4096x4096x4096", 1, 4096, 4096, 4096), ("sgemm 1600x768x128", 1, 1600, 768, 128),
-                                  ("bmm 160x500x50x500", 160, 500, 50, 500)]:
+    gemms = [("sgemm 4096x4096x4096", 1, 4096, 4096, 4096), ("sgemm 1600x768x128", 1, 1600, 768, 128),
+             ("bmm 160x500x50x500", 160, 500, 50, 500)]
+    for name, batch, m, k, nn in gemms:
         shape_a, shape_b = ((batch, m, k), (batch, k, nn)) if batch > 1 else ((m, k), (k, nn))
         a, b = torch.randn(*shape_a, device=dev, generator=g), torch.randn(*shape_b, device=dev, generator=g)
         yield name, time_ms(lambda: torch.matmul(a, b)), 2.0 * batch * m * nn * k, "GFLOP/s"

@@ -26,7 +26,8 @@ inline void check_launch(const char* kernel, const char* file, int line) {
   cudaError_t err = cudaGetLastError();
   if (err == cudaSuccess && sync_after_launch()) err = cudaDeviceSynchronize();
   if (err != cudaSuccess)
-    throw ::msmix::Error(fmt::format("CUDA kernel {} failed at {}:{}: {}", kernel, file, line, cudaGetErrorString(err)));
+    throw ::msmix::Error(
+        fmt::format("CUDA kernel {} failed at {}:{}: {}", kernel, file, line, cudaGetErrorString(err)));
 }
 
 }  // namespace msmix::cuda

@@ -42,7 +42,9 @@ struct PowB {
     return p.p0 == 0 ? 0.0f : g * p.p0 * powf(x, p.p0 - 1);
   }
 };
-struct AbsB { __device__ static float b(float x, float, float g, UnaryParams) { return x > 0 ? g : (x < 0 ? -g : 0.0f); } };
+struct AbsB {
+  __device__ static float b(float x, float, float g, UnaryParams) { return x > 0 ? g : (x < 0 ? -g : 0.0f); }
+};
 struct ReluB { __device__ static float b(float x, float, float g, UnaryParams) { return x > 0 ? g : 0.0f; } };
 struct GeluB {  // Phi(x) + x * phi(x)
   __device__ static float b(float x, float, float g, UnaryParams) {

@@ -163,7 +163,8 @@ TEST_CASE("cuda softmax and log_softmax: forward and backward match the CPU, -in
   uint64_t seed = 300;
   // Backward: gx = y * (g - sum(g * y)) or g - exp(y) * sum(g), the row sum's error scaled by y <= 1.
   const Tol fwd{1e-5, 1e-6}, bwd{1e-4, 1e-6};
-  for (Shape shape : {Shape{1}, Shape{4, 7}, Shape{3, 5, 33}, Shape{64, 1000}, Shape{5, 1025}, Shape{2, 3000}, Shape{}}) {
+  const std::vector<Shape> shapes = {{1}, {4, 7}, {3, 5, 33}, {64, 1000}, {5, 1025}, {2, 3000}, {}};
+  for (const Shape& shape : shapes) {
     for (bool log : {false, true}) {
       Fn f = [log](const std::vector<Tensor>& t) { return log ? log_softmax(t[0]) : softmax(t[0]); };
       check_twins(std::string(log ? "log_softmax " : "softmax ") + shape_str(shape), f, {leaf(shape, seed++, 3.0f)},
