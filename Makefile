@@ -127,9 +127,9 @@ clean:
 FUZZ_CXX ?= clang++
 FUZZ_TIME ?= 60
 FUZZ_FLAGS := -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -I$(BLAS_INC)
-FUZZ_PICKLE_SRCS := fuzz/fuzz_pickle.cpp data/pickle.cpp data/numpy_array.cpp
+FUZZ_PICKLE_SRCS := fuzz/fuzz_pickle.cpp data/pickle.cpp data/pickle_value.cpp data/numpy_array.cpp
 .PHONY: fuzz
-$(BUILD)/fuzz_pickle: $(FUZZ_PICKLE_SRCS) data/pickle.h data/numpy_array.h $(LIB)
+$(BUILD)/fuzz_pickle: $(FUZZ_PICKLE_SRCS) data/pickle.h data/pickle_internal.h data/numpy_array.h $(LIB)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_PICKLE_SRCS) $(LIB) -o $@ $(filter-out -fopenmp,$(LDFLAGS)) $(LDLIBS) -lgomp
 fuzz: $(BUILD)/fuzz_pickle
 	@mkdir -p $(BUILD)/fuzz/corpus
