@@ -6,6 +6,7 @@
 
 #include "engine/error.h"
 #include "ops/cpu/index.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -35,9 +36,12 @@ std::string position(int64_t flat, const Shape& shape) {
   return shape_str(at);
 }
 
-// Throws, naming the op, the first bad value and its position, unless every value of `index` (a CPU tensor)
-// is an integer in [0, limit). `target` says what is indexed: "dim 1 of x [3, 4] cpu".
-void check_indices(const char* op, const char* name, const Tensor& index, int64_t limit, const std::string& target) {
+// Throws, naming the op, the first bad value and its position, unless every value of `index` is an integer in
+// [0, limit). `target` says what is indexed: "dim 1 of x [3, 4] cpu". A device index is read back to the host
+// for the check (one small copy that synchronises): kernels never see a bad index.
+void check_indices(const char* op, const char* name, const Tensor& index_in, int64_t limit,
+                   const std::string& target) {
+  const Tensor index = index_in.is_cuda() ? index_in.detach().to(Device::cpu()) : index_in;
   int64_t bad = cpu::find_bad_index(index.data(), index.numel(), limit);
   if (bad < 0) return;
   float v = index.data()[bad];
@@ -83,22 +87,22 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   AroundDim v = around(out_shape, d);
   std::vector<int64_t> sizes;
   for (const Tensor& x : xs) sizes.push_back(x.size(d));
-  if (first.is_cuda()) cuda_kernel_missing("concat");
+  const auto copy = first.is_cuda() ? cuda::copy_along_dim : cpu::copy_along_dim;
   int64_t offset = 0;
   for (size_t k = 0; k < xs.size(); offset += sizes[k], ++k)  // x_k [outer, size_k, inner] -> out[:, offset + ...]
-    cpu::copy_along_dim(xs[k].data(), sizes[k], 0, out.data(), total, offset, v.outer, sizes[k], v.inner);
+    copy(xs[k].data(), sizes[k], 0, out.data(), total, offset, v.outer, sizes[k], v.inner);
 
   if (any_requires_grad(xs)) {
     std::vector<Shape> shapes;
     for (const Tensor& x : xs) shapes.push_back(x.shape());
     record(out, "concat", xs, [shapes, sizes, v, total](const Tensor& g, const std::vector<bool>& needs) {
-      if (g.is_cuda()) cuda_kernel_missing("concat");
+      const auto copy = g.is_cuda() ? cuda::copy_along_dim : cpu::copy_along_dim;
       Grads grads(shapes.size());
       int64_t offset = 0;
       for (size_t k = 0; k < shapes.size(); offset += sizes[k], ++k) {  // grad k = g[:, offset:offset+size_k]
         if (!needs[k]) continue;
         grads[k] = Tensor::empty(shapes[k], g.device());
-        cpu::copy_along_dim(g.data(), total, offset, grads[k].data(), sizes[k], 0, v.outer, sizes[k], v.inner);
+        copy(g.data(), total, offset, grads[k].data(), sizes[k], 0, v.outer, sizes[k], v.inner);
       }
       return grads;
     });
@@ -116,15 +120,14 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
   Shape out_shape = x.shape();
   out_shape[d] = len;
   Tensor out = Tensor::empty(out_shape, x.device());
-  if (x.is_cuda()) cuda_kernel_missing("slice");
+  if (x.is_cuda()) cuda::copy_along_dim(x.data(), v.size, s, out.data(), len, 0, v.outer, len, v.inner);
   else cpu::copy_along_dim(x.data(), v.size, s, out.data(), len, 0, v.outer, len, v.inner);
 
   if (any_requires_grad({&x})) {
     Shape x_shape = x.shape();
     record(out, "slice", {x}, [x_shape, v, s, len](const Tensor& g, const std::vector<bool>&) {
-      if (g.is_cuda()) cuda_kernel_missing("slice");
       Tensor gx = Tensor::zeros(x_shape, g.device());  // zero outside [s, s + len)
-      cpu::copy_along_dim(g.data(), len, 0, gx.data(), v.size, s, v.outer, len, v.inner);
+      (g.is_cuda() ? cuda::copy_along_dim : cpu::copy_along_dim)(g.data(), len, 0, gx.data(), v.size, s, v.outer, len, v.inner);
       return Grads{gx};
     });
   }
@@ -177,17 +180,15 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Shape out_shape = x.shape();
   out_shape[d] = n;
   Tensor out = Tensor::empty(out_shape, dev);
-  if (dev.is_cuda()) cuda_kernel_missing("index_select");
   check_indices("index_select", "index", index, v.size, fmt::format("dim {} of x {}", dim, describe(x)));
-  cpu::index_select_forward(x.data(), v.outer, v.size, v.inner, index.data(), n, out.data());
+  (dev.is_cuda() ? cuda::index_select_forward : cpu::index_select_forward)(x.data(), v.outer, v.size, v.inner, index.data(), n, out.data());
 
   if (any_requires_grad({&x})) {
     Tensor index_ = index.detach();
     Shape x_shape = x.shape();
     record(out, "index_select", {x}, [index_, x_shape, v, n](const Tensor& g, const std::vector<bool>&) {
-      if (g.is_cuda()) cuda_kernel_missing("index_select");
       Tensor gx = Tensor::zeros(x_shape, g.device());  // scatter-add: repeated indices accumulate
-      cpu::index_select_backward(g.data(), v.outer, v.size, v.inner, index_.data(), n, gx.data());
+      (g.is_cuda() ? cuda::index_select_backward : cpu::index_select_backward)(g.data(), v.outer, v.size, v.inner, index_.data(), n, gx.data());
       return Grads{gx};
     });
   }
@@ -203,17 +204,15 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
     MSMIX_CHECK(e == d || index.size(e) <= x.size(e), "gather: index {} is larger than x {} in dim {}",
                 shape_str(index.shape()), shape_str(x.shape()), e);
   Tensor out = Tensor::empty(index.shape(), dev);
-  if (dev.is_cuda()) cuda_kernel_missing("gather");
   check_indices("gather", "index", index, x.size(d), fmt::format("dim {} of x {}", dim, describe(x)));
-  cpu::gather_forward(x.data(), x.shape(), index.data(), index.shape(), d, out.data());
+  (dev.is_cuda() ? cuda::gather_forward : cpu::gather_forward)(x.data(), x.shape(), index.data(), index.shape(), d, out.data());
 
   if (any_requires_grad({&x})) {
     Tensor index_ = index.detach();
     Shape x_shape = x.shape();
     record(out, "gather", {x}, [index_, x_shape, d](const Tensor& g, const std::vector<bool>&) {
-      if (g.is_cuda()) cuda_kernel_missing("gather");
       Tensor gx = Tensor::zeros(x_shape, g.device());  // scatter-add: repeated indices accumulate
-      cpu::gather_backward(g.data(), index_.shape(), index_.data(), x_shape, d, gx.data());
+      (g.is_cuda() ? cuda::gather_backward : cpu::gather_backward)(g.data(), index_.shape(), index_.data(), x_shape, d, gx.data());
       return Grads{gx};
     });
   }
@@ -228,16 +227,14 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   Shape out_shape = ids.shape();
   out_shape.push_back(D);
   Tensor out = Tensor::empty(out_shape, dev);
-  if (dev.is_cuda()) cuda_kernel_missing("embedding");
   check_indices("embedding", "ids", ids, V, fmt::format("weight {}", describe(weight)));
-  cpu::index_select_forward(weight.data(), 1, V, D, ids.data(), n, out.data());  // rows of weight
+  (dev.is_cuda() ? cuda::index_select_forward : cpu::index_select_forward)(weight.data(), 1, V, D, ids.data(), n, out.data());  // rows of weight
 
   if (any_requires_grad({&weight})) {
     Tensor ids_ = ids.detach();
     record(out, "embedding", {weight}, [ids_, V, D, n](const Tensor& g, const std::vector<bool>&) {
-      if (g.is_cuda()) cuda_kernel_missing("embedding");
       Tensor gw = Tensor::zeros({V, D}, g.device());  // rows never looked up get 0; repeats accumulate
-      cpu::index_select_backward(g.data(), 1, V, D, ids_.data(), n, gw.data());
+      (g.is_cuda() ? cuda::index_select_backward : cpu::index_select_backward)(g.data(), 1, V, D, ids_.data(), n, gw.data());
       return Grads{gw};
     });
   }
@@ -252,16 +249,22 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, float value) {
   MSMIX_CHECK(broadcasts_to(mask.shape(), x.shape()), "masked_fill: mask {} does not broadcast to x {}",
               shape_str(mask.shape()), shape_str(x.shape()));
   Tensor out = Tensor::empty(x.shape(), dev);
-  if (dev.is_cuda()) cuda_kernel_missing("masked_fill");
-  else cpu::where_forward(mask.data(), mask.shape(), &value, {}, x.data(), x.shape(), out.data(), x.shape());
+  if (dev.is_cuda()) {
+    const Tensor v = Tensor::scalar(value, dev);  // the kernel reads the fill value from device memory
+    cuda::where_forward(mask.data(), mask.shape(), v.data(), {}, x.data(), x.shape(), out.data(), x.shape());
+  } else {
+    cpu::where_forward(mask.data(), mask.shape(), &value, {}, x.data(), x.shape(), out.data(), x.shape());
+  }
 
   if (any_requires_grad({&x})) {
     Tensor mask_ = mask.detach();
     record(out, "masked_fill", {x}, [mask_](const Tensor& g, const std::vector<bool>&) {
-      if (g.is_cuda()) cuda_kernel_missing("masked_fill");
       Tensor gx = Tensor::empty(g.shape(), g.device());  // 0 where filled: the output does not depend on x there
       float zero = 0;
-      cpu::where_forward(mask_.data(), mask_.shape(), &zero, {}, g.data(), g.shape(), gx.data(), g.shape());
+      if (g.is_cuda())
+        cuda::where_forward(mask_.data(), mask_.shape(), Tensor::zeros({}, g.device()).data(), {}, g.data(), g.shape(),
+                            gx.data(), g.shape());
+      else cpu::where_forward(mask_.data(), mask_.shape(), &zero, {}, g.data(), g.shape(), gx.data(), g.shape());
       return Grads{gx};
     });
   }
@@ -279,25 +282,26 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
                             shape_str(a.shape()), shape_str(b.shape())));
   }
   Tensor out = Tensor::empty(out_shape, dev);
-  if (dev.is_cuda()) cuda_kernel_missing("where");
-  else cpu::where_forward(cond.data(), cond.shape(), a.data(), a.shape(), b.data(), b.shape(), out.data(), out_shape);
+  (dev.is_cuda() ? cuda::where_forward : cpu::where_forward)(cond.data(), cond.shape(), a.data(), a.shape(), b.data(), b.shape(), out.data(), out_shape);
 
   if (any_requires_grad({&a, &b})) {
     Tensor cond_ = cond.detach();
     Shape a_shape = a.shape(), b_shape = b.shape();
     record(out, "where", {a, b}, [cond_, a_shape, b_shape](const Tensor& g, const std::vector<bool>& needs) {
-      if (g.is_cuda()) cuda_kernel_missing("where");
       // a gets g where cond holds, b gets it elsewhere; each summed back over its broadcast dims.
-      float zero = 0;
+      const auto where_kernel = g.is_cuda() ? cuda::where_forward : cpu::where_forward;
+      const Tensor zero_t = g.is_cuda() ? Tensor::zeros({}, g.device()) : Tensor();  // a device 0 for the GPU
+      float zero_h = 0;
+      const float* zero = g.is_cuda() ? zero_t.data() : &zero_h;
       Tensor ga, gb;
       if (needs[0]) {
         Tensor full = Tensor::empty(g.shape(), g.device());
-        cpu::where_forward(cond_.data(), cond_.shape(), g.data(), g.shape(), &zero, {}, full.data(), g.shape());
+        where_kernel(cond_.data(), cond_.shape(), g.data(), g.shape(), zero, {}, full.data(), g.shape());
         ga = sum_to(full, a_shape);
       }
       if (needs[1]) {
         Tensor full = Tensor::empty(g.shape(), g.device());
-        cpu::where_forward(cond_.data(), cond_.shape(), &zero, {}, g.data(), g.shape(), full.data(), g.shape());
+        where_kernel(cond_.data(), cond_.shape(), zero, {}, g.data(), g.shape(), full.data(), g.shape());
         gb = sum_to(full, b_shape);
       }
       return Grads{ga, gb};

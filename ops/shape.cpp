@@ -91,7 +91,7 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   Shape out_shape(rank);
   for (int64_t k = 0; k < rank; ++k) out_shape[k] = x.size(perm[k]);
   Tensor out = Tensor::empty(out_shape, x.device());
-  if (x.is_cuda()) cuda_kernel_missing("permute");
+  if (x.is_cuda()) cuda::permute(x.data(), x.shape(), perm, out.data());
   else cpu::permute(x.data(), x.shape(), perm, out.data());
   if (any_requires_grad({&x}))
     record(out, "permute", {x}, [inverse](const Tensor& g, const std::vector<bool>&) {

@@ -6,6 +6,7 @@
 // reading results back (Tensor::to_vector, item) synchronises. Errors throw msmix::Error naming the call.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "engine/shape.h"
 #include "ops/cpu/binary.h"
@@ -43,5 +44,24 @@ void layer_norm_backward(const float* x, const float* weight, const float* mean,
 void gemm_batched(const cpu::GemmBatch& g);
 void broadcast_rows(const float* bias, float* y, int64_t R, int64_t N);
 void sum_rows(const float* g, float* gbias, int64_t R, int64_t N);
+
+// ---- index.cu: copies along a dim, permute, index_select / gather forward, where (twin: ops/cpu/index.h,
+// ops/cpu/permute.h). Index tensors are device floats the op layer has already validated.
+void copy_along_dim(const float* src, int64_t src_dim, int64_t src_start, float* dst, int64_t dst_dim,
+                    int64_t dst_start, int64_t outer, int64_t count, int64_t inner);
+void permute(const float* x, const Shape& x_shape, const std::vector<int64_t>& perm, float* out);
+void index_select_forward(const float* x, int64_t outer, int64_t x_dim, int64_t inner, const float* index,
+                          int64_t n, float* out);
+void gather_forward(const float* x, const Shape& x_shape, const float* index, const Shape& index_shape, int64_t dim,
+                    float* out);
+// a, b, cond are device pointers (masked_fill passes its value as a device rank-0 tensor).
+void where_forward(const float* cond, const Shape& cond_shape, const float* a, const Shape& a_shape, const float* b,
+                   const Shape& b_shape, float* out, const Shape& out_shape);
+
+// ---- scatter.cu: the deterministic scatter-adds (CPU order, no atomics; reads the index back to the host)
+void index_select_backward(const float* g, int64_t outer, int64_t x_dim, int64_t inner, const float* index,
+                           int64_t n, float* gx);
+void gather_backward(const float* g, const Shape& index_shape, const float* index, const Shape& x_shape, int64_t dim,
+                     float* gx);
 
 }  // namespace msmix::cuda

@@ -41,4 +41,25 @@ void gemm_batched(const cpu::GemmBatch&) { no_cuda("gemm_batched"); }
 void broadcast_rows(const float*, float*, int64_t, int64_t) { no_cuda("broadcast_rows"); }
 void sum_rows(const float*, float*, int64_t, int64_t) { no_cuda("sum_rows"); }
 
+void copy_along_dim(const float*, int64_t, int64_t, float*, int64_t, int64_t, int64_t, int64_t, int64_t) {
+  no_cuda("copy_along_dim");
+}
+void permute(const float*, const Shape&, const std::vector<int64_t>&, float*) { no_cuda("permute"); }
+void index_select_forward(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float*) {
+  no_cuda("index_select_forward");
+}
+void gather_forward(const float*, const Shape&, const float*, const Shape&, int64_t, float*) {
+  no_cuda("gather_forward");
+}
+void where_forward(const float*, const Shape&, const float*, const Shape&, const float*, const Shape&, float*,
+                   const Shape&) {
+  no_cuda("where_forward");
+}
+void index_select_backward(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float*) {
+  no_cuda("index_select_backward");
+}
+void gather_backward(const float*, const Shape&, const float*, const Shape&, int64_t, float*) {
+  no_cuda("gather_backward");
+}
+
 }  // namespace msmix::cuda

@@ -2,6 +2,7 @@
 // refusing tensors on two devices, and (with no GPU) clear errors instead of crashes.
 #include "engine/allocator.h"
 #include "ops/cuda/kernels.h"
+#include "ops/lstm_cell.h"
 #include "tests/cuda/cuda_testing.h"
 
 using namespace msmix;
@@ -54,7 +55,8 @@ TEST_CASE("cuda: ops given tensors on two devices throw, naming both devices") {
   check_throws_with([&] { linear(g, w, Tensor::ones({4})); }, {"linear", "different devices"});
   check_throws_with([&] { layer_norm(c, v, Tensor()); }, {"layer_norm", "different devices", "cpu", "cuda:0"});
   // An op without a CUDA kernel yet says so instead of reading device memory on the host.
-  check_throws_with([&] { slice(g, 0, 0, 1); }, {"slice", "CUDA"});
+  check_throws_with([&] { lstm_cell(Tensor::ones({2, 8}, Device::cuda()), Tensor::ones({2, 2}, Device::cuda())); },
+                    {"lstm_cell", "CUDA"});
 }
 
 TEST_CASE("cuda: without a GPU, device tensors and kernel calls fail with an error, not a crash") {
@@ -71,6 +73,7 @@ TEST_CASE("cuda: without a GPU, device tensors and kernel calls fail with an err
   check_throws_with([] { cuda::binary_forward(BinaryOp::Add, nullptr, {8}, nullptr, {8}, nullptr, {8}); },
                     {"binary", what});
   check_throws_with([] { cuda::softmax_forward(nullptr, nullptr, 2, 4, false); }, {"softmax", what});
+  check_throws_with([] { cuda::copy_along_dim(nullptr, 4, 0, nullptr, 4, 0, 2, 4, 1); }, {"copy_along_dim", what});
   cpu::GemmBatch g;
   g.M = g.N = g.K = 4;
   check_throws_with([&] { cuda::gemm_batched(g); }, {what});
