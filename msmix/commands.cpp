@@ -11,6 +11,7 @@
 #include "engine/error.h"
 #include "models/checkpoint_io.h"
 #include "models/registry.h"
+#include "msmix/bench_model.h"
 #include "msmix/info.h"
 
 namespace msmix {
@@ -48,10 +49,11 @@ TrainResult run_training(Config config, Dataset& data, const std::string& dir, b
 }
 
 std::string run_title(const Config& c) {
-  return fmt::format("{} | {} ({}) | mix {} | seed {} | {} | batch {} | max {} epochs, early stop {}",
+  return fmt::format("{} | {} ({}) | mix {} | seed {} | {} | batch {} | max {} epochs, early stop {}{}",
                      config_string(c, "model"), config_string(c, "data"), config_string(c, "dataset"),
                      config_string(c, "mix"), config_int(c, "seed"), config_string(c, "device"),
-                     config_int(c, "batch_size"), config_int(c, "max_epochs"), config_int(c, "early_stop"));
+                     config_int(c, "batch_size"), config_int(c, "max_epochs"), config_int(c, "early_stop"),
+                     c.contains("weights") ? " | weights " + config_string(c, "weights") : std::string());
 }
 
 }  // namespace
@@ -232,6 +234,17 @@ std::string data_command(const std::string& data) {
   return d.summary();
 }
 
+// ---------------------------------------------------------------- bench
+
+BenchResult bench_command(const BenchOptions& options, bool json, std::ostream& out, std::ostream& err) {
+  BenchResult r = bench_model(options, [&](int64_t step, int64_t total, double ms) {
+    err << fmt::format("step {}/{}: {:.1f} ms{}\n", step, total, ms, step <= options.warmup ? " (warm-up)" : "");
+    err.flush();
+  });
+  out << (json ? bench_json(r).dump() + "\n" : bench_text(r));
+  return r;
+}
+
 // ---------------------------------------------------------------- parsing helpers
 
 std::vector<std::string> split_list(const std::string& text, const char* flag) {
@@ -272,7 +285,14 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(MSMIX_VERSION));
 
-  CLI::App* info = app.add_subcommand("info", "print version, build flags, threads, BLAS, CUDA and GPUs");
+  std::string info_model, info_data, info_dataset;
+  std::vector<std::string> info_overrides;
+  CLI::App* info = app.add_subcommand(
+      "info", "print version, build flags, threads, BLAS, CUDA and GPUs; with --model and --data, the parameter table");
+  info->add_option("--model", info_model, "backbone whose parameters to list");
+  info->add_option("--data", info_data, "an MMSA feature file (*.pkl) or synthetic:NAME (gives the input widths)");
+  info->add_option("--dataset", info_dataset, "mosi | mosei | sims (default: from the data's name)");
+  info->add_option("--set", info_overrides, "key=value overrides of the config (repeatable)");
 
   TrainCommand train;
   train.spec.model = train.spec.data = "";  // required unless --resume
@@ -287,6 +307,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   train_app->add_option("--out", train.out, "run directory (default runs/<model>-<data>-<mix>-<seed>)");
   train_app->add_option("--epochs", train.spec.max_epochs, "maximum epochs (default: the defaults table's max_epochs)");
   train_app->add_option("--set", train.spec.overrides, "key=value overrides of the run config (repeatable)");
+  train_app->add_option("--weights", train.spec.weights,
+                        "start the backbone from this safetensors state dict (names must match exactly)");
   train_app->add_option("--resume", train.resume, "continue the run in this directory");
   train_app->add_flag("--overwrite", train.overwrite, "start afresh in a directory that already holds a run");
 
@@ -315,6 +337,21 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   compare_app->add_option("--set", compare.base.overrides, "key=value overrides for every run (repeatable)");
   compare_app->add_option("--out", compare.out, "output folder (default runs/compare-<model>-<data>)");
 
+  BenchOptions bench;
+  bool bench_as_json = false;
+  CLI::App* bench_app = app.add_subcommand("bench", "time whole training steps of a backbone on the data's shapes");
+  bench_app->add_option("--model", bench.model, "backbone")->required();
+  bench_app->add_option("--data", bench.data, "an MMSA feature file (*.pkl) or synthetic:NAME")->required();
+  bench_app->add_option("--dataset", bench.dataset, "mosi | mosei | sims (default: from the data's name)");
+  bench_app->add_option("--device", bench.device, "cpu | cuda | cuda:N")->capture_default_str();
+  bench_app->add_option("--batch", bench.batch, "batch size (default: the defaults table's)");
+  bench_app->add_option("--steps", bench.steps, "timed steps")->capture_default_str();
+  bench_app->add_option("--warmup", bench.warmup, "untimed steps first")->capture_default_str();
+  bench_app->add_option("--mix", bench.mix, "none | mixup | manifold | msmix")->capture_default_str();
+  bench_app->add_option("--seed", bench.seed, "seed of init, dropout and data")->capture_default_str();
+  bench_app->add_option("--set", bench.overrides, "key=value overrides of the run config (repeatable)");
+  bench_app->add_flag("--json", bench_as_json, "print one JSON object (ms_per_step: the median)");
+
   std::string data_spec;
   CLI::App* data_app = app.add_subcommand("data", "print a dataset summary (splits, shapes, labels, padding)");
   data_app->add_option("data", data_spec, "an MMSA feature file (*.pkl) or synthetic:NAME")->required();
@@ -333,13 +370,18 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   try {
     Progress progress(err, &err == &std::cerr && Progress::stderr_is_terminal());
     if (*info) {
-      out << build_info();
+      const bool table = !info_model.empty() || !info_data.empty() || !info_dataset.empty() || !info_overrides.empty();
+      MSMIX_CHECK(!table || (!info_model.empty() && !info_data.empty()),
+                  "info: the parameter table needs both --model and --data");
+      out << (table ? model_info(info_model, info_data, info_dataset, info_overrides) : build_info());
     } else if (*train_app) {
       MSMIX_CHECK(!train.resume.empty() || (!train.spec.model.empty() && !train.spec.data.empty()),
                   "train: --model and --data are required (or --resume DIR)");
       MSMIX_CHECK(train.resume.empty() || (train.spec.model.empty() && train.spec.data.empty() &&
-                                           train.spec.overrides.empty() && train.spec.max_epochs == 0),
-                  "train --resume {} continues the saved config.json: drop --model, --data, --set and --epochs",
+                                           train.spec.overrides.empty() && train.spec.max_epochs == 0 &&
+                                           train.spec.weights.empty()),
+                  "train --resume {} continues the saved config.json: drop --model, --data, --set, --epochs and "
+                  "--weights",
                   train.resume);
       train.spec.mix = train_mix;
       if (train.resume.empty()) parse_mix_method(train_mix);
@@ -353,6 +395,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       compare.seeds = parse_seeds(compare_seeds);
       if (&err == &std::cerr) install_interrupt_handler();
       if (compare_command(compare, progress, out).interrupted) return 130;
+    } else if (*bench_app) {
+      parse_mix_method(bench.mix);
+      bench_command(bench, bench_as_json, out, err);
     } else if (*data_app) {
       out << data_command(data_spec);
     }

@@ -1,4 +1,4 @@
-// The msmix command line (docs/training.md): `msmix train | eval | compare | data | info`, each with --help.
+// The msmix command line (docs/training.md): `msmix train | eval | compare | bench | data | info`, each with --help.
 // run_cli is main() without the process, so tests can call it with an argv and string streams; every
 // failure prints "msmix: error: ..." on `err` and returns non-zero, never aborts.
 //
@@ -6,6 +6,7 @@
 //   train_command    one run into a run directory (or --resume one)
 //   eval_command     scores saved weights on a split; optional predictions CSV (id,label,prediction)
 //   compare_command  methods x seeds, then the paper-style table (markdown, CSV) and learning curves (SVG)
+//   bench_command    times whole training steps of a backbone (msmix/bench_model.h)
 //   data_command     Dataset::summary() of a file or a synthetic set
 #pragma once
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "msmix/bench_model.h"
 #include "msmix/compare.h"
 #include "msmix/progress.h"
 #include "msmix/trainer.h"
@@ -64,6 +66,10 @@ CompareResult compare_command(const CompareCommand& command, Progress& progress,
 
 // Dataset::summary() of synthetic:NAME or an MMSA .pkl.
 std::string data_command(const std::string& data);
+
+// Times training steps (msmix/bench_model.h): one line per step on `err`, then bench_text (or with json one
+// JSON object on one line) on `out`.
+BenchResult bench_command(const BenchOptions& options, bool json, std::ostream& out, std::ostream& err);
 
 // "1111,1112" -> {1111, 1112}; "none,msmix" -> {"none", "msmix"}; errors name the flag and the bad item.
 std::vector<std::string> split_list(const std::string& text, const char* flag);

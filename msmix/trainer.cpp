@@ -134,6 +134,11 @@ Config make_run_config(const RunSpec& spec) {
     c["synthetic_scale"] = 1.0;
     c["synthetic_max_steps"] = 0;
   }
+  if (!spec.weights.empty()) {
+    std::error_code ec;
+    MSMIX_CHECK(fs::is_regular_file(spec.weights, ec), "--weights '{}': no such file", spec.weights);
+    c["weights"] = fs::absolute(spec.weights).lexically_normal().string();
+  }
   if (spec.max_epochs > 0) c["max_epochs"] = spec.max_epochs;
   apply_overrides(c, spec.overrides);
   // Checked after the overrides, which may have set them.
@@ -252,6 +257,15 @@ void Trainer::build() {
   manual_seed(seed);  // the init stream
   model_ = make_backbone(name, config_feature_dims(config_), config_);
   model_->to(device_);
+  // "weights": start from a saved state dict (fine-tuning, scoring MMSA-trained weights). Strict: a missing,
+  // unexpected or mis-shaped name is an error listing them all. The init draws above still happen, so the
+  // mixer and dropout streams are those of a run without weights.
+  if (config_.contains("weights")) {
+    const std::string path = config_string(config_, "weights");
+    std::error_code ec;
+    MSMIX_CHECK(fs::is_regular_file(path, ec), "--weights '{}': no such file", path);
+    load_into(*model_, path);
+  }
 
   // The representation widths the intensity predictors need: one eval-mode encode of two samples
   // (eval mode draws nothing and leaves BatchNorm's running statistics alone).

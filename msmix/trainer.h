@@ -56,6 +56,7 @@ struct RunSpec {
   std::string device = "auto";          // --device: auto | cpu | cuda | cuda:N
   int64_t max_epochs = 0;               // --epochs: > 0 replaces the table's max_epochs
   std::vector<std::string> overrides;   // --set key=value on the run config (any key it holds)
+  std::string weights;                  // --weights: a safetensors state dict the backbone starts from
 };
 
 // "auto": the first CUDA GPU when one exists, else the CPU. "cuda" without a GPU is an error saying so.
@@ -70,8 +71,8 @@ std::string data_name(const std::string& data);
 // The run config: backbone_defaults(model, dataset) plus the run keys, then spec.overrides applied with the
 // table's type checks. Run keys: data, mix, seed, device (resolved), the mixing constants (mix_delta,
 // mix_alpha, mix_heads, mix_weight, sal_weight, sal_scale, sal_s, mix_eps), grad_clip_norm (-1 = off),
-// checkpoint (true: write the resume point each epoch), and for synthetic data synthetic_seed,
-// synthetic_scale, synthetic_max_steps.
+// checkpoint (true: write the resume point each epoch), for synthetic data synthetic_seed,
+// synthetic_scale, synthetic_max_steps, and with spec.weights "weights" (its absolute path).
 Config make_run_config(const RunSpec& spec);
 // The mixing constants of a run config.
 MixConfig mix_config(const Config& config);

@@ -1,0 +1,61 @@
+// `msmix bench`: whole training steps of one backbone, timed as the trainer runs them.
+//
+//   BenchOptions o;  o.model = "mult";  o.data = "synthetic:mosi";
+//   BenchResult r = bench_model(o);   // r.median_ms: forward, loss, backward, clipping, optimizer step
+//
+// The steps are the Trainer's own (msmix/trainer.h): a Trainer is built for the run config of (model, data)
+// and fit() runs one epoch over a training split of exactly (warmup + steps) batches (two batches of
+// distinct samples, repeated: generating more costs time and changes no step's work); a step's time is the
+// wall time between two on_step callbacks (the loader's next batch plus train_step). So nothing here
+// re-implements a step, and `--mix msmix` times the mixer inside it. Two run keys differ from training:
+// update_epochs is 1 (every timed step ends with an optimizer step; `--set update_epochs=8` restores MulT's
+// accumulation) and the valid / test splits hold two samples (fit() scores them after the timed steps).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/defaults.h"
+#include "msmix/run_dir.h"
+
+namespace msmix {
+
+struct BenchOptions {
+  std::string model, data;             // --model, --data (synthetic:NAME or an MMSA .pkl)
+  std::string dataset;                 // "" = guessed from the data's name
+  std::string device = "cpu";          // cpu | cuda | cuda:N
+  int64_t batch = 0;                   // 0 = the defaults table's batch_size
+  int64_t steps = 10, warmup = 2;      // timed steps, untimed steps before them
+  std::string mix = "none";            // none | mixup | manifold | msmix
+  uint64_t seed = 1111;
+  std::vector<std::string> overrides;  // --set key=value, applied last
+};
+
+struct BenchResult {
+  Config config;                 // the run config the Trainer got
+  std::vector<double> step_ms;   // every timed step, in order
+  double median_ms = 0, min_ms = 0, max_ms = 0;
+  double cpu_ms = 0;             // median process CPU time per step (all threads; the loader's included)
+  double items_per_s = 0;        // batch / median
+  int64_t batch = 0, warmup = 0, threads = 0;
+  int64_t trainable_params = 0;  // the backbone's
+  size_t peak_bytes = 0;         // the device allocator's high-water mark of live bytes over the timed steps
+  size_t base_bytes = 0;         // live bytes when the timing started (weights, optimizer state, data)
+  std::vector<std::pair<std::string, Shape>> inputs;  // per-sample input shapes after MMSA's loader
+  double setup_s = 0;            // data generation and model construction, not timed in step_ms
+};
+
+// Runs the benchmark; `on_step(k, total, ms)` (optional) after every step, warmup ones included.
+BenchResult bench_model(const BenchOptions& options,
+                        const std::function<void(int64_t, int64_t, double)>& on_step = nullptr);
+std::string bench_text(const BenchResult& r);  // a few "key: value" lines
+Json bench_json(const BenchResult& r);           // one object; "ms_per_step" is the median
+
+// A copy of config["data"] with the given split sizes, before prepare_data: synthetic:NAME is generated at
+// exactly that size (MMSA's shapes, few samples: fast), an MMSA file's splits are cut to their first rows
+// (cycled when a split is shorter). Used where only shapes matter (bench, `msmix info`).
+Dataset sized_data(const Config& config, int64_t train, int64_t valid, int64_t test);
+
+}  // namespace msmix

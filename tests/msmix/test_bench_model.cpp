@@ -1,0 +1,149 @@
+// msmix bench (msmix/bench_model.h): the run config it times, the data it sizes, what it reports. The timings
+// themselves are not asserted (speed belongs in bench/, not in unit tests); tiny models keep this fast.
+#include <cmath>
+#include <fstream>
+
+#include "data/loader.h"
+#include "models/registry.h"
+#include "msmix/bench_model.h"
+#include "msmix/trainer.h"
+#include "tests/testing.h"
+
+using namespace msmix;
+using msmix::testing::check_throws_with;
+
+namespace {
+
+BenchOptions tiny_tfn() {
+  BenchOptions o;
+  o.model = "tfn";
+  o.data = "synthetic:mosi";
+  o.steps = 3;
+  o.warmup = 1;
+  o.batch = 8;
+  o.overrides = {"synthetic_max_steps=4", "hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"};
+  return o;
+}
+
+std::string shared_utterance_pkl() {
+  std::vector<std::string> candidates;
+  if (const char* shared = std::getenv("MSMIX_SHARED"))
+    candidates.push_back(std::string(shared) + "/data/mosi-utterance/mosi_utterance.pkl");
+  candidates.push_back("../../shared/data/mosi-utterance/mosi_utterance.pkl");
+  candidates.push_back("../shared/data/mosi-utterance/mosi_utterance.pkl");
+  for (const auto& c : candidates)
+    if (std::ifstream(c).good()) return c;
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("bench: times the trainer's steps on the run config, with one optimizer step per timed step") {
+  std::vector<int64_t> seen;
+  BenchResult r = bench_model(tiny_tfn(), [&](int64_t step, int64_t total, double ms) {
+    CHECK(total == 4);
+    CHECK(ms > 0);
+    seen.push_back(step);
+  });
+  CHECK(seen == std::vector<int64_t>{1, 2, 3, 4});  // warm-up and timed steps, in order
+  REQUIRE(r.step_ms.size() == 3);
+  for (double ms : r.step_ms) CHECK(ms > 0);
+  CHECK(r.min_ms <= r.median_ms);
+  CHECK(r.median_ms <= r.max_ms);
+  CHECK(r.median_ms == doctest::Approx(r.step_ms[0] + r.step_ms[1] + r.step_ms[2] - r.min_ms - r.max_ms));
+  CHECK(r.items_per_s == doctest::Approx(8 / (r.median_ms / 1000)));
+  CHECK(r.cpu_ms > 0);
+  CHECK(r.batch == 8);
+  CHECK(config_int(r.config, "batch_size") == 8);
+  CHECK(config_int(r.config, "update_epochs") == 1);
+  CHECK(config_int(r.config, "max_epochs") == 1);
+  CHECK_FALSE(config_bool(r.config, "checkpoint"));
+  // TFN is need_normalized: audio and vision arrive time-averaged, text cut to 4 steps by the override.
+  REQUIRE(r.inputs.size() == 3);
+  CHECK(r.inputs[0].second == Shape{4, 768});
+  CHECK(r.inputs[1].second == Shape{1, 5});
+  CHECK(r.inputs[2].second == Shape{1, 20});
+  CHECK(r.base_bytes > 0);
+  CHECK(r.peak_bytes >= r.base_bytes);
+  // The backbone timed is the one the trainer builds for this config: count it independently.
+  auto model = make_backbone("tfn", {768, 5, 20}, r.config);
+  CHECK(r.trainable_params == model->num_parameters(true));
+
+  Json j = bench_json(r);
+  CHECK(j["ms_per_step"].get<double>() == r.median_ms);
+  CHECK(j["step_ms"].size() == 3);
+  CHECK(j["batch"] == 8);
+  CHECK(j["inputs"]["text"] == Json::array({4, 768}));
+  CHECK(bench_text(r).find("trainable parameters: ") != std::string::npos);
+}
+
+TEST_CASE("bench: default batch from the table, --set wins over the bench's own keys, msmix mixing inside") {
+  BenchOptions o = tiny_tfn();
+  o.batch = 0;  // the table's: TFN on MOSI is 32
+  o.steps = 1;
+  o.warmup = 0;
+  BenchResult r = bench_model(o);
+  CHECK(r.batch == 32);
+  CHECK(r.step_ms.size() == 1);
+
+  BenchOptions m;
+  m.model = "mult";
+  m.data = "synthetic:mosi";
+  m.steps = 2;
+  m.warmup = 0;
+  m.batch = 4;
+  m.mix = "msmix";
+  m.overrides = {"synthetic_max_steps=6", "dst_feature_dim_nheads=[4,2]", "nlevels=1", "update_epochs=8"};
+  BenchResult rm = bench_model(m);
+  CHECK(config_int(rm.config, "update_epochs") == 8);  // the user's choice over the bench's 1
+  CHECK(config_string(rm.config, "mix") == "msmix");
+  CHECK(rm.inputs[1].second == Shape{6, 5});  // MulT keeps the (cut) sequences
+  CHECK(rm.step_ms.size() == 2);
+}
+
+TEST_CASE("bench: bad options are errors that name them") {
+  BenchOptions o = tiny_tfn();
+  o.steps = 0;
+  check_throws_with([&] { bench_model(o); }, {"--steps"});
+  o = tiny_tfn();
+  o.warmup = -1;
+  check_throws_with([&] { bench_model(o); }, {"--warmup"});
+  o = tiny_tfn();
+  o.model = "nope";
+  check_throws_with([&] { bench_model(o); }, {"unknown backbone 'nope'"});
+  o = tiny_tfn();
+  o.overrides.push_back("rnak=3");
+  check_throws_with([&] { bench_model(o); }, {"unknown key 'rnak'"});
+}
+
+TEST_CASE("sized_data: synthetic at exactly the asked sizes and MMSA's shapes; a file's rows cut and cycled") {
+  Config c = {{"data", "synthetic:mosi"}, {"synthetic_seed", 3}, {"synthetic_max_steps", 0}};
+  Dataset d = sized_data(c, 5, 2, 3);
+  CHECK(d.train.size() == 5);
+  CHECK(d.valid.size() == 2);
+  CHECK(d.test.size() == 3);
+  CHECK(d.train.text.shape() == Shape{5, 50, 768});
+  CHECK(d.train.audio.shape() == Shape{5, 375, 5});
+  CHECK(d.train.vision.shape() == Shape{5, 500, 20});
+  d.validate();
+
+  const std::string pkl = shared_utterance_pkl();
+  if (pkl.empty()) {
+    MESSAGE("skipped the file case: mosi_utterance.pkl not found (set MSMIX_SHARED to the shared folder)");
+    return;
+  }
+  Dataset full = load_mmsa(pkl);
+  const int64_t n = full.valid.size();
+  Dataset cut = sized_data(Config{{"data", pkl}}, 3, n + 2, 1);
+  CHECK(cut.train.size() == 3);
+  CHECK(cut.valid.size() == n + 2);
+  CHECK(cut.test.size() == 1);
+  for (int64_t row : {int64_t(0), int64_t(1), n - 1, n, n + 1}) {
+    CAPTURE(row);
+    Batch want = gather_batch(full.valid, {row % n}), got = gather_batch(cut.valid, {row});
+    CHECK(got.text.to_vector() == want.text.to_vector());
+    CHECK(got.audio.to_vector() == want.audio.to_vector());
+    CHECK(got.labels.to_vector() == want.labels.to_vector());
+    CHECK(got.ids == want.ids);
+  }
+}
