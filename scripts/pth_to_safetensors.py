@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """Convert a PyTorch / MMSA .pth state_dict into a .safetensors file that msmix loads.
 
-    /usr/bin/python3 scripts/pth_to_safetensors.py tfn-mosi.pth tfn-mosi.safetensors --strip-prefix Model.
+    /usr/bin/python3 scripts/pth_to_safetensors.py tfn-mosi.pth tfn-mosi.safetensors
+    build/msmix eval --model tfn --data aligned_50.pkl --weights tfn-mosi.safetensors
 
 The input may be a state_dict (name -> tensor, as MMSA saves with torch.save(model.state_dict(), path)) or a
-checkpoint dict holding one under 'state_dict', 'model_state_dict' or 'model'. Names are kept (minus any
---strip-prefix); dtypes are kept (int64 buffers such as num_batches_tracked stay I64; msmix converts on
-load). A table of names, dtypes and shapes is printed.
+checkpoint dict holding one under 'state_dict', 'model_state_dict' or 'model'. Wrapper prefixes are removed
+when every name carries them: DataParallel's 'module.', then MMSA's AMIO 'Model.' (each with a note;
+--keep-prefix turns this off, --strip-prefix removes any other prefix). Dtypes are kept: int64 buffers such
+as BatchNorm's num_batches_tracked stay I64 and msmix converts them on load (a note lists them);
+--skip-counters leaves them out instead (msmix then keeps its own count, with a note on load). A table of
+names, dtypes and shapes is printed.
 
 Security: a .pth file is a pickle, and unpickling can execute arbitrary code. PyTorch < 2.6 does so by default
 unless torch.load(..., weights_only=True) is used. This script passes weights_only=True whenever the installed
@@ -134,6 +138,21 @@ def find_state_dict(obj, path):
     return obj
 
 
+# Wrapper prefixes removed when every name carries one, outermost first: DataParallel wraps MMSA's AMIO.
+WRAPPERS = ("module.", "Model.")
+
+
+def strip_wrappers(state):
+    """Removes 'module.' and then 'Model.' when every name starts with it (the wrappers hold nothing else)."""
+    for prefix in WRAPPERS:
+        names = [n for n in state if isinstance(n, str)]
+        if names and len(names) == len(state) and all(n.startswith(prefix) for n in names):
+            print(f"note: removed the prefix '{prefix}' that every name carries "
+                  f"({'DataParallel' if prefix == 'module.' else 'MMSA AMIO wrapper'})")
+            state = {n[len(prefix):]: t for n, t in state.items()}
+    return state
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", help="a .pth / .pt file written by torch.save")
@@ -141,12 +160,18 @@ def main(argv=None):
     parser.add_argument("--strip-prefix", action="append", default=[], metavar="PREFIX",
                         help="remove PREFIX from the names that start with it (repeatable), e.g. 'Model.' for "
                              "MMSA's AMIO wrapper or 'module.' for DataParallel")
+    parser.add_argument("--keep-prefix", action="store_true",
+                        help="keep a 'module.' / 'Model.' prefix that every name carries (removed by default)")
+    parser.add_argument("--skip-counters", action="store_true",
+                        help="leave out num_batches_tracked buffers (msmix keeps its own count)")
     parser.add_argument("--unsafe-full-load", action="store_true",
                         help="torch.load with weights_only=False: runs any code in the pickle; trusted files only")
     args = parser.parse_args(argv)
 
     state = find_state_dict(load_pth(args.input, args.unsafe_full_load), args.input)
-    tensors = {}
+    if not args.keep_prefix:
+        state = strip_wrappers(state)
+    tensors, skipped = {}, []
     for name, t in state.items():
         if not isinstance(name, str):
             sys.exit(f"error: {args.input}: name {name!r} is not a string")
@@ -158,6 +183,9 @@ def main(argv=None):
                 break
         if name in tensors:
             sys.exit(f"error: two tensors are named '{name}' after stripping {args.strip_prefix}")
+        if args.skip_counters and name.endswith("num_batches_tracked"):
+            skipped.append(name)
+            continue
         if t.dtype not in DTYPES:
             sys.exit(f"error: '{name}' has dtype {t.dtype}; msmix reads {', '.join(n for n, _ in DTYPES.values())}")
         tensors[name] = t
@@ -169,10 +197,16 @@ def main(argv=None):
         print(f"{name:<{width}}  {DTYPES[t.dtype][0]:<5}  {list(t.shape)}")
     total = sum(t.numel() for t in tensors.values())
     print(f"{len(tensors)} tensors, {total} values")
+    if skipped:
+        print(f"note: left out {len(skipped)} counter buffer(s) (--skip-counters): {', '.join(skipped)}")
+    ints = [n for n in sorted(tensors) if not tensors[n].is_floating_point()]
+    if ints:
+        print(f"note: {len(ints)} integer tensor(s) kept as integers (msmix converts them to float32 on load): "
+              f"{', '.join(ints[:6])}{' ...' if len(ints) > 6 else ''}")
     firsts = {n.split(".", 1)[0] + "." for n in tensors if "." in n}
-    if len(firsts) == 1 and not args.strip_prefix and firsts & {"Model.", "module."}:
-        print(f"note: every name starts with '{firsts.pop()}'; msmix modules do not carry MMSA's AMIO "
-              "('Model.') or DataParallel ('module.') wrapper: consider --strip-prefix")
+    if len(firsts) == 1 and not args.strip_prefix and firsts & set(WRAPPERS):
+        print(f"note: every name starts with '{firsts.pop()}' (kept: --keep-prefix); msmix modules do not carry "
+              "MMSA's AMIO ('Model.') or DataParallel ('module.') wrapper")
 
     metadata = {"format": "pt", "source": os.path.basename(args.input), "converted_by": "msmix pth_to_safetensors.py",
                 "torch_version": torch.__version__}
