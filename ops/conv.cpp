@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "ops/cpu/conv.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -32,8 +33,7 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   const cpu::Conv1dShape s{N, Cin, L, Cout, K, padding, Lout};
 
   Tensor y = Tensor::empty({N, Cout, Lout}, dev);
-  if (dev.is_cuda()) cuda_kernel_missing("conv1d");
-  else cpu::conv1d_forward(x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, y.data(), s);
+  (dev.is_cuda() ? cuda::conv1d_forward : cpu::conv1d_forward)(x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, y.data(), s);
 
   if (any_requires_grad({&x, &weight, &bias})) {
     Tensor x_ = x.detach(), w_ = weight.detach();
@@ -41,9 +41,10 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
       Tensor gx = needs[0] ? Tensor::empty(x_.shape(), g.device()) : Tensor();
       Tensor gw = needs[1] ? Tensor::empty(w_.shape(), g.device()) : Tensor();
       Tensor gb = needs[2] ? Tensor::empty({s.Cout}, g.device()) : Tensor();
-      if (g.is_cuda()) cuda_kernel_missing("conv1d backward");
-      else cpu::conv1d_backward(x_.data(), w_.data(), g.data(), needs[0] ? gx.data() : nullptr,
-                                needs[1] ? gw.data() : nullptr, needs[2] ? gb.data() : nullptr, s);
+      (g.is_cuda() ? cuda::conv1d_backward : cpu::conv1d_backward)(x_.data(), w_.data(), g.data(),
+                                                                   needs[0] ? gx.data() : nullptr,
+                                                                   needs[1] ? gw.data() : nullptr,
+                                                                   needs[2] ? gb.data() : nullptr, s);
       return Grads{gx, gw, gb};
     });
   }

@@ -6,6 +6,7 @@
 
 #include "engine/error.h"
 #include "ops/cpu/loss.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -48,17 +49,16 @@ Tensor pointwise_loss(PointwiseLoss kind, const char* op, const char* pred_name,
               "{}: reduction batchmean is for kl_div only; use mean or sum", op);
   const Device dev = common_device(op, {&pred, &target});
   Tensor losses = Tensor::empty(pred.shape(), dev);
-  if (dev.is_cuda()) cuda_kernel_missing(op);
-  else cpu::pointwise_loss_forward(kind, beta, pred.data(), target.data(), losses.data(), losses.numel());
+  (dev.is_cuda() ? cuda::pointwise_loss_forward : cpu::pointwise_loss_forward)(kind, beta, pred.data(), target.data(), losses.data(), losses.numel());
 
   if (any_requires_grad({&pred, &target})) {
     Tensor p_ = pred.detach(), t_ = target.detach();
-    record(losses, op, {pred, target}, [kind, op, beta, p_, t_](const Tensor& g, const std::vector<bool>& needs) {
+    record(losses, op, {pred, target}, [kind, beta, p_, t_](const Tensor& g, const std::vector<bool>& needs) {
       Tensor gp = needs[0] ? Tensor::empty(p_.shape(), g.device()) : Tensor();
       Tensor gt = needs[1] ? Tensor::empty(t_.shape(), g.device()) : Tensor();
-      if (g.is_cuda()) cuda_kernel_missing(op);
-      else cpu::pointwise_loss_backward(kind, beta, p_.data(), t_.data(), g.data(), needs[0] ? gp.data() : nullptr,
-                                        needs[1] ? gt.data() : nullptr, g.numel());
+      (g.is_cuda() ? cuda::pointwise_loss_backward : cpu::pointwise_loss_backward)(
+          kind, beta, p_.data(), t_.data(), g.data(), needs[0] ? gp.data() : nullptr, needs[1] ? gt.data() : nullptr,
+          g.numel());
       return Grads{gp, gt};
     });
   }
@@ -97,13 +97,14 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
 
   // losses [N] per row; lse [N] = log sum exp of each row, saved so backward rebuilds softmax in one pass.
   Tensor losses = Tensor::empty({N}, dev), lse = Tensor::empty({N}, dev);
-  if (dev.is_cuda()) {
-    cuda_kernel_missing("cross_entropy");
-  } else {
-    const int64_t bad = cpu::cross_entropy_bad_target(target.data(), N, C);
+  {
+    // A device target is read back for the check (one small copy that synchronises): kernels see valid classes.
+    const Tensor host_target = dev.is_cuda() ? target.detach().to(Device::cpu()) : target;
+    const int64_t bad = cpu::cross_entropy_bad_target(host_target.data(), N, C);
     MSMIX_CHECK(bad < 0, "cross_entropy: target[{}] = {} is not a class index in [0, {}) for logits {}", bad,
-                bad < 0 ? 0.0f : target.data()[bad], C, describe(logits));
-    cpu::cross_entropy_forward(logits.data(), target.data(), losses.data(), lse.data(), N, C);
+                bad < 0 ? 0.0f : host_target.data()[bad], C, describe(logits));
+    (dev.is_cuda() ? cuda::cross_entropy_forward : cpu::cross_entropy_forward)(logits.data(), target.data(),
+                                                                               losses.data(), lse.data(), N, C);
   }
 
   // Class indices have no grad: only logits are recorded.
@@ -111,8 +112,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
     Tensor x_ = logits.detach(), t_ = target.detach();
     record(losses, "cross_entropy", {logits}, [x_, t_, lse, N, C](const Tensor& g, const std::vector<bool>&) {
       Tensor gx = Tensor::empty(x_.shape(), g.device());
-      if (g.is_cuda()) cuda_kernel_missing("cross_entropy");
-      else cpu::cross_entropy_backward(x_.data(), t_.data(), lse.data(), g.data(), gx.data(), N, C);
+      (g.is_cuda() ? cuda::cross_entropy_backward : cpu::cross_entropy_backward)(x_.data(), t_.data(), lse.data(), g.data(), gx.data(), N, C);
       return Grads{gx};
     });
   }

@@ -78,16 +78,18 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
 
   Tensor y = Tensor::empty(x.shape(), dev);
   Tensor mean = Tensor::empty({C}, dev), rstd = Tensor::empty({C}, dev);
-  if (dev.is_cuda()) {
-    cuda_kernel_missing("batch_norm");
-  } else {
+  {
+    const bool gpu = dev.is_cuda();  // the dispatch point of each kernel below
     // Running stats are buffers: updated in place, never recorded by autograd.
     if (batch_stats)
-      cpu::batch_norm_stats(x.data(), eps, momentum, training ? data_opt(running_mean) : nullptr,
-                            training ? data_opt(running_var) : nullptr, mean.data(), rstd.data(), N, C, L);
+      (gpu ? cuda::batch_norm_stats : cpu::batch_norm_stats)(
+          x.data(), eps, momentum, training ? data_opt(running_mean) : nullptr,
+          training ? data_opt(running_var) : nullptr, mean.data(), rstd.data(), N, C, L);
     else
-      cpu::batch_norm_running_stats(running_mean.data(), running_var.data(), eps, mean.data(), rstd.data(), C);
-    cpu::batch_norm_apply(x.data(), mean.data(), rstd.data(), data_opt(weight), data_opt(bias), y.data(), N, C, L);
+      (gpu ? cuda::batch_norm_running_stats : cpu::batch_norm_running_stats)(running_mean.data(), running_var.data(),
+                                                                             eps, mean.data(), rstd.data(), C);
+    (gpu ? cuda::batch_norm_apply : cpu::batch_norm_apply)(x.data(), mean.data(), rstd.data(), data_opt(weight),
+                                                           data_opt(bias), y.data(), N, C, L);
   }
 
   if (any_requires_grad({&x, &weight, &bias})) {
@@ -97,8 +99,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
              Tensor gx = needs[0] ? Tensor::empty(x_.shape(), g.device()) : Tensor();
              Tensor gw = needs[1] ? Tensor::empty({C}, g.device()) : Tensor();
              Tensor gb = needs[2] ? Tensor::empty({C}, g.device()) : Tensor();
-             if (g.is_cuda()) cuda_kernel_missing("batch_norm backward");
-             else cpu::batch_norm_backward(x_.data(), mean.data(), rstd.data(), data_opt(w_), g.data(), batch_stats,
+             (g.is_cuda() ? cuda::batch_norm_backward : cpu::batch_norm_backward)(x_.data(), mean.data(), rstd.data(), data_opt(w_), g.data(), batch_stats,
                                            data_if(needs[0], gx), data_if(needs[1], gw), data_if(needs[2], gb), N, C, L);
              return Grads{gx, gw, gb};
            });

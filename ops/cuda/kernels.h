@@ -10,6 +10,8 @@
 
 #include "engine/shape.h"
 #include "ops/cpu/binary.h"
+#include "ops/cpu/conv.h"
+#include "ops/cpu/loss.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/reduce.h"
 #include "ops/cpu/unary.h"
@@ -63,5 +65,28 @@ void index_select_backward(const float* g, int64_t outer, int64_t x_dim, int64_t
                            int64_t n, float* gx);
 void gather_backward(const float* g, const Shape& index_shape, const float* index, const Shape& x_shape, int64_t dim,
                      float* gx);
+
+// ---- batch_norm.cu: batch norm over x [N, C, L] (twin: ops/cpu/norm.h); optional pointers may be null
+void batch_norm_stats(const float* x, float eps, float momentum, float* running_mean, float* running_var, float* mean,
+                      float* rstd, int64_t N, int64_t C, int64_t L);
+void batch_norm_running_stats(const float* running_mean, const float* running_var, float eps, float* mean, float* rstd,
+                              int64_t C);
+void batch_norm_apply(const float* x, const float* mean, const float* rstd, const float* weight, const float* bias,
+                      float* y, int64_t N, int64_t C, int64_t L);
+void batch_norm_backward(const float* x, const float* mean, const float* rstd, const float* weight, const float* g,
+                         bool batch_stats, float* gx, float* gweight, float* gbias, int64_t N, int64_t C, int64_t L);
+
+// ---- loss.cu: pointwise losses and cross-entropy (twin: ops/cpu/loss.h); targets validated by the op layer
+void pointwise_loss_forward(PointwiseLoss kind, float beta, const float* p, const float* t, float* out, int64_t n);
+void pointwise_loss_backward(PointwiseLoss kind, float beta, const float* p, const float* t, const float* g, float* gp,
+                             float* gt, int64_t n);
+void cross_entropy_forward(const float* logits, const float* target, float* loss, float* lse, int64_t N, int64_t C);
+void cross_entropy_backward(const float* logits, const float* target, const float* lse, const float* g, float* gx,
+                            int64_t N, int64_t C);
+
+// ---- conv.cu: conv1d by im2col + cuBLAS (twin: ops/cpu/conv.h)
+void conv1d_forward(const float* x, const float* weight, const float* bias, float* y, const cpu::Conv1dShape& s);
+void conv1d_backward(const float* x, const float* weight, const float* gy, float* gx, float* gweight, float* gbias,
+                     const cpu::Conv1dShape& s);
 
 }  // namespace msmix::cuda

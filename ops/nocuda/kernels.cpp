@@ -62,4 +62,39 @@ void gather_backward(const float*, const Shape&, const float*, const Shape&, int
   no_cuda("gather_backward");
 }
 
+void batch_norm_stats(const float*, float, float, float*, float*, float*, float*, int64_t, int64_t, int64_t) {
+  no_cuda("batch_norm_stats");
+}
+void batch_norm_running_stats(const float*, const float*, float, float*, float*, int64_t) {
+  no_cuda("batch_norm_running_stats");
+}
+void batch_norm_apply(const float*, const float*, const float*, const float*, const float*, float*, int64_t, int64_t,
+                      int64_t) {
+  no_cuda("batch_norm_apply");
+}
+void batch_norm_backward(const float*, const float*, const float*, const float*, const float*, bool, float*, float*,
+                         float*, int64_t, int64_t, int64_t) {
+  no_cuda("batch_norm_backward");
+}
+
+void pointwise_loss_forward(PointwiseLoss, float, const float*, const float*, float*, int64_t) {
+  no_cuda("pointwise_loss_forward");
+}
+void pointwise_loss_backward(PointwiseLoss, float, const float*, const float*, const float*, float*, float*, int64_t) {
+  no_cuda("pointwise_loss_backward");
+}
+void cross_entropy_forward(const float*, const float*, float*, float*, int64_t, int64_t) {
+  no_cuda("cross_entropy_forward");
+}
+void cross_entropy_backward(const float*, const float*, const float*, const float*, float*, int64_t, int64_t) {
+  no_cuda("cross_entropy_backward");
+}
+
+void conv1d_forward(const float*, const float*, const float*, float*, const cpu::Conv1dShape&) {
+  no_cuda("conv1d_forward");
+}
+void conv1d_backward(const float*, const float*, const float*, float*, float*, float*, const cpu::Conv1dShape&) {
+  no_cuda("conv1d_backward");
+}
+
 }  // namespace msmix::cuda

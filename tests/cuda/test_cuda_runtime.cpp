@@ -74,6 +74,8 @@ TEST_CASE("cuda: without a GPU, device tensors and kernel calls fail with an err
                     {"binary", what});
   check_throws_with([] { cuda::softmax_forward(nullptr, nullptr, 2, 4, false); }, {"softmax", what});
   check_throws_with([] { cuda::copy_along_dim(nullptr, 4, 0, nullptr, 4, 0, 2, 4, 1); }, {"copy_along_dim", what});
+  check_throws_with([] { cuda::batch_norm_apply(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 2, 3, 1); },
+                    {"batch_norm", what});
   cpu::GemmBatch g;
   g.M = g.N = g.K = 4;
   check_throws_with([&] { cuda::gemm_batched(g); }, {what});
