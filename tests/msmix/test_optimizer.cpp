@@ -108,6 +108,50 @@ TEST_CASE("adam_update and sgd_update kernels against hand computation") {
   CHECK(q[0] == doctest::Approx(-1.4));
 }
 
+TEST_CASE("adam_update and sgd_update: long tensors (chunks, threads, vectors) equal the per-element formula") {
+  // 100003 elements: several OpenMP chunks and a ragged end. Inputs with both signs, zeros and tiny moments.
+  const int64_t n = 100003;
+  std::vector<float> p0 = leaf({n}, 1).detach().to_vector(), g = leaf({n}, 2).detach().to_vector();
+  std::vector<float> m0 = leaf({n}, 3, 0.1f).detach().to_vector(), v0 = leaf({n}, 4, 0.01f).detach().to_vector();
+  for (int64_t i = 0; i < n; i += 97) g[i] = 0;
+  for (float& x : v0) x = x * x;
+  for (float wd : {0.0f, 0.01f}) {
+    for (float scale : {1.0f, 0.999f}) {
+      CAPTURE(wd);
+      CAPTURE(scale);
+      const cpu::AdamScalars s{0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, wd, scale, 2e-3f, 0.0316f};
+      std::vector<float> p = p0, m = m0, v = v0, pr = p0, mr = m0, vr = v0;
+      cpu::adam_update(p.data(), g.data(), m.data(), v.data(), n, s);
+      for (int64_t i = 0; i < n; ++i) {  // the formula, one element at a time (PyTorch's operation order)
+        const float pi = pr[i] * s.param_scale, gi = wd != 0 ? g[i] + wd * pi : g[i];
+        mr[i] = mr[i] * s.beta1 + s.one_minus_beta1 * gi;
+        vr[i] = vr[i] * s.beta2 + s.one_minus_beta2 * gi * gi;
+        pr[i] = pi - s.step_size * mr[i] / (std::sqrt(vr[i]) / s.bias_correction2_sqrt + s.eps);
+      }
+      check_close(p, pr, 1e-6, 0, "param");
+      check_close(m, mr, 1e-6, 0, "exp_avg");
+      check_close(v, vr, 1e-6, 0, "exp_avg_sq");
+    }
+  }
+  for (bool nesterov : {false, true}) {
+    for (bool first : {false, true}) {
+      CAPTURE(nesterov);
+      CAPTURE(first);
+      const cpu::SGDScalars s{0.1f, 0.9f, nesterov ? 1.0f : 0.7f, 0.005f, nesterov, first};
+      std::vector<float> p = p0, buf = m0, pr = p0, br = m0;
+      cpu::sgd_update(p.data(), g.data(), buf.data(), n, s);
+      for (int64_t i = 0; i < n; ++i) {
+        float gi = g[i] + s.weight_decay * pr[i];
+        br[i] = first ? gi : br[i] * s.momentum + s.one_minus_dampening * gi;
+        gi = nesterov ? gi + s.momentum * br[i] : br[i];
+        pr[i] = pr[i] - s.lr * gi;
+      }
+      check_close(p, pr, 1e-6, 0, "sgd param");
+      check_close(buf, br, 1e-6, 0, "momentum_buffer");
+    }
+  }
+}
+
 TEST_CASE("optimizer: skips params without grad or requires_grad, zero_grad, groups, errors") {
   Tensor a = Tensor::ones({3}).set_requires_grad(), b = Tensor::ones({2}).set_requires_grad();
   Tensor frozen = Tensor::ones({2});
