@@ -36,9 +36,11 @@ ModelOutput TFN::fuse(const Representations& reps) {
   const int64_t B = reps.a.size(0), A = audio_hidden + 1, V = video_hidden + 1;
   check_representation(reps.v, name(), "v", V, B);
   check_representation(reps.t, name(), "t", text_out + 1, B);
-  // Outer products by broadcasting: [B, A, 1] * [B, 1, V] -> [B, A * V, 1] * [B, 1, T] -> [B, A * V * T].
-  Tensor av = reshape(mul(unsqueeze(reps.a, 2), unsqueeze(reps.v, 1)), {B, A * V, 1});
-  Tensor fusion = reshape(mul(av, unsqueeze(reps.t, 1)), {B, -1});
+  // Outer products as MMSA's batched matmuls: [B, A, 1] @ [B, 1, V] -> [B, A * V, 1] @ [B, 1, T] -> [B, A * V * T].
+  // (A broadcasting mul gives the same forward, but its backward builds two [B, A * V, T] products and sums
+  // them down; matmul's backward is two small batched GEMMs reading the grad once each.)
+  Tensor av = reshape(matmul(unsqueeze(reps.a, 2), unsqueeze(reps.v, 1)), {B, A * V, 1});
+  Tensor fusion = reshape(matmul(av, unsqueeze(reps.t, 1)), {B, -1});
   Tensor h = post_fusion_dropout->forward(fusion);
   h = relu(post_fusion_layer_1->forward(h));
   h = relu(post_fusion_layer_2->forward(h));
