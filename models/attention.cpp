@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "models/init.h"
+#include "ops/attention.h"
 #include "ops/ops.h"
 
 namespace msmix {
@@ -79,8 +80,19 @@ AttentionOutput MultiheadAttention::forward(const Tensor& query, const Tensor& k
     q = project(q_in, 0, 1), k = project(k_in, 1, 1), v = project(v_in, 2, 1);
   }
 
+  const float scale = 1.0f / std::sqrt(float(head_dim));
+  const bool fused = !q.is_cuda() && !need_weights && !attn_mask.requires_grad() && !key_padding_mask.requires_grad();
+  if (fused) {  // the same numbers and dropout mask without the [B, nh, L, S] tensors (ops/attention.h)
+    Tensor context = fused_attention(q, k, v, nh, scale, attn_mask, key_padding_mask, dropout, is_training(),
+                                     default_generator());
+    AttentionOutput out;
+    out.out = out_proj->forward(context);
+    if (!batch_first) out.out = transpose(out.out, 0, 1);
+    return out;
+  }
+
   // Per head: scores [B, nh, L, S] = (q / sqrt(head_dim)) k^T, masked, softmax over keys.
-  q = mul(split_heads(q, nh), 1.0f / std::sqrt(float(head_dim)));
+  q = mul(split_heads(q, nh), scale);
   Tensor scores = matmul(q, split_heads(k, nh), false, true);
   if (attn_mask.defined()) scores = add(scores, attn_mask.dim() == 2 ? attn_mask : reshape(attn_mask, {B, nh, L, S}));
   if (key_padding_mask.defined())
