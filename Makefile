@@ -25,12 +25,16 @@ ifneq ($(DEPS_PREFIX),)
   PREFIX_LDFLAGS := -L$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu -Wl,-rpath,$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu
 endif
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The commit (with -dirty for uncommitted changes) that run configs and `msmix info` record. Only the two
+# objects that print it see it, and they rebuild when it changes (the stamp file is rewritten only then).
+GIT_REV := $(shell git describe --always --dirty --abbrev=7 2>/dev/null || echo unknown)
+REV_STAMP := $(BUILD)/.git-rev
+$(shell mkdir -p $(BUILD) && [ "$$(cat $(REV_STAMP) 2>/dev/null)" = "$(GIT_REV)" ] || echo "$(GIT_REV)" > $(REV_STAMP))
 
 OPT ?= -O3
 # -Wno-stringop-overflow: GCC 12 reports a false positive inside fmt 9's headers at -O3.
 CXXFLAGS := -std=c++17 $(OPT) -g1 -fopenmp -fno-math-errno -Wall -Wextra -Wno-stringop-overflow -I. -I$(BLAS_INC) -MMD -MP \
-            -DMSMIX_VERSION='"$(VERSION)"' -DMSMIX_GIT_REV='"$(GIT_REV)"' $(PREFIX_FLAGS)
+            -DMSMIX_VERSION='"$(VERSION)"' $(PREFIX_FLAGS)
 LDFLAGS := -fopenmp -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) $(PREFIX_LDFLAGS)
 LDLIBS := -lopenblas -lfmt -lpthread
 ifeq ($(SAN),1)
@@ -79,6 +83,9 @@ $(OBJ)/%.o: %.cpp | $(DEPS_STAMP)
 $(OBJ)/%.cu.o: %.cu | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(OBJ)/msmix/info.o $(OBJ)/msmix/trainer.o: $(REV_STAMP)
+$(OBJ)/msmix/info.o $(OBJ)/msmix/trainer.o: CXXFLAGS += -DMSMIX_GIT_REV='"$(GIT_REV)"'
 
 # Kernels built for AVX2 + FMA, called only after a run-time CPU check (ops/cpu/fast_math.cpp).
 $(OBJ)/ops/cpu/fast_math_avx2.o: CXXFLAGS += -mavx2 -mfma
