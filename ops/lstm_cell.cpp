@@ -4,6 +4,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "ops/cpu/lstm_cell.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 
 namespace msmix {
@@ -17,16 +18,14 @@ Tensor lstm_cell(const Tensor& gates, const Tensor& c_prev) {
               B, 4 * H, shape_str(c_prev.shape()), shape_str(gates.shape()));
   Tensor acts = Tensor::empty(gates.shape(), dev);
   Tensor hc = Tensor::empty({2, B, H}, dev);
-  if (dev.is_cuda()) cuda_kernel_missing("lstm_cell");
-  else cpu::lstm_cell_forward(gates.data(), c_prev.data(), acts.data(), hc.data(), hc.data() + B * H, B, H);
+  (dev.is_cuda() ? cuda::lstm_cell_forward : cpu::lstm_cell_forward)(gates.data(), c_prev.data(), acts.data(), hc.data(), hc.data() + B * H, B, H);
 
   if (any_requires_grad({&gates, &c_prev})) {
     Tensor c_prev_ = c_prev.detach();
     record(hc, "lstm_cell", {gates, c_prev}, [acts, c_prev_, B, H](const Tensor& g, const std::vector<bool>&) {
       Tensor ggates = Tensor::empty({B, 4 * H}, g.device()), gc_prev = Tensor::empty({B, H}, g.device());
-      if (g.is_cuda()) cuda_kernel_missing("lstm_cell");
-      else cpu::lstm_cell_backward(acts.data(), c_prev_.data(), g.data(), g.data() + B * H, ggates.data(),
-                                   gc_prev.data(), B, H);
+      (g.is_cuda() ? cuda::lstm_cell_backward : cpu::lstm_cell_backward)(
+          acts.data(), c_prev_.data(), g.data(), g.data() + B * H, ggates.data(), gc_prev.data(), B, H);
       return Grads{ggates, gc_prev};
     });
   }
@@ -60,8 +59,7 @@ Tensor lstm_scan(const Tensor& xgates, const Tensor& w_hh, const Tensor& h0, con
   cpu::LstmScan scan;
   scan.T = T, scan.B = B, scan.H = H, scan.reverse = reverse, scan.lengths = lens.data();
   scan.w_hh = w_hh.data(), scan.acts = acts.data(), scan.h_prev = h_prev.data(), scan.c_prev = c_prev.data();
-  if (dev.is_cuda()) cuda_kernel_missing("lstm_scan");
-  else cpu::lstm_scan_forward(scan, xgates.data(), h0.defined() ? h0.data() : nullptr,
+  (dev.is_cuda() ? cuda::lstm_scan_forward : cpu::lstm_scan_forward)(scan, xgates.data(), h0.defined() ? h0.data() : nullptr,
                               c0.defined() ? c0.data() : nullptr, y.data());
 
   if (any_requires_grad({&xgates, &w_hh, &h0, &c0})) {
@@ -76,8 +74,7 @@ Tensor lstm_scan(const Tensor& xgates, const Tensor& w_hh, const Tensor& h0, con
              cpu::LstmScan s = scan;  // the saved tensors and lengths are captured by value: repoint into them
              s.lengths = lens.data(), s.w_hh = w_hh_.data(), s.acts = acts.data();
              s.h_prev = h_prev.data(), s.c_prev = c_prev.data();
-             if (d.is_cuda()) cuda_kernel_missing("lstm_scan");
-             else cpu::lstm_scan_backward(s, g.data(), gx.data(), needs[1] ? gw.data() : nullptr,
+             (d.is_cuda() ? cuda::lstm_scan_backward : cpu::lstm_scan_backward)(s, g.data(), gx.data(), needs[1] ? gw.data() : nullptr,
                                           needs[2] ? gh0.data() : nullptr, needs[3] ? gc0.data() : nullptr);
              return Grads{needs[0] ? gx : Tensor(), gw, gh0, gc0};
            });

@@ -12,6 +12,7 @@
 #include "ops/cpu/binary.h"
 #include "ops/cpu/conv.h"
 #include "ops/cpu/loss.h"
+#include "ops/cpu/lstm_cell.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/reduce.h"
 #include "ops/cpu/unary.h"
@@ -88,5 +89,15 @@ void cross_entropy_backward(const float* logits, const float* target, const floa
 void conv1d_forward(const float* x, const float* weight, const float* bias, float* y, const cpu::Conv1dShape& s);
 void conv1d_backward(const float* x, const float* weight, const float* gy, float* gx, float* gweight, float* gbias,
                      const cpu::Conv1dShape& s);
+
+// ---- lstm_cell.cu: the fused LSTM cell and scan (twin: ops/cpu/lstm_cell.h); LstmScan::lengths is a host
+// pointer, every other pointer device memory
+void lstm_cell_forward(const float* gates, const float* c_prev, float* acts, float* h, float* c, int64_t B,
+                       int64_t H);
+void lstm_cell_backward(const float* acts, const float* c_prev, const float* gh, const float* gc, float* ggates,
+                        float* gc_prev, int64_t B, int64_t H);
+void lstm_scan_forward(const cpu::LstmScan& s, const float* xgates, const float* h0, const float* c0, float* y);
+void lstm_scan_backward(const cpu::LstmScan& s, const float* gy, float* gxgates, float* gw_hh, float* gh0,
+                        float* gc0);
 
 }  // namespace msmix::cuda

@@ -97,4 +97,17 @@ void conv1d_backward(const float*, const float*, const float*, float*, float*, f
   no_cuda("conv1d_backward");
 }
 
+void lstm_cell_forward(const float*, const float*, float*, float*, float*, int64_t, int64_t) {
+  no_cuda("lstm_cell_forward");
+}
+void lstm_cell_backward(const float*, const float*, const float*, const float*, float*, float*, int64_t, int64_t) {
+  no_cuda("lstm_cell_backward");
+}
+void lstm_scan_forward(const cpu::LstmScan&, const float*, const float*, const float*, float*) {
+  no_cuda("lstm_scan_forward");
+}
+void lstm_scan_backward(const cpu::LstmScan&, const float*, float*, float*, float*, float*) {
+  no_cuda("lstm_scan_backward");
+}
+
 }  // namespace msmix::cuda
