@@ -4,6 +4,7 @@
 // backward, at the cost of recomputing Philox (10 cheap rounds per 4 elements), as a CUDA kernel would.
 #include "engine/error.h"
 #include "ops/cpu/dropout.h"
+#include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -19,14 +20,12 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
   // p == 1 drops everything (no uniform in [0, 1) is >= 1); scale 0 avoids 0 * inf.
   const float scale = p < 1 ? 1.0f / (1.0f - p) : 0.0f;
   Tensor y = Tensor::empty(x.shape(), x.device());
-  if (x.is_cuda()) cuda_kernel_missing("dropout");
-  else cpu::dropout_apply(x.data(), y.data(), n, p, scale, seed, offset);
+  (x.is_cuda() ? cuda::dropout_apply : cpu::dropout_apply)(x.data(), y.data(), n, p, scale, seed, offset);
 
   if (any_requires_grad({&x})) {
     record(y, "dropout", {x}, [n, p, scale, seed, offset](const Tensor& g, const std::vector<bool>&) {
       Tensor gx = Tensor::empty(g.shape(), g.device());
-      if (g.is_cuda()) cuda_kernel_missing("dropout backward");
-      else cpu::dropout_apply(g.data(), gx.data(), n, p, scale, seed, offset);
+      (g.is_cuda() ? cuda::dropout_apply : cpu::dropout_apply)(g.data(), gx.data(), n, p, scale, seed, offset);
       return Grads{gx};
     });
   }

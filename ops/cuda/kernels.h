@@ -100,4 +100,7 @@ void lstm_scan_forward(const cpu::LstmScan& s, const float* xgates, const float*
 void lstm_scan_backward(const cpu::LstmScan& s, const float* gy, float* gxgates, float* gw_hh, float* gh0,
                         float* gc0);
 
+// ---- dropout.cu: the CPU's Philox mask, bit for bit (twin: ops/cpu/dropout.h)
+void dropout_apply(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t offset);
+
 }  // namespace msmix::cuda

@@ -110,4 +110,6 @@ void lstm_scan_backward(const cpu::LstmScan&, const float*, float*, float*, floa
   no_cuda("lstm_scan_backward");
 }
 
+void dropout_apply(const float*, float*, int64_t, float, float, uint64_t, uint64_t) { no_cuda("dropout_apply"); }
+
 }  // namespace msmix::cuda

@@ -1,4 +1,5 @@
-// End to end: LF_DNN and TFN (small dims, dropout 0 so no op without a CUDA kernel runs) in training mode,
+// End to end: LF_DNN and TFN (small dims; dropout 0, since the two forwards would draw different stretches of
+// the default generator; tests/cuda/test_cuda_dropout.cpp checks the masks) in training mode,
 // forward and backward on the GPU against the same weights on the CPU: representations, prediction, every
 // parameter's and input's grad, and the batch norms' running stats. Skipped without a GPU.
 #include <map>

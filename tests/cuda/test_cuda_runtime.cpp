@@ -1,6 +1,7 @@
 // The device seam: Tensor::to(cuda) and back through the caching allocator, grads crossing devices, ops
 // refusing tensors on two devices, and (with no GPU) clear errors instead of crashes.
 #include "engine/allocator.h"
+#include "ops/attention.h"
 #include "ops/cuda/kernels.h"
 #include "tests/cuda/cuda_testing.h"
 
@@ -54,7 +55,9 @@ TEST_CASE("cuda: ops given tensors on two devices throw, naming both devices") {
   check_throws_with([&] { linear(g, w, Tensor::ones({4})); }, {"linear", "different devices"});
   check_throws_with([&] { layer_norm(c, v, Tensor()); }, {"layer_norm", "different devices", "cpu", "cuda:0"});
   // An op without a CUDA kernel yet says so instead of reading device memory on the host.
-  check_throws_with([&] { dropout(g, 0.5f, true); }, {"dropout", "CUDA"});
+  Tensor q = Tensor::ones({1, 2, 4}, Device::cuda());
+  check_throws_with([&] { fused_attention(q, q, q, 1, 1.0f, Tensor(), Tensor(), 0.0f, false, default_generator()); },
+                    {"fused_attention", "CUDA"});
 }
 
 TEST_CASE("cuda: without a GPU, device tensors and kernel calls fail with an error, not a crash") {
