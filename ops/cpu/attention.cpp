@@ -25,14 +25,23 @@ int64_t padded_keys(const AttentionDims& d) { return (d.S + 15) / 16 * 16; }
 
 // Per-thread scratch, rows of padded_keys: head h of k and v transposed to [D, S] (so loops over keys are
 // contiguous), the probability block (and dropped copy, and grad), this block's scaled q and dO rows, the
-// grads of k and v in the transposed layout, and the rows' extents.
+// grads of k and v in the transposed layout, and the rows' extents. One per thread, kept between calls and
+// grown when needed: small attentions (MulT on utterance-level data has L = S = 1) run thousands of calls.
 struct Scratch {
   std::vector<float> kT, vT, p, pd, dp, qs, gs, dkT, dvT;
   std::vector<int64_t> extent;  // per row of the block: keys past it are all masked
-  Scratch(const AttentionDims& d, bool backward)
-      : kT(d.D * padded_keys(d)), vT(kT.size()), p(rows_per_block(d) * padded_keys(d)), pd(backward ? p.size() : 0),
-        dp(backward ? p.size() : 0), qs(rows_per_block(d) * d.D), gs(backward ? qs.size() : 0),
-        dkT(backward ? kT.size() : 0), dvT(backward ? kT.size() : 0), extent(rows_per_block(d)) {}
+  static Scratch& for_thread(const AttentionDims& d, bool backward) {
+    thread_local Scratch w;
+    const size_t keys = size_t(d.D * padded_keys(d)), block = size_t(rows_per_block(d) * padded_keys(d));
+    const size_t rows = size_t(rows_per_block(d)) * size_t(d.D);
+    grow(w.kT, keys), grow(w.vT, keys), grow(w.p, block), grow(w.qs, rows), grow(w.extent, size_t(rows_per_block(d)));
+    if (backward) grow(w.dkT, keys), grow(w.dvT, keys), grow(w.pd, block), grow(w.dp, block), grow(w.gs, rows);
+    return w;
+  }
+  template <class T>
+  static void grow(std::vector<T>& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+  }
 };
 
 // One (batch, head): row l's inputs.
@@ -174,7 +183,7 @@ void attention_forward(const AttentionArgs& a, const AttentionDims& d, float* ou
   const int64_t* ext = extents.empty() ? nullptr : extents.data();
 #pragma omp parallel if (heads > 1 && d.L * d.S * d.D > (1 << 12))
   {
-    Scratch w(d, false);
+    Scratch& w = Scratch::for_thread(d, false);
 #pragma omp for schedule(dynamic)
     for (int64_t bh = 0; bh < heads; ++bh)
       build_of(selected()).forward(Head{a, d, bh / d.H, bh % d.H, bh, ext}, out, stats, w);
@@ -188,7 +197,7 @@ void attention_backward(const AttentionArgs& a, const AttentionDims& d, const fl
   const int64_t* ext = extents.empty() ? nullptr : extents.data();
 #pragma omp parallel if (heads > 1 && d.L * d.S * d.D > (1 << 12))
   {
-    Scratch w(d, true);
+    Scratch& w = Scratch::for_thread(d, true);
 #pragma omp for schedule(dynamic)
     for (int64_t bh = 0; bh < heads; ++bh)
       build_of(selected()).backward(Head{a, d, bh / d.H, bh % d.H, bh, ext}, stats, gout, gq, gk, gv, w);

@@ -60,13 +60,14 @@ static inline float combine_row(const float* c, const float* xT, int64_t ld, int
       if (mask) acc += vload(mask + s);
       if (pad) acc = vload(pad + s) != 0 ? V{} - inf : acc;
     } else {  // keys s..S-1 are real, the rest of the vector is padding
-      float m[W], q[W];
-      for (int64_t k = 0; k < W; ++k) {
-        m[k] = s + k < S ? (mask ? mask[s + k] : 0.0f) : -inf;
-        q[k] = s + k < S && pad ? pad[s + k] : 0.0f;
+      if (mask || pad) {
+        float m[W] = {}, q[W] = {};
+        for (int64_t k = 0; s + k < S; ++k) m[k] = mask ? mask[s + k] : 0.0f, q[k] = pad ? pad[s + k] : 0.0f;
+        acc += vload(m);
+        acc = vload(q) != 0 ? V{} - inf : acc;
       }
-      acc += vload(m);
-      acc = vload(q) != 0 ? V{} - inf : acc;
+      static const float lanes[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+      acc = vload(lanes) < float(S - s) ? acc : V{} - inf;
     }
     vstore(row + s, acc);
     vmax = acc > vmax ? acc : vmax;
@@ -157,20 +158,20 @@ static inline int64_t probability_rows(const Head& hd, int64_t l0, int64_t n, co
   int64_t widest = 0;
   for (int64_t r = 0; r < n; ++r) {
     float* row = p + r * ld;
-    const int64_t e = round_up(hd.extent(l0 + r));  // keys past the extent are all masked: probability 0
+    const int64_t open = hd.extent(l0 + r), e = round_up(open);  // keys past `open` are masked: probability 0
     extent[r] = e, widest = e > widest ? e : widest;
     const float m_row = combine_row(qs + r * D, kT, ld, D, e, S, hd.mask_row(l0 + r), pad, row);
     float m, inv;
     if (stats_in) {
       m = stats_in[2 * r], inv = stats_in[2 * r + 1];
-      vk.exp_shift_sum(row, row, e, -m);
+      vk.exp_shift_sum(row, row, open, -m);
     } else {
       m = m_row;
-      inv = float(1.0 / vk.exp_shift_sum(row, row, e, -m));
+      inv = float(1.0 / vk.exp_shift_sum(row, row, open, -m));
       stats_out[2 * r] = m, stats_out[2 * r + 1] = inv;
     }
+    zero(row + open, ld - open);
     scale_row(row, e, inv);
-    zero(row + e, ld - e);
   }
   return widest;
 }
