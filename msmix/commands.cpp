@@ -12,6 +12,7 @@
 #include "models/checkpoint_io.h"
 #include "models/registry.h"
 #include "msmix/bench_model.h"
+#include "msmix/data_command.h"
 #include "msmix/info.h"
 
 namespace msmix {
@@ -352,9 +353,18 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   bench_app->add_option("--set", bench.overrides, "key=value overrides of the run config (repeatable)");
   bench_app->add_flag("--json", bench_as_json, "print one JSON object (ms_per_step: the median)");
 
-  std::string data_spec;
-  CLI::App* data_app = app.add_subcommand("data", "print a dataset summary (splits, shapes, labels, padding)");
-  data_app->add_option("data", data_spec, "an MMSA feature file (*.pkl) or synthetic:NAME")->required();
+  std::string data_spec, data_synth_name, data_write;
+  DataSpecOptions data_options;
+  CLI::App* data_app = app.add_subcommand(
+      "data", "print a dataset summary (splits, shapes, labels, padding), or write it as an MMSA .pkl (--write)");
+  data_app->add_option("data", data_spec, "an MMSA feature file (*.pkl), synthetic:NAME, or synth NAME")->required();
+  data_app->add_option("name", data_synth_name, "after 'synth': mosi, mosei, sims, mosi-aligned, mosei-aligned");
+  data_app->add_option("--write", data_write, "write the dataset to this MMSA feature file (.pkl) instead of summarising it");
+  data_app->add_option("--seed", data_options.seed, "synthetic data: the generator's seed")->capture_default_str();
+  data_app->add_option("--scale", data_options.scale, "synthetic data: multiplies the split sizes (256 / 64 / 128)")
+      ->capture_default_str();
+  data_app->add_option("--max-steps", data_options.max_steps, "synthetic data: cut every sequence to this many steps (0: no cut)")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -399,7 +409,13 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       parse_mix_method(bench.mix);
       bench_command(bench, bench_as_json, out, err);
     } else if (*data_app) {
-      out << data_command(data_spec);
+      // `msmix data synth NAME` is `msmix data synthetic:NAME` (the spelling; NAME defaults to mosi).
+      if (data_spec == "synth") data_spec = "synthetic:" + (data_synth_name.empty() ? "mosi" : data_synth_name);
+      else MSMIX_CHECK(data_synth_name.empty(), "data: unexpected argument '{}' after '{}' (only 'synth NAME' takes two)",
+                       data_synth_name, data_spec);
+      out << (data_write.empty() ? (data_options.is_default() ? data_command(data_spec)
+                                                              : load_data_spec(data_spec, data_options).summary())
+                                 : data_write_command(data_spec, data_write, data_options) + "\n");
     }
   } catch (const std::exception& e) {
     err << "msmix: error: " << e.what() << "\n";

@@ -17,6 +17,7 @@
 #include "data/pickle.h"
 #include "data/pickle_writer.h"
 #include "data/synthetic.h"
+#include "msmix/commands.h"
 #include "msmix/data_command.h"
 #include "tests/testing.h"
 
@@ -451,4 +452,21 @@ TEST_CASE("write_mmsa: Python's pickle.load with numpy reads the same shapes, dt
     }
     CHECK(i == want.size());
   }
+}
+
+TEST_CASE("msmix data synth NAME --write: the CLI writes a file that reads back as the same dataset") {
+  const std::string path = (std::filesystem::temp_directory_path() / "msmix_cli_synth_sims.pkl").string();
+  std::ostringstream out, err;
+  REQUIRE(run_cli({"data", "synth", "sims", "--write", path, "--seed", "3", "--scale", "0.25"}, out, err) == 0);
+  CHECK(out.str().find(path) != std::string::npos);
+  Dataset written = load_mmsa(path);
+  Dataset direct = load_data_spec("synthetic:sims", DataSpecOptions{3, 0.25, 0});
+  REQUIRE(written.train.size() == direct.train.size());
+  CHECK(std::equal(written.train.text.data(), written.train.text.data() + written.train.text.numel(),
+                   direct.train.text.data()));
+  std::filesystem::remove(path);
+  // A stray second argument is an error, not ignored.
+  std::ostringstream out2, err2;
+  CHECK(run_cli({"data", "synthetic:mosi", "extra"}, out2, err2) == 1);
+  CHECK(err2.str().find("unexpected argument 'extra'") != std::string::npos);
 }
