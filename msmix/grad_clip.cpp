@@ -4,35 +4,19 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
-#include "ops/dispatch.h"
+#include "ops/cpu/optimizer.h"
+#include "ops/cuda/kernels.h"
 
 namespace msmix {
-namespace {
-
-constexpr int64_t kParallelMin = 1 << 15;
-
-// Sum of squares in double: a float sum over millions of elements loses digits.
-double sum_of_squares(const float* g, int64_t n) {
-  double s = 0;
-#pragma omp parallel for simd reduction(+ : s) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) s += double(g[i]) * double(g[i]);
-  return s;
-}
-
-}  // namespace
 
 void clip_grad_value(const std::vector<Tensor>& params, float clip_value) {
   MSMIX_CHECK(clip_value >= 0, "clip_grad_value: clip_value must be >= 0, got {}", clip_value);
   NoGradGuard no_grad;
-  const float lo = -clip_value, hi = clip_value;
   for (const Tensor& p : params) {
     Tensor grad = p.defined() ? p.grad() : Tensor();
     if (!grad.defined()) continue;
-    if (grad.is_cuda()) cuda_kernel_missing("clip_grad_value");
-    float* g = grad.data();
-    int64_t n = grad.numel();
-#pragma omp parallel for simd if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) g[i] = g[i] < lo ? lo : (g[i] > hi ? hi : g[i]);  // NaN passes through
+    if (grad.is_cuda()) cuda::clamp_inplace(grad.data(), grad.numel(), -clip_value, clip_value);
+    else cpu::clamp_inplace(grad.data(), grad.numel(), -clip_value, clip_value);
   }
 }
 
@@ -42,20 +26,17 @@ float clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
   std::vector<Tensor> grads;
   for (const Tensor& p : params)
     if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
-  double squares = 0;
-  for (const Tensor& grad : grads) {
-    if (grad.is_cuda()) cuda_kernel_missing("clip_grad_norm");
-    squares += sum_of_squares(grad.data(), grad.numel());
-  }
+  double squares = 0;  // summed over tensors in order on the host: the same on both devices' kernels
+  for (const Tensor& grad : grads)
+    squares += grad.is_cuda() ? cuda::sum_of_squares(grad.data(), grad.numel())
+                              : cpu::sum_of_squares(grad.data(), grad.numel());
   const float norm = float(std::sqrt(squares));
   if (!std::isfinite(norm)) return norm;  // reported, not applied: see the header
   const float coef = max_norm / (norm + 1e-6f);  // float arithmetic, as PyTorch's tensor ops
   if (coef >= 1.0f) return norm;
   for (Tensor& grad : grads) {
-    float* g = grad.data();
-    int64_t n = grad.numel();
-#pragma omp parallel for simd if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) g[i] *= coef;
+    if (grad.is_cuda()) cuda::scale_inplace(grad.data(), grad.numel(), coef);
+    else cpu::scale_inplace(grad.data(), grad.numel(), coef);
   }
   return norm;
 }

@@ -11,8 +11,9 @@
 // not require grad (as PyTorch). Per-parameter state (step count, momentum buffer, Adam moments) is created
 // at a parameter's first update and exported by state_dict() for checkpoints.
 //
-// The arithmetic of one parameter's update is a plain function of float arrays and scalars (cpu::sgd_update,
-// cpu::adam_update): one fused pass over the elements, the reference a CUDA kernel will be tested against.
+// The arithmetic of one parameter's update is a plain function of float arrays and scalars (ops/cpu/optimizer.h:
+// cpu::sgd_update, cpu::adam_update), one fused pass over the elements; cuda::sgd_update / adam_update are
+// their twins, so a model on the GPU is updated with the same float operations in the same order.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "ops/cpu/optimizer.h"
 
 namespace msmix {
 
@@ -137,27 +139,4 @@ class AdamW : public Adam {
       : AdamW({ParamGroup{std::move(params)}}, options) {}
 };
 
-// ---- the per-parameter kernels: one pass over n elements, in place. Scalars are precomputed on the host
-// in double and rounded to float once, as PyTorch passes Python floats to its float kernels.
-namespace cpu {
-
-struct SGDScalars {
-  float lr, momentum, one_minus_dampening, weight_decay;
-  bool nesterov;
-  bool first_step;  // buf = g (no dampening) instead of buf = m * buf + (1 - d) * g
-};
-// momentum_buf: n floats, or null when momentum == 0.
-void sgd_update(float* param, const float* grad, float* momentum_buf, int64_t n, const SGDScalars& s);
-
-struct AdamScalars {
-  float beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
-  float l2_weight_decay;  // Adam: added to the grad; 0 for AdamW
-  float param_scale;      // AdamW: 1 - lr * weight_decay; 1 for Adam
-  float step_size;        // lr / (1 - beta1^t)
-  float bias_correction2_sqrt;  // sqrt(1 - beta2^t)
-};
-void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
-                 const AdamScalars& s);
-
-}  // namespace cpu
 }  // namespace msmix

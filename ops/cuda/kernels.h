@@ -14,6 +14,7 @@
 #include "ops/cpu/loss.h"
 #include "ops/cpu/lstm_cell.h"
 #include "ops/cpu/matmul.h"
+#include "ops/cpu/optimizer.h"
 #include "ops/cpu/reduce.h"
 #include "ops/cpu/unary.h"
 
@@ -102,5 +103,15 @@ void lstm_scan_backward(const cpu::LstmScan& s, const float* gy, float* gxgates,
 
 // ---- dropout.cu: the CPU's Philox mask, bit for bit (twin: ops/cpu/dropout.h)
 void dropout_apply(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t offset);
+
+// ---- optimizer.cu: the optimizers' updates and gradient clipping's passes (twin: ops/cpu/optimizer.h). The same
+// float operations in the same order as the CPU (no FMA contraction), so an update equals the CPU's bit for bit;
+// sum_of_squares accumulates in double and returns to the host (it synchronises).
+void sgd_update(float* param, const float* grad, float* momentum_buf, int64_t n, const cpu::SGDScalars& s);
+void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
+                 const cpu::AdamScalars& s);
+void clamp_inplace(float* g, int64_t n, float lo, float hi);
+double sum_of_squares(const float* g, int64_t n);
+void scale_inplace(float* g, int64_t n, float coef);
 
 }  // namespace msmix::cuda

@@ -112,4 +112,10 @@ void lstm_scan_backward(const cpu::LstmScan&, const float*, float*, float*, floa
 
 void dropout_apply(const float*, float*, int64_t, float, float, uint64_t, uint64_t) { no_cuda("dropout_apply"); }
 
+void sgd_update(float*, const float*, float*, int64_t, const cpu::SGDScalars&) { no_cuda("sgd_update"); }
+void adam_update(float*, const float*, float*, float*, int64_t, const cpu::AdamScalars&) { no_cuda("adam_update"); }
+void clamp_inplace(float*, int64_t, float, float) { no_cuda("clamp_inplace"); }
+double sum_of_squares(const float*, int64_t) { no_cuda("sum_of_squares"); }
+void scale_inplace(float*, int64_t, float) { no_cuda("scale_inplace"); }
+
 }  // namespace msmix::cuda
