@@ -48,12 +48,18 @@ CXXFLAGS += -DMSMIX_BUILD_FLAGS='"CUDA=$(CUDA) SAN=$(SAN) NATIVE=$(NATIVE) $(OPT
 
 LIB_SRCS := $(wildcard engine/*.cpp ops/*.cpp ops/cpu/*.cpp models/*.cpp data/*.cpp msmix/*.cpp)
 LIB_SRCS := $(filter-out msmix/main.cpp,$(LIB_SRCS))
+# Where the CUDA libraries are, and which runtime is linked; CUDA_EXTRA_INC / CUDA_EXTRA_LDFLAGS add the
+# folders of a toolkit laid out differently (gpucheck finds cuBLAS there and passes them).
+CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
+CUDART ?= cudart_static
+# GPU architectures compiled for (CI checks both; gpucheck builds only the lent GPU's, e.g. CUDA_ARCHS=90).
+CUDA_ARCHS ?= 80 90
 ifeq ($(CUDA),1)
   CU_SRCS := $(wildcard engine/cuda/*.cu ops/cuda/*.cu)
-  NVCCFLAGS := -std=c++17 -O3 -I. -I$(BLAS_INC) $(PREFIX_FLAGS) -Xcompiler -fopenmp,-Wall,-Wextra -MMD -MP \
-               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 $(NVCC_EXTRA)
-  LDFLAGS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
-  LDLIBS += -lcublas -lcudart_static -ldl -lrt
+  NVCCFLAGS := -std=c++17 -O3 -I. -I$(BLAS_INC) $(PREFIX_FLAGS) $(CUDA_EXTRA_INC) -Xcompiler -fopenmp,-Wall,-Wextra -MMD -MP \
+               $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) $(NVCC_EXTRA)
+  LDFLAGS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) $(CUDA_EXTRA_LDFLAGS)
+  LDLIBS += -lcublas -l$(CUDART) -ldl -lrt
 else
   # The stand-ins for engine/cuda/*.cu and ops/cuda/*.cu: the only sources a CPU-only build adds.
   LIB_SRCS += $(wildcard engine/nocuda/*.cpp ops/nocuda/*.cpp)

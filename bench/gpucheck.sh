@@ -2,12 +2,12 @@
 # The CUDA backend's check on a GPU machine (`make gpucheck`): environment, a fresh CUDA build, the CUDA tests
 # (first with MSMIX_CUDA_SYNC=1, so a fault names its kernel), the whole suite, the CUDA op benchmarks beside
 # their PyTorch twin, the CPU op benchmarks, and a short markdown report. One deadline (GPUCHECK_SECONDS,
-# default 450) bounds everything, each step also has its own timeout, and a step that fails does not stop the
+# default 480) bounds everything, each step also has its own timeout, and a step that fails does not stop the
 # others. Report: $OUT/gpucheck.md when $OUT is set (the device tool), else <build dir>/gpucheck.md; the full
 # log beside it (gpucheck.log). Exit status 0 only when every step passed.
 #
 # Environment: GPUCHECK_BUILD (build dir, default build-gpucheck, wiped first unless GPUCHECK_REUSE=1, for a
-#   rerun on the same machine after a fix), GPUCHECK_JOBS (default 16), GPUCHECK_SECONDS (deadline, 450),
+#   rerun on the same machine after a fix), GPUCHECK_JOBS (default 16), GPUCHECK_SECONDS (deadline, 480),
 #   MSMIX_DEBS (a folder of Debian .debs, used only when the build's headers are missing: unpacked under
 #   /tmp/msmix-deps and built with DEPS_PREFIX, for a machine that cannot reach a package registry).
 # `bash bench/gpucheck.sh --fetch-debs DIR` (on a machine with apt, e.g. the dev box): downloads those .debs.
@@ -31,7 +31,7 @@ if [ "${1:-}" = "--fetch-debs" ]; then
 fi
 
 START=$(date +%s)
-DEADLINE=$((START + ${GPUCHECK_SECONDS:-450}))
+DEADLINE=$((START + ${GPUCHECK_SECONDS:-480}))
 BUILD=${GPUCHECK_BUILD:-build-gpucheck}
 JOBS=${GPUCHECK_JOBS:-16}
 REPORT_DIR=${OUT:-$BUILD}
@@ -72,9 +72,39 @@ step() {
   STEPS+="| $name | $status | $secs |"$'\n'
 }
 
-# ---- environment
-CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+# ---- environment: the CUDA toolkit (nvcc on PATH, else /usr/local/cuda), and cuBLAS and the CUDA runtime
+# wherever this image keeps them: a toolkit whose libraries are not in $CUDA_HOME/lib64 (a pip-installed one,
+# say) gets its folders passed to make, with unversioned links made for the linker where only libX.so.N exists.
+NVCC_BIN=$(command -v nvcc || true)
+[ -n "$NVCC_BIN" ] || NVCC_BIN=${CUDA_HOME:-/usr/local/cuda}/bin/nvcc
+CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "$NVCC_BIN")")")}
 export PATH="$PATH:$CUDA_HOME/bin"
+CUDA_MAKE_ARGS=()
+find_lib() {  # find_lib NAME: the first folder holding NAME.so or NAME.so.* (toolkit first, then /usr, /opt)
+  local d
+  for d in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$CUDA_HOME/targets/x86_64-linux/lib"; do
+    ls "$d/$1".so* >/dev/null 2>&1 && { echo "$d"; return 0; }
+  done
+  timeout 30 find /usr /opt -name "$1.so*" -not -path '*/stubs/*' 2>/dev/null | head -1 | xargs -r dirname
+}
+CUBLAS_DIR=$(find_lib libcublas || true)
+if [ -n "$CUBLAS_DIR" ] && [ "$CUBLAS_DIR" != "$CUDA_HOME/lib64" ]; then
+  links=/tmp/msmix-cuda-lib
+  mkdir -p "$links"
+  for lib in libcublas libcublasLt libcudart; do
+    dir=$(find_lib "$lib" || true)
+    [ -n "$dir" ] || continue
+    [ -e "$dir/$lib.so" ] || ln -sf "$(ls "$dir/$lib".so.* | head -1)" "$links/$lib.so"
+    CUDA_EXTRA_LD+=" -L$dir -Wl,-rpath,$dir"
+  done
+  CUDA_MAKE_ARGS+=(CUDA_EXTRA_LDFLAGS="-L$links$CUDA_EXTRA_LD")
+  [ -e "$CUDA_HOME/lib64/libcudart_static.a" ] || CUDA_MAKE_ARGS+=(CUDART=cudart)
+  inc=$(timeout 30 find "$CUDA_HOME" /usr /opt -name cublas_v2.h 2>/dev/null | head -1 | xargs -r dirname)
+  [ -z "$inc" ] || CUDA_MAKE_ARGS+=(CUDA_EXTRA_INC="-I$inc")
+fi
+# Build only for the lent GPU's architecture (half the nvcc time of CI's sm_80 + sm_90).
+CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.[:space:]' || true)
+[ -z "$CAP" ] || CUDA_MAKE_ARGS+=(CUDA_ARCHS="$CAP")
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
@@ -83,7 +113,8 @@ export PATH="$PATH:$CUDA_HOME/bin"
   echo "nvcc: $(nvcc --version 2>&1 | grep -m1 release || echo 'not found')"
   echo "g++: $(g++ --version 2>&1 | head -1)"
   echo "make: $(make --version 2>&1 | head -1)"
-  echo "cuBLAS: $(ls "$CUDA_HOME"/lib64/libcublas.so.* 2>/dev/null | head -1 || true) $(ldconfig -p 2>/dev/null | grep -m1 'libcublas.so' | sed 's/.*=> //' || true)"
+  echo "CUDA_HOME: $CUDA_HOME; make: ${CUDA_MAKE_ARGS[*]:-(defaults)}"
+  echo "cuBLAS: ${CUBLAS_DIR:-not found} ($(ls "${CUBLAS_DIR:-/nonexistent}"/libcublas.so.* 2>/dev/null | head -1 | xargs -r basename))"
   echo "cuDNN: $(sed -n 's/^#define CUDNN_\(MAJOR\|MINOR\|PATCHLEVEL\) \([0-9]*\).*/\2/p' "$CUDA_HOME"/include/cudnn_version.h /usr/include/cudnn_version.h 2>/dev/null | head -3 | paste -sd. || true) (headers; not used yet)"
   echo "python3 torch: $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' 2>&1 | tail -1)"
 } >"$BUILD/env.txt" 2>&1 || true
@@ -91,7 +122,7 @@ tee -a "$LOG" <"$BUILD/env.txt"
 nvidia-smi >>"$LOG" 2>&1 || log "nvidia-smi: not available"
 
 # ---- build dependencies: installed, or unpacked from carried .debs (make included)
-MAKE_ARGS=(BUILD="$BUILD" CUDA=1 -j"$JOBS")
+MAKE_ARGS=(BUILD="$BUILD" CUDA=1 -j"$JOBS" ${CUDA_MAKE_ARGS[@]+"${CUDA_MAKE_ARGS[@]}"})
 missing=0
 for h in $HEADERS; do [ -f "$h" ] || missing=1; done
 command -v make >/dev/null || missing=1
@@ -127,12 +158,22 @@ if ! grep -q '^gpu 0:' "$BUILD/step-info.txt" 2>/dev/null; then
   FAILED=1
 fi
 # The CUDA suites first, synchronising after every launch so an asynchronous fault names its kernel; then the
-# GPU benchmarks; then the whole suite (the CPU suites also run in CI, so they come after the GPU-only work).
-step cuda-tests 90 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
-step bench-cuda 60 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
-step bench-torch 90 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
-step all-tests 200 env OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix'"
-step bench-cpu 60 "$BIN/bench_ops"
+# training-step comparison with PyTorch (the issue's goal), the op benchmarks, a real-data run when the data
+# was carried, and last the rest of the suite (the CPU suites also run in CI).
+step cuda-tests 100 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
+step bench-models 150 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 python3 bench/compare_models.py \
+  --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 --warmup 3 --markdown
+step bench-cuda 45 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
+step bench-torch 60 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
+# Real MOSI (copy ../shared/data/mosi-utterance/mosi_utterance.pkl into build-gpudeps/ and carry that): one
+# MulT run with MS-Mix on the GPU, to set beside the CPU's (docs/results.md, seed 1111).
+DATA=${MSMIX_DATA:-${MSMIX_DEBS:-build-gpudeps}/mosi_utterance.pkl}
+if [ -f "$DATA" ]; then
+  step train-real 90 "$BIN/msmix" train --model mult --data "$DATA" --mix msmix --seed 1111 --device cuda \
+    --out "$BIN/run-mult-msmix-cuda"
+fi
+step other-tests 150 env OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tce='cuda*'"
+step bench-cpu 40 "$BIN/bench_ops"
 
 # ---- report
 summary() {  # the doctest summary lines of a test step, and its first failures
@@ -160,13 +201,25 @@ summary() {  # the doctest summary lines of a test step, and its first failures
     tail -25 "$BUILD/step-$s.txt"
     echo '```'
   done
-  for s in cuda-tests all-tests; do  # doctest's totals and the first failures
+  for s in cuda-tests other-tests; do  # doctest's totals and the first failures
     echo
     echo "## $s"
     echo '```'
     summary "$s"
     echo '```'
   done
+  echo
+  echo "## training steps on the GPU beside PyTorch eager (bench/compare_models.py; ratio = torch / msmix)"
+  [ -f "$BUILD/step-bench-models.txt" ] && grep '^|' "$BUILD/step-bench-models.txt"
+  if [ -f "$BIN/run-mult-msmix-cuda/results.json" ]; then
+    echo
+    echo "## real MOSI, MulT + MS-Mix, seed 1111, on the GPU"
+    echo '```'
+    cat "$BIN/run-mult-msmix-cuda/results.json"
+    echo
+    tail -3 "$BIN/run-mult-msmix-cuda/log.jsonl"
+    echo '```'
+  fi
   echo
   echo "## CUDA ops (bench/bench_cuda_ops.cpp)"
   echo '```'

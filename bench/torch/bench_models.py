@@ -16,6 +16,7 @@ LF_DNN / TFN / LMF audio [B, 1, 5] and vision [B, 1, 20] (time-averaged, MMSA's 
 [B, 375, 5] and vision [B, 500, 20]. Batch sizes are MMSA's: 128 / 32 / 64 / 16.
 
     OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch/bench_models.py --model tfn --steps 10 --warmup 2
+    python3 bench/torch/bench_models.py --device cuda --steps 30 --warmup 5     # on a GPU machine
 
 prints one JSON object per model on stdout (ms_per_step = median wall ms; cpu_ms_per_step = median process
 CPU ms) and a readable line on stderr. Threads: torch.set_num_threads(OMP_NUM_THREADS, else all cores), as
@@ -326,7 +327,7 @@ def trainable_params(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def make_batch(name, batch, gen):
+def make_batch(name, batch, gen, device="cpu"):
     """Random inputs of MOSI's shapes; audio / vision time-averaged for the need_normalized backbones."""
     (lt, la, lv), (dt, da, dv) = SEQ_LENGTHS, FEATURE_DIMS
     if name != "mult":
@@ -335,21 +336,24 @@ def make_batch(name, batch, gen):
     audio = torch.randn(batch, la, da, generator=gen)
     vision = torch.randn(batch, lv, dv, generator=gen)
     labels = torch.rand(batch, 1, generator=gen) * 6 - 3
-    return text, audio, vision, labels
+    return tuple(t.to(device) for t in (text, audio, vision, labels))
 
 
-def bench(name, steps, warmup, batch=None):
+def bench(name, steps, warmup, batch=None, device="cpu"):
     torch.manual_seed(1111)
     model, optimizer, cfg = build(name)
+    model.to(device)  # before the first step: Adam's state is created on the parameters' device
     batch = batch or cfg["batch_size"]
     clip = cfg.get("grad_clip", -1)
     criterion = nn.L1Loss()
     gen = torch.Generator().manual_seed(1)
-    batches = [make_batch(name, batch, gen) for _ in range(2)]
+    batches = [make_batch(name, batch, gen, device) for _ in range(2)]
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     model.train()
     wall, cpu = [], []
     for i in range(warmup + steps):
         text, audio, vision, labels = batches[i % len(batches)]
+        sync()
         w0, c0 = time.perf_counter(), time.process_time()
         optimizer.zero_grad()
         loss = criterion(model(text, audio, vision), labels)
@@ -357,14 +361,16 @@ def bench(name, steps, warmup, batch=None):
         if clip > 0:
             nn.utils.clip_grad_value_([p for p in model.parameters() if p.requires_grad], clip)
         optimizer.step()
-        loss.item()
+        loss.item()  # waits for the GPU, as msmix's step (which reads the loss back)
+        sync()
         ms, cpu_ms = (time.perf_counter() - w0) * 1e3, (time.process_time() - c0) * 1e3
         print(f"{name} step {i + 1}/{warmup + steps}: {ms:.1f} ms{' (warm-up)' if i < warmup else ''}",
               file=sys.stderr, flush=True)
         if i >= warmup:
             wall.append(ms)
             cpu.append(cpu_ms)
-    return {"model": name, "framework": "torch " + torch.__version__, "threads": torch.get_num_threads(),
+    return {"model": name, "framework": "torch " + torch.__version__, "device": device,
+            "threads": torch.get_num_threads(),
             "batch": batch, "steps": steps, "warmup": warmup, "ms_per_step": statistics.median(wall),
             "min_ms": min(wall), "max_ms": max(wall), "items_per_s": batch / (statistics.median(wall) / 1e3),
             "cpu_ms_per_step": statistics.median(cpu), "trainable_params": trainable_params(model),
@@ -377,9 +383,13 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=0, help="0 = MMSA's MOSI batch size")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (FP32: TF32 off, as msmix's cuBLAS calls)")
     parser.add_argument("--params-only", action="store_true", help="check and print the parameter counts, no timing")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))  # as msmix's OpenMP
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     failed = False
     for name in args.model or ["lf_dnn", "tfn", "lmf", "mult"]:
         torch.manual_seed(1111)
@@ -389,7 +399,7 @@ def main(argv=None):
         print(f"{name}: {count:,} trainable parameters ({'= MMSA' if ok else f'MMSA has {EXPECTED_PARAMS[name]:,}'})",
               file=sys.stderr, flush=True)
         if ok and not args.params_only:
-            print(json.dumps(bench(name, args.steps, args.warmup, args.batch)), flush=True)
+            print(json.dumps(bench(name, args.steps, args.warmup, args.batch, args.device)), flush=True)
     return 1 if failed else 0
 
 
