@@ -66,31 +66,32 @@ Layout make_layout(const Shape& a_shape, const Shape& b_shape, const Shape& out_
 
 template <class F>
 __global__ void same_shape_kernel(const float* a, const float* b, float* out, int64_t n) {
-  MSMIX_GRID_LOOP(i, n) out[i] = F::f(a[i], b[i]);
+  unrolled_map(
+      n, [&](int64_t i) { return float2{a[i], b[i]}; }, [&](int64_t i, float2 v) { out[i] = F::f(v.x, v.y); });
 }
 
-template <class F>
+// Index: uint32_t when every index fits (the usual case), since 64-bit division is a long software sequence
+// on the GPU and made this kernel compute-bound; int64_t otherwise.
+template <class F, class Index>
 __global__ void broadcast_kernel(const float* a, const float* b, float* out, int64_t n, Layout l) {
   MSMIX_GRID_LOOP(i, n) {
-    int64_t rest = i, oa = 0, ob = 0;
+    Index rest = Index(i), oa = 0, ob = 0;
     for (int d = l.rank - 1; d > 0; --d) {
-      const int64_t q = rest / l.size[d], idx = rest - q * l.size[d];
-      oa += idx * l.sa[d];
-      ob += idx * l.sb[d];
+      const Index size = Index(l.size[d]), q = rest / size, idx = rest - q * size;
+      oa += idx * Index(l.sa[d]);
+      ob += idx * Index(l.sb[d]);
       rest = q;
     }
-    if (l.rank > 0) oa += rest * l.sa[0], ob += rest * l.sb[0];  // rest < size[0]: no division
+    if (l.rank > 0) oa += rest * Index(l.sa[0]), ob += rest * Index(l.sb[0]);  // rest < size[0]: no division
     out[i] = F::f(a[oa], b[ob]);
   }
 }
 
 template <class F>
 __global__ void scalar_kernel(const float* a, float s, bool scalar_first, float* out, int64_t n) {
-  if (scalar_first) {
-    MSMIX_GRID_LOOP(i, n) out[i] = F::f(s, a[i]);
-  } else {
-    MSMIX_GRID_LOOP(i, n) out[i] = F::f(a[i], s);
-  }
+  auto load = [&](int64_t i) { return a[i]; };
+  if (scalar_first) unrolled_map(n, load, [&](int64_t i, float v) { out[i] = F::f(s, v); });
+  else unrolled_map(n, load, [&](int64_t i, float v) { out[i] = F::f(v, s); });
 }
 
 template <class F>
@@ -99,18 +100,21 @@ void launch_binary(const float* a, const Shape& a_shape, const float* b, const S
   const int64_t n = shape_numel(out_shape);
   if (n == 0) return;
   if (a_shape == out_shape && b_shape == out_shape) {
-    same_shape_kernel<F><<<blocks_for(n), kThreads>>>(a, b, out, n);
+    same_shape_kernel<F><<<blocks_for_unrolled(n), kThreads>>>(a, b, out, n);
     CUDA_CHECK_LAUNCH("binary same_shape_kernel");
     return;
   }
-  broadcast_kernel<F><<<blocks_for(n), kThreads>>>(a, b, out, n, make_layout(a_shape, b_shape, out_shape));
+  const Layout l = make_layout(a_shape, b_shape, out_shape);
+  // Offsets into a or b never exceed n (their sizes divide out's), so n decides the index width.
+  if (n < (int64_t(1) << 31)) broadcast_kernel<F, uint32_t><<<blocks_for(n), kThreads>>>(a, b, out, n, l);
+  else broadcast_kernel<F, int64_t><<<blocks_for(n), kThreads>>>(a, b, out, n, l);
   CUDA_CHECK_LAUNCH("binary broadcast_kernel");
 }
 
 template <class F>
 void launch_scalar(const float* a, float s, bool scalar_first, float* out, int64_t n) {
   if (n == 0) return;
-  scalar_kernel<F><<<blocks_for(n), kThreads>>>(a, s, scalar_first, out, n);
+  scalar_kernel<F><<<blocks_for_unrolled(n), kThreads>>>(a, s, scalar_first, out, n);
   CUDA_CHECK_LAUNCH("binary scalar_kernel");
 }
 

@@ -55,8 +55,10 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const fl
   }
 }
 
+// One block row per matrix row (grid-stride over rows), threads across its N columns: no division per element.
 __global__ void broadcast_rows_kernel(const float* bias, float* y, int64_t R, int64_t N) {
-  MSMIX_GRID_LOOP(i, R * N) y[i] = bias[i % N];
+  for (int64_t r = blockIdx.x; r < R; r += gridDim.x)
+    for (int64_t c = threadIdx.x; c < N; c += blockDim.x) y[r * N + c] = bias[c];
 }
 
 }  // namespace
@@ -100,7 +102,7 @@ void gemm_batched(const cpu::GemmBatch& g) {
 
 void broadcast_rows(const float* bias, float* y, int64_t R, int64_t N) {
   if (R * N == 0) return;
-  broadcast_rows_kernel<<<blocks_for(R * N), kThreads>>>(bias, y, R, N);
+  broadcast_rows_kernel<<<unsigned(std::min<int64_t>(R, kMaxBlocks)), kThreads>>>(bias, y, R, N);
   CUDA_CHECK_LAUNCH("broadcast_rows_kernel");
 }
 

@@ -1,6 +1,6 @@
 // Elementwise unary ops: y = f(x) and its backward gx = g * f'(x) (from x and/or the saved output y), with the
 // same formulas as the CPU twin (ops/cpu/unary.cpp), in CUDA's accurate float math (no --use_fast_math).
-// Launch: one thread per element in a grid-stride loop (256 threads per block, at most 65536 blocks).
+// Launch: kUnroll elements per thread per round of a grid-stride loop (common.cuh's unrolled_map).
 // Bound: memory (8 bytes per element forward, up to 16 backward); erf / tanh / pow are cheap beside that.
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/kernels.h"
@@ -67,26 +67,31 @@ struct ClampB {
 
 template <class F>
 __global__ void forward_kernel(UnaryParams p, const float* x, float* y, int64_t n) {
-  MSMIX_GRID_LOOP(i, n) y[i] = F::f(x[i], p);
+  unrolled_map(n, [&](int64_t i) { return x[i]; }, [&](int64_t i, float v) { y[i] = F::f(v, p); });
 }
 
 // Loads a derivative does not use (x for tanh, y for relu, ...) are dead code after inlining: no traffic.
+struct XYG {
+  float x, y, g;
+};
 template <class B>
 __global__ void backward_kernel(UnaryParams p, const float* x, const float* y, const float* g, float* gx, int64_t n) {
-  MSMIX_GRID_LOOP(i, n) gx[i] = B::b(x[i], y[i], g[i], p);
+  unrolled_map(
+      n, [&](int64_t i) { return XYG{x[i], y[i], g[i]}; },
+      [&](int64_t i, const XYG& v) { gx[i] = B::b(v.x, v.y, v.g, p); });
 }
 
 template <class F>
 void fwd(UnaryParams p, const float* x, float* y, int64_t n) {
   if (n == 0) return;
-  forward_kernel<F><<<blocks_for(n), kThreads>>>(p, x, y, n);
+  forward_kernel<F><<<blocks_for_unrolled(n), kThreads>>>(p, x, y, n);
   CUDA_CHECK_LAUNCH("unary forward_kernel");
 }
 
 template <class B>
 void bwd(UnaryParams p, const float* x, const float* y, const float* g, float* gx, int64_t n) {
   if (n == 0) return;
-  backward_kernel<B><<<blocks_for(n), kThreads>>>(p, x, y, g, gx, n);
+  backward_kernel<B><<<blocks_for_unrolled(n), kThreads>>>(p, x, y, g, gx, n);
   CUDA_CHECK_LAUNCH("unary backward_kernel");
 }
 
