@@ -3,8 +3,10 @@
 #include <cstring>
 #include <numeric>
 
+#include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/random.h"
+#include "ops/ops.h"
 
 namespace msmix {
 
@@ -70,6 +72,14 @@ Loader::Loader(const Split& split, int64_t batch_size, bool shuffle, uint64_t se
     : split_(split), batch_size_(batch_size), shuffle_(shuffle), drop_last_(drop_last), seed_(seed), device_(device) {
   MSMIX_CHECK(batch_size > 0, "Loader: batch_size must be positive, got {} (split '{}')", batch_size, split.name);
   MSMIX_CHECK(split.labels.defined(), "Loader: split '{}' has no regression_labels", split.name);
+  if (!device_.is_cuda()) return;
+  int64_t bytes = 0;
+  for (const auto& [key, t] : split_.arrays()) bytes += t->numel() * int64_t(sizeof(float));
+  if (bytes > kDeviceResidentBytes) return;
+  for (Tensor* t : {&split_.text, &split_.text_bert, &split_.audio, &split_.vision, &split_.labels, &split_.labels_t,
+                    &split_.labels_a, &split_.labels_v})
+    if (t->defined()) *t = t->to(device_);  // the loader's own handles: the caller's split stays on the host
+  device_resident_ = true;
 }
 
 Loader::~Loader() { join(); }
@@ -105,10 +115,40 @@ void Loader::start_epoch(int64_t epoch) {
   if (batches_per_epoch() > 0) launch(0);
 }
 
+namespace {
+
+// The device-resident gather: the rows' tensors by index_select on the device, the per-sample lists on the host.
+Batch gather_batch_on_device(const Split& split, const std::vector<int64_t>& rows, Device device) {
+  NoGradGuard no_grad;
+  std::vector<float> index(rows.begin(), rows.end());  // exact: rows < 2^24
+  const Tensor idx = Tensor::from_vector(index, {int64_t(index.size())}).to(device);
+  auto take = [&](const Tensor& x) { return x.defined() ? index_select(x, 0, idx) : Tensor(); };
+  Batch b;
+  b.text = take(split.text);
+  b.text_bert = take(split.text_bert);
+  b.audio = take(split.audio);
+  b.vision = take(split.vision);
+  b.labels = take(split.labels);
+  b.labels_t = take(split.labels_t);
+  b.labels_a = take(split.labels_a);
+  b.labels_v = take(split.labels_v);
+  b.audio_lengths = gather_list("audio_lengths", split.audio_lengths, rows);
+  b.vision_lengths = gather_list("vision_lengths", split.vision_lengths, rows);
+  b.ids = gather_list("id", split.ids, rows);
+  b.indices = rows;
+  return b;
+}
+
+}  // namespace
+
 void Loader::launch(int64_t batch_index) {
   int64_t begin = batch_index * batch_size_;
   int64_t end = std::min<int64_t>(begin + batch_size_, int64_t(order_.size()));
   std::vector<int64_t> rows(order_.begin() + begin, order_.begin() + end);
+  if (device_resident_) {  // queued on the GPU's stream: nothing for a thread to overlap
+    pending_ = gather_batch_on_device(split_, rows, device_);
+    return;
+  }
   worker_ = std::thread([this, rows = std::move(rows)] {
     try {
       pending_ = gather_batch(split_, rows);
@@ -135,7 +175,7 @@ bool Loader::next(Batch& batch) {
   Batch ready = std::move(pending_);
   pending_ = Batch();
   if (++cursor_ < batches_per_epoch()) launch(cursor_);  // prepare the next batch while this one trains
-  if (device_ != Device::cpu()) {
+  if (device_ != Device::cpu() && !device_resident_) {
     for (Tensor* t : {&ready.text, &ready.text_bert, &ready.audio, &ready.vision, &ready.labels, &ready.labels_t,
                       &ready.labels_a, &ready.labels_v})
       if (t->defined()) *t = t->to(device_);
