@@ -235,11 +235,11 @@ Tensor Tensor::detach() const {
 
 bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
 
-Tensor& Tensor::set_requires_grad(bool requires) {
+Tensor& Tensor::set_requires_grad(bool on) {
   check_defined("set_requires_grad");
-  MSMIX_CHECK(requires || !impl_->grad_fn, "set_requires_grad: cannot turn off grad of a non-leaf tensor {}; "
+  MSMIX_CHECK(on || !impl_->grad_fn, "set_requires_grad: cannot turn off grad of a non-leaf tensor {}; "
               "use detach()", describe(*this));
-  impl_->requires_grad = requires;
+  impl_->requires_grad = on;
   return *this;
 }
 

@@ -70,7 +70,7 @@ class Tensor {
 
   // ---- autograd
   bool requires_grad() const;
-  Tensor& set_requires_grad(bool requires = true);
+  Tensor& set_requires_grad(bool on = true);
   Tensor grad() const;  // undefined until a backward reaches it
   void set_grad(const Tensor& grad);
   void zero_grad();     // drops the grad (set to undefined), as PyTorch's set_to_none

@@ -132,7 +132,7 @@ class TFN(nn.Module):
 
     def forward(self, text, audio, vision):
         t, a, v = subnet_outputs(self, text, audio, vision)
-        ones = torch.ones(t.shape[0], 1, dtype=t.dtype)
+        ones = torch.ones(t.shape[0], 1, dtype=t.dtype, device=t.device)
         a, v, t = torch.cat([ones, a], 1), torch.cat([ones, v], 1), torch.cat([ones, t], 1)
         # MMSA's two bmm: audio slowest, text fastest
         f = torch.bmm(a.unsqueeze(2), v.unsqueeze(1)).view(-1, a.shape[1] * v.shape[1], 1)
@@ -159,7 +159,7 @@ class LMF(nn.Module):
 
     def forward(self, text, audio, vision):
         t, a, v = subnet_outputs(self, text, audio, vision)
-        ones = torch.ones(t.shape[0], 1, dtype=t.dtype)
+        ones = torch.ones(t.shape[0], 1, dtype=t.dtype, device=t.device)
         a, v, t = torch.cat([ones, a], 1), torch.cat([ones, v], 1), torch.cat([ones, t], 1)
         zy = torch.matmul(a, self.audio_factor) * torch.matmul(v, self.video_factor) * torch.matmul(t, self.text_factor)
         out = torch.matmul(self.fusion_weights, zy.permute(1, 0, 2)).squeeze(-1) + self.fusion_bias  # [B, 1]
