@@ -174,6 +174,13 @@ if [ -f "$DATA" ]; then
 fi
 step other-tests 150 env OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tce='cuda*'"
 step bench-cpu 40 "$BIN/bench_ops"
+# compute-sanitizer's memcheck over the kernels with the most index arithmetic (plain cudaMalloc, so every
+# block is checked), when the image has it and time is left.
+SANITIZER=$(command -v compute-sanitizer || ls "$CUDA_HOME"/bin/compute-sanitizer 2>/dev/null || true)
+if [ -n "$SANITIZER" ]; then
+  step memcheck 90 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool memcheck \
+    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda softmax*,cuda layer_norm*,cuda optimizers*,cuda loader*,cuda index*'"
+fi
 
 # ---- report
 summary() {  # the doctest summary lines of a test step, and its first failures

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "engine/allocator.h"
 #include "engine/cuda/check.h"
@@ -41,6 +42,36 @@ __device__ __forceinline__ void unrolled_map(int64_t n, Load load, Store store) 
 #pragma unroll
     for (int k = 0; k < kUnroll; ++k)
       if (base + k * stride < n) store(base + k * stride, v[k]);
+  }
+}
+
+// A row of at most 32 * N floats held in one warp's registers: lane l keeps columns l, l + 32, ..., so each
+// load is coalesced and all N are in flight at once; the row kernels then read DRAM once per row instead of
+// once per pass. Columns past C hold `pad`. Dispatch on C with warp_row_regs (below).
+template <int N>
+struct WarpRow {
+  float v[N];
+  __device__ __forceinline__ void load(const float* row, int64_t C, int lane, float pad) {
+#pragma unroll
+    for (int k = 0; k < N; ++k) v[k] = lane + 32 * k < C ? row[lane + 32 * k] : pad;
+  }
+};
+// The N of a row of C <= 1024 columns: the smallest power of two with 32 * N >= C.
+inline int warp_row_regs(int64_t C) {
+  int n = 1;
+  while (32 * n < C) n *= 2;
+  return n;
+}
+// Calls launch(std::integral_constant<int, N>{}) for the N that fits C (C <= 1024).
+template <class Launch>
+void with_warp_row_regs(int64_t C, Launch launch) {
+  switch (warp_row_regs(C)) {
+    case 1: return launch(std::integral_constant<int, 1>{});
+    case 2: return launch(std::integral_constant<int, 2>{});
+    case 4: return launch(std::integral_constant<int, 4>{});
+    case 8: return launch(std::integral_constant<int, 8>{});
+    case 16: return launch(std::integral_constant<int, 16>{});
+    default: return launch(std::integral_constant<int, 32>{});
   }
 }
 

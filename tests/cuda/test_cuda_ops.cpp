@@ -163,7 +163,9 @@ TEST_CASE("cuda softmax and log_softmax: forward and backward match the CPU, -in
   uint64_t seed = 300;
   // Backward: gx = y * (g - sum(g * y)) or g - exp(y) * sum(g), the row sum's error scaled by y <= 1.
   const Tol fwd{1e-5, 1e-6}, bwd{1e-4, 1e-6};
-  const std::vector<Shape> shapes = {{1}, {4, 7}, {3, 5, 33}, {64, 1000}, {5, 1025}, {2, 3000}, {}};
+  // Rows up to 1024 sit in a warp's registers, 1 to 32 per lane: every register count, exact and padded.
+  const std::vector<Shape> shapes = {{1},      {4, 7},    {6, 64},    {3, 5, 33}, {3, 129},  {2, 200}, {5, 500},
+                                     {2, 512}, {64, 1000}, {2, 1024}, {5, 1025},  {2, 3000}, {}};
   for (const Shape& shape : shapes) {
     for (bool log : {false, true}) {
       Fn f = [log](const std::vector<Tensor>& t) { return log ? log_softmax(t[0]) : softmax(t[0]); };
@@ -194,7 +196,7 @@ TEST_CASE("cuda layer_norm: forward and the x, weight and bias grads match the C
     check_twins("layer_norm C 1", [](const std::vector<Tensor>& t) { return layer_norm(t[0], t[1], t[2]); },
                 {leaf({13, 1}, seed++), leaf({1}, seed++), leaf({1}, seed++)}, Tol{1e-4, 1e-5}, Tol{1e-4, 1e-5});
   }
-  for (int64_t C : {3, 7, 50, 1024, 1025, 3000}) {
+  for (int64_t C : {3, 7, 33, 50, 100, 257, 500, 1024, 1025, 3000}) {
     for (int64_t R : {1, 13, 257}) {
       for (int affine = 0; affine < 4; ++affine) {  // bit 0: weight, bit 1: bias
         Tensor x = leaf({R, C}, seed++, 2.0f, 0.5f);
