@@ -113,7 +113,14 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
   MSMIX_CHECK(grad_output.shape() == root.shape() && grad_output.device() == root.device(),
               "backward: grad {} does not match output {}", describe(grad_output), describe(root));
   std::vector<std::shared_ptr<TensorImpl>> order = topological_order(root.impl_ptr());
-  accumulate(root.impl(), grad_output.detach(), "backward");
+  if (root.impl()->grad_fn && !root.impl()->grad.defined()) {
+    // A non-leaf root's grad is only read (by its node's backward) and then dropped, so the caller's tensor is
+    // used as is: no copy. A backward that passes it through to a leaf is copied there by accumulate(), since
+    // the caller still holds it.
+    root.impl()->grad = grad_output.detach();
+  } else {
+    accumulate(root.impl(), grad_output.detach(), "backward");
+  }
 
   NoGradGuard no_grad;  // backward functions compute with ops; they must not record
   for (auto it = order.rbegin(); it != order.rend(); ++it) {

@@ -26,6 +26,23 @@ TEST_CASE("leaf grads never share storage, so in-place updates stay local") {
   CHECK(b.grad().to_vector()[0] == 1);
 }
 
+TEST_CASE("backward(grad_output) uses the caller's tensor without a copy, yet leaf grads never alias it") {
+  Tensor a = Tensor::ones({3}).set_requires_grad(), b = Tensor::ones({3}).set_requires_grad();
+  Tensor w = Tensor::from_vector({1, 2, 3}, {3});
+  add(a, b).backward(w);  // add passes w through to both leaves
+  CHECK(a.grad().data() != w.data());
+  CHECK(b.grad().data() != w.data());
+  w.data()[0] = 100;  // the caller reuses its buffer
+  a.grad().data()[1] = -5;  // and the optimizer clips in place
+  CHECK(a.grad().to_vector() == std::vector<float>{1, -5, 3});
+  CHECK(b.grad().to_vector() == std::vector<float>{1, 2, 3});
+  CHECK(w.to_vector() == std::vector<float>{100, 2, 3});
+  // backward on a leaf itself: its grad is a copy too.
+  Tensor c = Tensor::ones({3}).set_requires_grad();
+  c.backward(w);
+  CHECK(c.grad().data() != w.data());
+}
+
 TEST_CASE("NoGradGuard records nothing") {
   Tensor x = Tensor::ones({2}).set_requires_grad();
   {
