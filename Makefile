@@ -73,7 +73,7 @@ TEST_OBJS := $(TEST_SRCS:%.cpp=$(OBJ)/%.o)
 LIB := $(BUILD)/libmsmix.a
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all test clean deps bench bench-compare info gpucheck profile
+.PHONY: all test clean deps bench bench-compare bench-models info gpucheck profile
 all: $(BUILD)/msmix
 
 # Install Debian packages when a needed header is missing (see scripts/deps.sh).
@@ -117,6 +117,11 @@ bench: $(BUILD)/bench_ops
 	$(BUILD)/bench_ops
 bench-compare: $(BUILD)/bench_ops
 	python3 bench/compare.py $(BUILD)/bench_ops
+
+# Whole training steps per backbone beside the PyTorch twins (bench/compare_models.py; THREADS=1,2 by default).
+THREADS ?= 1,2
+bench-models: $(BUILD)/msmix
+	python3 bench/compare_models.py --msmix $(BUILD)/msmix --threads $(THREADS) --markdown
 
 info: $(BUILD)/msmix
 	$(BUILD)/msmix info
