@@ -4,6 +4,7 @@
 
 #include "engine/cuda_runtime.h"
 #include "engine/error.h"
+#include "engine/profile.h"
 
 namespace msmix {
 
@@ -123,12 +124,14 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
   }
 
   NoGradGuard no_grad;  // backward functions compute with ops; they must not record
+  ProfileRange backward_range("backward");
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     TensorImpl* impl = it->get();
     std::shared_ptr<Node> node = std::move(impl->grad_fn);  // frees the node after this iteration
     if (!node) continue;  // a leaf: its grad stays
     Tensor gout = std::move(impl->grad);  // non-leaf grads are not kept
     if (!gout.defined()) continue;        // no path from the root reaches it
+    ProfileRange node_range(node->op);    // the ops it runs nest inside
     Grads grads = node->backward(gout, node->needs);
     gout = Tensor();
     MSMIX_CHECK(grads.size() == node->inputs.size(), "backward of {}: {} grads for {} inputs", node->op,

@@ -19,6 +19,11 @@ void memcpy_device_to_device(void* dst, const void* src, size_t bytes);
 void memset_zero(void* dst, size_t bytes);
 void synchronize();
 
+// NVTX ranges (Nsight Systems' timeline; engine/profile.h wraps them). No-ops in a CPU-only build, and
+// nearly free in a CUDA build when no profiler is attached.
+void range_push(const char* name);
+void range_pop();
+
 }  // namespace msmix::cuda
 
 namespace msmix::cuda {

@@ -4,6 +4,7 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/optimizer.h"
 #include "ops/cuda/kernels.h"
 
@@ -12,6 +13,7 @@ namespace msmix {
 void clip_grad_value(const std::vector<Tensor>& params, float clip_value) {
   MSMIX_CHECK(clip_value >= 0, "clip_grad_value: clip_value must be >= 0, got {}", clip_value);
   NoGradGuard no_grad;
+  ProfileRange range("clip_grad_value");
   for (const Tensor& p : params) {
     Tensor grad = p.defined() ? p.grad() : Tensor();
     if (!grad.defined()) continue;
@@ -23,6 +25,7 @@ void clip_grad_value(const std::vector<Tensor>& params, float clip_value) {
 float clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
   MSMIX_CHECK(max_norm >= 0, "clip_grad_norm: max_norm must be >= 0, got {}", max_norm);
   NoGradGuard no_grad;
+  ProfileRange range("clip_grad_norm");
   std::vector<Tensor> grads;
   for (const Tensor& p : params)
     if (p.defined() && p.grad().defined()) grads.push_back(p.grad());

@@ -6,6 +6,7 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cuda/kernels.h"
 
 namespace msmix {
@@ -45,6 +46,7 @@ void Optimizer::set_lr(size_t group, float lr) {
 
 void Optimizer::step() {
   NoGradGuard no_grad;
+  ProfileRange range("optimizer step");
   size_t i = 0;
   for (const ParamGroup& group : groups_) {
     for (Tensor param : group.params) {

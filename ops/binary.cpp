@@ -1,5 +1,6 @@
 // add, sub, mul, div: broadcasting forward, and backward as sum_to of the pointwise grad.
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/binary.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -21,6 +22,7 @@ const char* op_name(BinaryOp op) {
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = op_name(op);
+  MSMIX_OP_RANGE(name);
   MSMIX_CHECK(a.defined() && b.defined(), "{}: undefined input", name);
   Device dev = common_device(name, {&a, &b});
   Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
@@ -60,6 +62,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
 
 Tensor binary_scalar(BinaryOp op, const Tensor& a, float s, bool scalar_first) {
   const char* name = op_name(op);
+  MSMIX_OP_RANGE(name);
   MSMIX_CHECK(a.defined(), "{}: undefined input", name);
   Tensor out = Tensor::empty(a.shape(), a.device());
   if (a.is_cuda()) cuda::binary_scalar_forward(op, a.data(), s, scalar_first, out.data(), a.numel());
@@ -98,6 +101,7 @@ Tensor rdiv(float s, const Tensor& a) { return binary_scalar(BinaryOp::Div, a, s
 Tensor eq(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Eq, a, b); }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
+  MSMIX_OP_RANGE("sum_to");
   if (x.shape() == shape) return x;
   int64_t rank = x.dim(), lead = rank - int64_t(shape.size());
   MSMIX_CHECK(lead >= 0, "sum_to: cannot reduce {} to {}", describe(x), shape_str(shape));

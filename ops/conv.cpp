@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/conv.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -12,6 +13,7 @@
 namespace msmix {
 
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t padding) {
+  MSMIX_OP_RANGE("conv1d");
   MSMIX_CHECK(x.defined() && weight.defined(), "conv1d: undefined input");
   MSMIX_CHECK(x.dim() == 3, "conv1d: expected x [N, Cin, L], got {}", describe(x));
   MSMIX_CHECK(weight.dim() == 3, "conv1d: expected weight [Cout, Cin, K], got {}", describe(weight));

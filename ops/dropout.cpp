@@ -3,6 +3,7 @@
 // (seed, offset), and backward regenerates the same mask from it: no [numel] mask tensor lives until
 // backward, at the cost of recomputing Philox (10 cheap rounds per 4 elements), as a CUDA kernel would.
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/dropout.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -11,6 +12,7 @@
 namespace msmix {
 
 Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
+  MSMIX_OP_RANGE("dropout");
   MSMIX_CHECK(x.defined(), "dropout: undefined input");
   MSMIX_CHECK(p >= 0 && p <= 1, "dropout: probability must be in [0, 1], got {} for x {}", p, describe(x));
   if (!training || p == 0) return x;  // identity: no copy, no draw from the generator

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/index.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -66,6 +67,7 @@ bool broadcasts_to(const Shape& from, const Shape& to) {
 // ---------------------------------------------------------------- concat, slice, split, chunk
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
+  MSMIX_OP_RANGE("concat");
   MSMIX_CHECK(!xs.empty(), "concat: no tensors given");
   for (size_t k = 0; k < xs.size(); ++k) MSMIX_CHECK(xs[k].defined(), "concat: input {} is undefined", k);
   const Tensor& first = xs[0];
@@ -111,6 +113,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
 }
 
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
+  MSMIX_OP_RANGE("slice");
   MSMIX_CHECK(x.defined(), "slice: undefined input");
   int64_t d = normalize_dim(dim, x.dim(), "slice");
   AroundDim v = around(x.shape(), d);
@@ -135,6 +138,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
+  MSMIX_OP_RANGE("split");
   MSMIX_CHECK(x.defined(), "split: undefined input");
   int64_t d = normalize_dim(dim, x.dim(), "split");
   int64_t total = 0;
@@ -155,6 +159,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 }
 
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
+  MSMIX_OP_RANGE("chunk");
   MSMIX_CHECK(x.defined(), "chunk: undefined input");
   MSMIX_CHECK(chunks > 0, "chunk: chunks must be positive, got {}", chunks);
   int64_t d = normalize_dim(dim, x.dim(), "chunk");
@@ -171,6 +176,7 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
 // ---------------------------------------------------------------- index_select, gather, embedding
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  MSMIX_OP_RANGE("index_select");
   MSMIX_CHECK(x.defined() && index.defined(), "index_select: undefined input");
   Device dev = common_device("index_select", {&x, &index});
   MSMIX_CHECK(index.dim() == 1, "index_select: index must be 1-D, got {}", describe(index));
@@ -196,6 +202,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
 }
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
+  MSMIX_OP_RANGE("gather");
   MSMIX_CHECK(x.defined() && index.defined(), "gather: undefined input");
   Device dev = common_device("gather", {&x, &index});
   MSMIX_CHECK(index.dim() == x.dim(), "gather: index {} must have the rank of x {}", describe(index), describe(x));
@@ -220,6 +227,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 }
 
 Tensor embedding(const Tensor& ids, const Tensor& weight) {
+  MSMIX_OP_RANGE("embedding");
   MSMIX_CHECK(ids.defined() && weight.defined(), "embedding: undefined input");
   Device dev = common_device("embedding", {&ids, &weight});
   MSMIX_CHECK(weight.dim() == 2, "embedding: weight must be [V, D], got {}", describe(weight));
@@ -244,6 +252,7 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
 // ---------------------------------------------------------------- masked_fill, where
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, float value) {
+  MSMIX_OP_RANGE("masked_fill");
   MSMIX_CHECK(x.defined() && mask.defined(), "masked_fill: undefined input");
   Device dev = common_device("masked_fill", {&x, &mask});
   MSMIX_CHECK(broadcasts_to(mask.shape(), x.shape()), "masked_fill: mask {} does not broadcast to x {}",
@@ -272,6 +281,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, float value) {
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  MSMIX_OP_RANGE("where");
   MSMIX_CHECK(cond.defined() && a.defined() && b.defined(), "where: undefined input");
   Device dev = common_device("where", {&cond, &a, &b});
   Shape out_shape;

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/loss.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -68,23 +69,28 @@ Tensor pointwise_loss(PointwiseLoss kind, const char* op, const char* pred_name,
 }  // namespace
 
 Tensor l1_loss(const Tensor& pred, const Tensor& target, Reduction reduction) {
+  MSMIX_OP_RANGE("l1_loss");
   return pointwise_loss(PointwiseLoss::L1, "l1_loss", "pred", pred, target, 0, reduction);
 }
 
 Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction reduction) {
+  MSMIX_OP_RANGE("mse_loss");
   return pointwise_loss(PointwiseLoss::Mse, "mse_loss", "pred", pred, target, 0, reduction);
 }
 
 Tensor smooth_l1_loss(const Tensor& pred, const Tensor& target, float beta, Reduction reduction) {
+  MSMIX_OP_RANGE("smooth_l1_loss");
   MSMIX_CHECK(beta >= 0, "smooth_l1_loss: beta must be >= 0, got {}", beta);  // beta 0 is l1_loss, as PyTorch
   return pointwise_loss(PointwiseLoss::SmoothL1, "smooth_l1_loss", "pred", pred, target, beta, reduction);
 }
 
 Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction) {
+  MSMIX_OP_RANGE("kl_div");
   return pointwise_loss(PointwiseLoss::KlDiv, "kl_div", "input", input, target, 0, reduction);
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction) {
+  MSMIX_OP_RANGE("cross_entropy");
   MSMIX_CHECK(logits.defined() && target.defined(), "cross_entropy: undefined input");
   MSMIX_CHECK(logits.dim() == 2, "cross_entropy: expected logits [N, C], got {}", describe(logits));
   const int64_t N = logits.size(0), C = logits.size(1);

@@ -3,6 +3,7 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/lstm_cell.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -10,6 +11,7 @@
 namespace msmix {
 
 Tensor lstm_cell(const Tensor& gates, const Tensor& c_prev) {
+  MSMIX_OP_RANGE("lstm_cell");
   MSMIX_CHECK(gates.defined() && c_prev.defined(), "lstm_cell: undefined input");
   Device dev = common_device("lstm_cell", {&gates, &c_prev});
   MSMIX_CHECK(c_prev.dim() == 2, "lstm_cell: c_prev must be [B, H], got {}", describe(c_prev));
@@ -34,6 +36,7 @@ Tensor lstm_cell(const Tensor& gates, const Tensor& c_prev) {
 
 Tensor lstm_scan(const Tensor& xgates, const Tensor& w_hh, const Tensor& h0, const Tensor& c0,
                  const std::vector<int64_t>& lengths, bool reverse) {
+  MSMIX_OP_RANGE("lstm_scan");
   MSMIX_CHECK(xgates.defined() && w_hh.defined(), "lstm_scan: undefined input");
   Device dev = common_device("lstm_scan", {&xgates, &w_hh, &h0, &c0});
   MSMIX_CHECK(w_hh.dim() == 2 && w_hh.size(0) == 4 * w_hh.size(1), "lstm_scan: w_hh must be [4H, H], got {}",

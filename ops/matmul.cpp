@@ -3,6 +3,7 @@
 #include <climits>
 
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -46,6 +47,7 @@ Tensor product(const Tensor& x, bool trans_x, const Tensor& y, bool trans_y, boo
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  MSMIX_OP_RANGE("matmul");
   MSMIX_CHECK(a.defined() && b.defined(), "matmul: undefined input");
   MSMIX_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: expected operands with at least 2 dims, got {} @ {}",
               operand_str(a, trans_a), operand_str(b, trans_b));
@@ -79,6 +81,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  MSMIX_OP_RANGE("linear");
   MSMIX_CHECK(x.defined() && weight.defined(), "linear: undefined input");
   MSMIX_CHECK(weight.dim() == 2, "linear: weight must be [out, in], got {}", describe(weight));
   MSMIX_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1),

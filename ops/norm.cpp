@@ -1,6 +1,7 @@
 // layer_norm and batch_norm: shape checks, dispatch, and one fused backward kernel each. The forward saves
 // the statistics it used (mean and rstd per row or channel), so backward never recomputes them.
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/norm.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -24,6 +25,7 @@ void check_channel_vector(const char* op, const char* what, const Tensor& t, int
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  MSMIX_OP_RANGE("layer_norm");
   MSMIX_CHECK(x.defined(), "layer_norm: undefined input");
   MSMIX_CHECK(x.dim() >= 1, "layer_norm: expected x with at least one dim, got {}", describe(x));
   MSMIX_CHECK(eps >= 0, "layer_norm: eps must be >= 0, got {}", eps);
@@ -59,6 +61,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, float momentum, float eps) {
+  MSMIX_OP_RANGE("batch_norm");
   MSMIX_CHECK(x.defined(), "batch_norm: undefined input");
   MSMIX_CHECK(x.dim() == 2 || x.dim() == 3, "batch_norm: expected x [N, C] or [N, C, L], got {}", describe(x));
   MSMIX_CHECK(running_mean.defined() == running_var.defined(),

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/reduce.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -62,6 +63,7 @@ Tensor sum(const Tensor& x) { return sum(x, {}, false); }
 Tensor mean(const Tensor& x) { return mean(x, {}, false); }
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  MSMIX_OP_RANGE("sum");
   MSMIX_CHECK(x.defined(), "sum: undefined input");
   std::vector<int64_t> dims = resolve_dims("sum", dims_in, x.dim());
   Tensor kept = reduce_raw(ReduceOp::Sum, "sum", x, dims);
@@ -76,6 +78,7 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  MSMIX_OP_RANGE("mean");
   MSMIX_CHECK(x.defined(), "mean: undefined input");
   std::vector<int64_t> dims = resolve_dims("mean", dims_in, x.dim());
   int64_t count = 1;
@@ -85,6 +88,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) 
 }
 
 Tensor max(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  MSMIX_OP_RANGE("max");
   MSMIX_CHECK(x.defined(), "max: undefined input");
   std::vector<int64_t> dims = resolve_dims("max", dims_in, x.dim());
   Tensor kept = reduce_raw(ReduceOp::Max, "max", x, dims);
@@ -103,6 +107,7 @@ Tensor max(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
 }
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, bool unbiased, bool keepdim) {
+  MSMIX_OP_RANGE("var");
   MSMIX_CHECK(x.defined(), "var: undefined input");
   std::vector<int64_t> dims = resolve_dims("var", dims_in, x.dim());
   int64_t count = 1;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/binary.h"
 #include "ops/cpu/permute.h"
 #include "ops/cuda/kernels.h"
@@ -12,6 +13,7 @@
 namespace msmix {
 
 Tensor reshape(const Tensor& x, const Shape& shape_in) {
+  MSMIX_OP_RANGE("reshape");
   MSMIX_CHECK(x.defined(), "reshape: undefined input");
   Shape shape = shape_in;
   int64_t known = 1, infer = -1;
@@ -46,6 +48,7 @@ Tensor reshape(const Tensor& x, const Shape& shape_in) {
 }
 
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
+  MSMIX_OP_RANGE("flatten");
   MSMIX_CHECK(x.defined(), "flatten: undefined input");
   if (x.dim() == 0) return reshape(x, {1});
   int64_t s = normalize_dim(start_dim, x.dim(), "flatten"), e = normalize_dim(end_dim, x.dim(), "flatten");
@@ -59,6 +62,7 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
 }
 
 Tensor squeeze(const Tensor& x, int64_t dim) {
+  MSMIX_OP_RANGE("squeeze");
   MSMIX_CHECK(x.defined(), "squeeze: undefined input");
   int64_t d = normalize_dim(dim, x.dim(), "squeeze");
   MSMIX_CHECK(x.size(d) == 1, "squeeze: dim {} of {} has size {}, not 1", dim, describe(x), x.size(d));
@@ -68,6 +72,7 @@ Tensor squeeze(const Tensor& x, int64_t dim) {
 }
 
 Tensor unsqueeze(const Tensor& x, int64_t dim) {
+  MSMIX_OP_RANGE("unsqueeze");
   MSMIX_CHECK(x.defined(), "unsqueeze: undefined input");
   int64_t d = normalize_dim(dim, x.dim() + 1, "unsqueeze");
   Shape shape = x.shape();
@@ -76,6 +81,7 @@ Tensor unsqueeze(const Tensor& x, int64_t dim) {
 }
 
 Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
+  MSMIX_OP_RANGE("permute");
   MSMIX_CHECK(x.defined(), "permute: undefined input");
   int64_t rank = x.dim();
   MSMIX_CHECK(int64_t(dims.size()) == rank, "permute: {} dims given for {}", dims.size(), describe(x));
@@ -101,6 +107,7 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
 }
 
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
+  MSMIX_OP_RANGE("transpose");
   MSMIX_CHECK(x.defined(), "transpose: undefined input");
   std::vector<int64_t> perm(x.dim());
   for (int64_t k = 0; k < x.dim(); ++k) perm[k] = k;
@@ -109,6 +116,7 @@ Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
 }
 
 Tensor expand(const Tensor& x, const Shape& shape_in) {
+  MSMIX_OP_RANGE("expand");
   MSMIX_CHECK(x.defined(), "expand: undefined input");
   int64_t lead = int64_t(shape_in.size()) - x.dim();
   MSMIX_CHECK(lead >= 0, "expand: cannot expand {} to fewer dims {}", describe(x), shape_str(shape_in));

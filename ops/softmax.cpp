@@ -1,5 +1,6 @@
 // softmax and log_softmax over the last dim. Each saves only its output: both backward formulas need y alone.
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/softmax.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -9,6 +10,7 @@ namespace msmix {
 namespace {
 
 Tensor softmax_impl(const Tensor& x, bool log) {
+  MSMIX_OP_RANGE(log ? "log_softmax" : "softmax");
   const char* name = log ? "log_softmax" : "softmax";
   MSMIX_CHECK(x.defined(), "{}: undefined input", name);
   // A rank-0 tensor is one row of one value (softmax gives 1, as PyTorch's dim=-1 on a scalar).

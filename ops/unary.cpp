@@ -1,5 +1,6 @@
 // Elementwise unary ops. Each saves its input and output (both detached) and calls one backward kernel.
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/unary.h"
 #include "ops/cuda/kernels.h"
 #include "ops/dispatch.h"
@@ -9,6 +10,7 @@ namespace msmix {
 namespace {
 
 Tensor unary(UnaryOp op, const char* name, const Tensor& x, UnaryParams params = {}) {
+  MSMIX_OP_RANGE(name);
   MSMIX_CHECK(x.defined(), "{}: undefined input", name);
   Tensor y = Tensor::empty(x.shape(), x.device());
   if (x.is_cuda()) cuda::unary_forward(op, params, x.data(), y.data(), x.numel());

@@ -2,6 +2,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#if __has_include(<nvtx3/nvToolsExt.h>)
+#include <nvtx3/nvToolsExt.h>  // header-only (NVTX v3): it finds the profiler, if any, at the first call
+#define MSMIX_HAVE_NVTX 1
+#endif
+
 #include "engine/cuda/check.h"
 #include "engine/cuda_runtime.h"
 
@@ -58,6 +63,14 @@ void memcpy_device_to_device(void* dst, const void* src, size_t bytes) {
 }
 void memset_zero(void* dst, size_t bytes) { CUDA_CHECK(cudaMemset(dst, 0, bytes)); }
 void synchronize() { CUDA_CHECK(cudaDeviceSynchronize()); }
+
+#ifdef MSMIX_HAVE_NVTX
+void range_push(const char* name) { nvtxRangePushA(name); }
+void range_pop() { nvtxRangePop(); }
+#else  // a toolkit without NVTX's headers: no ranges
+void range_push(const char*) {}
+void range_pop() {}
+#endif
 
 }  // namespace msmix::cuda
 
