@@ -29,4 +29,6 @@ void range_pop();
 namespace msmix::cuda {
 // dst[i] += src[i]: autograd's grad accumulation, the one kernel the engine layer needs.
 void add_inplace(float* dst, const float* src, size_t n);
+// dst[i] = value: Tensor::fill_ on the GPU (a fill with 0 uses memset_zero).
+void fill(float* dst, float value, size_t n);
 }  // namespace msmix::cuda

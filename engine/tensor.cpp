@@ -197,7 +197,7 @@ void Tensor::fill_(float value) {
   if (is_cuda() && value == 0) {
     cuda::memset_zero(data(), size_t(numel()) * sizeof(float));
   } else if (is_cuda()) {
-    copy_(full(shape(), value));
+    cuda::fill(data(), value, size_t(numel()));
   } else {
     std::fill(data(), data() + numel(), value);
   }

@@ -89,4 +89,17 @@ void add_inplace(float* dst, const float* src, size_t n) {
   CUDA_CHECK_LAUNCH("add_inplace");
 }
 
+// dst[i] = value; one thread per element, memory bound.
+__global__ void fill_kernel(float* dst, float value, size_t n) {
+  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i < n) dst[i] = value;
+}
+
+void fill(float* dst, float value, size_t n) {
+  if (n == 0) return;
+  unsigned blocks = unsigned((n + 255) / 256);
+  fill_kernel<<<blocks, 256>>>(dst, value, n);
+  CUDA_CHECK_LAUNCH("fill");
+}
+
 }  // namespace msmix::cuda

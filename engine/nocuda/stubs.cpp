@@ -26,4 +26,5 @@ void range_pop() {}
 
 namespace msmix::cuda {
 void add_inplace(float*, const float*, size_t) { no_cuda("cuda::add_inplace"); }
+void fill(float*, float, size_t) { no_cuda("cuda::fill"); }
 }  // namespace msmix::cuda

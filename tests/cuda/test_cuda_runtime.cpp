@@ -19,6 +19,12 @@ TEST_CASE("cuda: to(cuda) and back keeps values; the caching allocator reuses de
   CHECK(Tensor::zeros({5}, Device::cuda()).to_vector() == std::vector<float>(5, 0.0f));
   CHECK(Tensor::full({4}, -1.5f, Device::cuda()).to_vector() == std::vector<float>(4, -1.5f));
 
+  Tensor f = Tensor::empty({70001}, Device::cuda());  // several blocks and a partial one
+  f.fill_(2.5f);
+  CHECK(f.to_vector() == std::vector<float>(70001, 2.5f));
+  f.fill_(0);
+  CHECK(f.to_vector() == std::vector<float>(70001, 0.0f));
+
   // Steady state: the same shapes again allocate nothing new on the device.
   for (int i = 0; i < 3; ++i) Tensor t = mul(add(g, g), 0.5f);  // warm-up: the same pattern of live blocks
   const size_t before = allocator_stats(Device::cuda()).system_allocs;
