@@ -256,7 +256,7 @@ MixResult MSMix::mix(const Representations& reps, const Tensor& labels, Generato
   r.intensity_t = text->forward(reps.t);  // [B] each, with grad into the predictors (and the encoders)
   r.intensity_a = audio->forward(reps.a);
   r.intensity_v = vision->forward(reps.v);
-  r.pairs = selector.select(reps, gen);  // detached inside
+  r.pairs = selector.select(reps, gen, &r.selection);  // detached inside
   const int64_t B = r.labels.size(0);
   std::vector<float> base(static_cast<size_t>(B));
   for (float& b : base) b = gen.beta(config.alpha, config.alpha);  // one draw per pair

@@ -84,6 +84,7 @@ struct MixResult {
   Tensor lambda_label;                 // [B] lambda^L
   Tensor mixed_labels;                 // [B] lambda^L y_i + (1 - lambda^L) y_j
   Tensor intensity_t, intensity_a, intensity_v;  // [B] MS-Mix: I^m of the original samples
+  SelectionStats selection;            // MS-Mix: what SASS did (needed 0 for the baselines); diagnostics only
 };
 
 enum class TaskLoss { L1, MSE };

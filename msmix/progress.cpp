@@ -48,10 +48,14 @@ std::string format_epoch_line(const Json& line) {
     for (auto it = line["lr"].begin(); it != line["lr"].end(); ++it)
       lr += fmt::format("{}{:g}", lr.empty() ? "" : ",", it.value().get<double>());
   }
-  return fmt::format("epoch {:>3} | train {:.4f} | valid {:.4f} (best @ {}) | MAE {} Corr {} | lr {} | {:.1f} s",
+  // MS-Mix: how often its selection fell back to the top 2B (too few pairs above delta).
+  std::string fallback;
+  if (line.contains("mix") && line["mix"].is_object() && line["mix"].contains("fallback_fraction"))
+    fallback = fmt::format(" | fallback {:.0f}%", 100 * line["mix"]["fallback_fraction"].get<double>());
+  return fmt::format("epoch {:>3} | train {:.4f} | valid {:.4f} (best @ {}) | MAE {} Corr {} | lr {}{} | {:.1f} s",
                      line.value("epoch", int64_t(0)), line.value("train_loss", NAN), line.value("valid_loss", NAN),
                      line.value("best_epoch", int64_t(0)), metric_text(line, "MAE"), metric_text(line, "Corr"), lr,
-                     line.value("seconds", 0.0));
+                     fallback, line.value("seconds", 0.0));
 }
 
 Progress::Progress(std::ostream& out, bool interactive) : out_(out), interactive_(interactive) {}

@@ -17,7 +17,8 @@ namespace msmix {
 
 // "epoch 3/200 [=========>          ] 5/8 loss 0.8123 | 412 it/s | ETA 0:03" (width-independent).
 std::string format_progress_bar(const StepInfo& s, double items_per_second, double eta_seconds);
-// "epoch   3 | train 0.8123 | valid 0.7012 (best @ 3) | MAE 0.7012 Corr 0.5521 | lr 0.001 | 4.2 s"
+// "epoch   3 | train 0.8123 | valid 0.7012 (best @ 3) | MAE 0.7012 Corr 0.5521 | lr 0.001 | 4.2 s"; with
+// MS-Mix "... | lr 0.001 | fallback 35% | 4.2 s" (the share of the epoch's batches whose selection fell back).
 std::string format_epoch_line(const Json& line);
 // "0:03", "1:02:03"
 std::string format_duration(double seconds);

@@ -56,7 +56,7 @@ Tensor SampleSelector::normalize_similarity(const Tensor& similarity) {
   return Tensor::from_vector(s, {B, B});
 }
 
-std::vector<MixPair> SampleSelector::candidates(const Tensor& normalized) const {
+std::vector<MixPair> SampleSelector::candidates(const Tensor& normalized, SelectionStats* stats) const {
   MSMIX_CHECK(normalized.defined() && normalized.dim() == 2 && normalized.size(0) == normalized.size(1),
               "SampleSelector: normalized similarity must be square [B, B], got {}",
               normalized.defined() ? describe(normalized) : "undefined");
@@ -66,6 +66,13 @@ std::vector<MixPair> SampleSelector::candidates(const Tensor& normalized) const 
   for (int64_t i = 0; i < B; ++i)
     for (int64_t j = 0; j < B; ++j)
       if (i != j && s[i * B + j] > delta) out.emplace_back(i, j);
+  if (stats) {
+    *stats = SelectionStats{};
+    stats->needed = B;
+    stats->above_delta = int64_t(out.size());
+    stats->fallback = stats->above_delta < B;
+    stats->pool = stats->above_delta;
+  }
   if (int64_t(out.size()) >= B) return out;
 
   // Fallback: the largest entries of the strict upper triangle (never a self-pair, even for small B where
@@ -77,24 +84,35 @@ std::vector<MixPair> SampleSelector::candidates(const Tensor& normalized) const 
   upper.resize(std::min<size_t>(upper.size(), size_t(2 * B)));
   out.clear();
   for (int64_t p : upper) out.emplace_back(p / B, p % B);
+  if (stats) stats->pool = int64_t(out.size());
   return out;
 }
 
-std::vector<MixPair> SampleSelector::select(const Tensor& normalized, Generator& gen) const {
-  std::vector<MixPair> pool = candidates(normalized);
+std::vector<MixPair> SampleSelector::select(const Tensor& normalized, Generator& gen, SelectionStats* stats) const {
+  std::vector<MixPair> pool = candidates(normalized, stats);
   const int64_t B = normalized.size(0);
   MSMIX_CHECK(B > 0, "SampleSelector: empty batch");
-  if (pool.empty()) return std::vector<MixPair>(size_t(B), MixPair{0, 0});  // B = 1: identity mix
-  const uint64_t n = pool.size();
-  const uint64_t keep = std::min<uint64_t>(n, uint64_t(B));
-  for (uint64_t k = 0; k < keep; ++k) std::swap(pool[k], pool[k + gen.randint(n - k)]);
-  std::vector<MixPair> out(pool.begin(), pool.begin() + keep);
-  while (int64_t(out.size()) < B) out.push_back(pool[gen.randint(n)]);
+  std::vector<MixPair> out;
+  if (pool.empty()) {
+    out.assign(size_t(B), MixPair{0, 0});  // B = 1: identity mix
+  } else {
+    const uint64_t n = pool.size();
+    const uint64_t keep = std::min<uint64_t>(n, uint64_t(B));
+    for (uint64_t k = 0; k < keep; ++k) std::swap(pool[k], pool[k + gen.randint(n - k)]);
+    out.assign(pool.begin(), pool.begin() + keep);
+    while (int64_t(out.size()) < B) out.push_back(pool[gen.randint(n)]);
+  }
+  if (stats) {  // read after the draws: the pairs and the generator are those of a call without stats
+    const std::vector<float> s = normalized.to_vector();
+    double sum = 0;
+    for (const MixPair& p : out) sum += s[size_t(p.first * B + p.second)];
+    stats->pair_similarity = sum / double(out.size());
+  }
   return out;
 }
 
-std::vector<MixPair> SampleSelector::select(const Representations& reps, Generator& gen) const {
-  return select(normalize_similarity(cosine_similarity(reps)), gen);
+std::vector<MixPair> SampleSelector::select(const Representations& reps, Generator& gen, SelectionStats* stats) const {
+  return select(normalize_similarity(cosine_similarity(reps)), gen, stats);
 }
 
 }  // namespace msmix

@@ -15,6 +15,15 @@ namespace msmix {
 
 using MixPair = std::pair<int64_t, int64_t>;  // (i, j): sample i is mixed with sample j
 
+// What one selection did, for the training log's diagnostics. Filling it draws nothing and changes no pair.
+struct SelectionStats {
+  int64_t needed = 0;          // B: the pairs a batch needs (0: never filled)
+  int64_t above_delta = 0;     // ordered (i, j), i != j, with S'_ij > delta
+  bool fallback = false;       // above_delta < B: the pool was the top 2B of the upper triangle instead
+  int64_t pool = 0;            // the candidates the pairs were drawn from (above_delta unless fallback)
+  double pair_similarity = 0;  // mean S'_ij over the B selected pairs (select only)
+};
+
 class SampleSelector {
  public:
   explicit SampleSelector(float delta = 0.4f);
@@ -27,15 +36,16 @@ class SampleSelector {
   static Tensor normalize_similarity(const Tensor& similarity);
   // Candidates from S', before shuffling: every ordered (i, j), i != j, with S'_ij > delta in row-major
   // order; when fewer than B exist, the min(2B, B(B-1)/2) largest entries of the strict upper triangle
-  // instead (largest first, ties by row-major position). B = 1: none.
-  std::vector<MixPair> candidates(const Tensor& normalized) const;
+  // instead (largest first, ties by row-major position). B = 1: none. `stats`, when given, is filled
+  // (all but pair_similarity).
+  std::vector<MixPair> candidates(const Tensor& normalized, SelectionStats* stats = nullptr) const;
   // B pairs from S': the candidates shuffled with `gen` (a partial Fisher-Yates: for k = 0, 1, ...,
   // swap k with k + randint(n - k)) and the first B kept; when fewer than B candidates exist, all of them
   // in shuffled order followed by draws with replacement (randint(n)) up to B. B = 1: the single pair
-  // (0, 0), an identity mix (no i != j pair exists).
-  std::vector<MixPair> select(const Tensor& normalized, Generator& gen) const;
+  // (0, 0), an identity mix (no i != j pair exists). `stats`, when given, is filled.
+  std::vector<MixPair> select(const Tensor& normalized, Generator& gen, SelectionStats* stats = nullptr) const;
   // The whole of SASS: normalize_similarity(cosine_similarity(reps)) then select.
-  std::vector<MixPair> select(const Representations& reps, Generator& gen) const;
+  std::vector<MixPair> select(const Representations& reps, Generator& gen, SelectionStats* stats = nullptr) const;
 
   float delta;  // --mix-delta: the similarity threshold on S'
 };

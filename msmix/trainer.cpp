@@ -19,6 +19,7 @@
 #include "models/checkpoint_io.h"
 #include "models/registry.h"
 #include "msmix/grad_clip.h"
+#include "msmix/mix_stats.h"
 #include "ops/ops.h"
 
 namespace msmix {
@@ -241,6 +242,7 @@ void clear_stop_request() { g_stop.store(false); }
 struct Trainer::EpochSums {
   double total = 0, task = 0, mix = 0, sal = 0;
   int64_t steps = 0;
+  MixStats mixing;  // what the mixer did: log.jsonl's "mix"
 };
 
 Trainer::Trainer(Config config, const Dataset& data, std::string run_dir)
@@ -392,6 +394,7 @@ double Trainer::train_step(const Batch& batch, int64_t epoch, int64_t step, int6
     NoGradGuard no_grad;
     sums.mix += mixer_->mix_loss(mixed_pred, mix).item();
     sums.sal += mixer_->alignment_loss(mix).item();
+    sums.mixing.add(mix);
   }
   ++sums.steps;
   return value;
@@ -567,6 +570,7 @@ TrainResult Trainer::fit() {
                  {"train_task_loss", sums.task / double(sums.steps)}};
     if (mixing) line["train_mix_loss"] = sums.mix / double(sums.steps);
     if (mixer_->config.method == MixMethod::MSMix) line["train_sal_loss"] = sums.sal / double(sums.steps);
+    if (mixing && sums.mixing.steps() > 0) line["mix"] = sums.mixing.summary();
     line["valid_loss"] = valid.loss;
     line["valid"] = metrics_json(valid.metrics);
     line["lr"] = Json::object();

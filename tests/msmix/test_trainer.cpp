@@ -217,6 +217,43 @@ TEST_CASE("trainer: the same seed gives identical log lines, another seed differ
   }
 }
 
+TEST_CASE("trainer: each log line holds the epoch's mixing statistics under \"mix\" (none: no such key)") {
+  for (const char* mix : {"none", "mixup", "manifold", "msmix"}) {
+    CAPTURE(mix);
+    Run run = tiny_run(mix, 1111, 2);
+    std::vector<Json> log = Trainer(run.config, run.data).fit().log;
+    REQUIRE(log.size() == 2);
+    for (const Json& line : log) {
+      if (std::string(mix) == "none") {
+        CHECK(!line.contains("mix"));
+        continue;
+      }
+      REQUIRE(line.contains("mix"));
+      const Json& m = line["mix"];
+      CHECK(m["steps"] == 4);  // 32 samples, batches of 8
+      CHECK(m["pairs_per_batch"].get<double>() == 8);
+      for (auto it = m.begin(); it != m.end(); ++it) {
+        CAPTURE(it.key());
+        REQUIRE(it.value().is_number());
+        const double v = it.value().get<double>();
+        CHECK(std::isfinite(v));
+        const std::string key = it.key();
+        const bool fraction = key.find("fraction") != std::string::npos || key.rfind("lambda_", 0) == 0 ||
+                              key == "pair_similarity_mean";
+        if (fraction) CHECK((v >= 0 && v <= 1));  // ratios, their spreads and differences, S', shares
+        if (key.rfind("intensity_", 0) == 0) CHECK(std::fabs(v) <= 3);  // I = 3 tanh(.)
+        if (key.find("_std") != std::string::npos || key.find("distance") != std::string::npos) CHECK(v >= 0);
+      }
+      const bool msmix = std::string(mix) == "msmix";
+      for (const char* key : {"fallback_fraction", "candidates_per_batch", "candidate_fraction", "intensity_t_mean",
+                              "intensity_v_std"})
+        CHECK_MESSAGE(m.contains(key) == msmix, key);
+      if (msmix) CHECK(m["candidates_per_batch"].get<double>() <= 8 * 7);  // ordered pairs of 8 samples
+      else CHECK(m["lambda_diff_ta"].get<double>() == 0);  // one lambda for every modality
+    }
+  }
+}
+
 TEST_CASE("trainer: a run interrupted mid-epoch and resumed reproduces the uninterrupted run") {
   TempDir tmp("resume");
   Run full = tiny_run("msmix", 1111, 4);
@@ -423,6 +460,12 @@ TEST_CASE("progress: epoch lines and the bar") {
                {"best_epoch", 3}, {"seconds", 4.25}};
   CHECK(format_epoch_line(line) ==
         "epoch   3 | train 0.8123 | valid 0.7012 (best @ 3) | MAE 0.7012 Corr - | lr 0.001,0.0005 | 4.2 s");
+  Json with_mix = line;
+  with_mix["mix"] = {{"steps", 4}, {"fallback_fraction", 0.35}};
+  CHECK(format_epoch_line(with_mix) ==
+        "epoch   3 | train 0.8123 | valid 0.7012 (best @ 3) | MAE 0.7012 Corr - | lr 0.001,0.0005 | fallback 35% | 4.2 s");
+  with_mix["mix"] = {{"steps", 4}, {"opposite_sign_fraction", 0.5}};  // mixup: no selection, nothing added
+  CHECK(format_epoch_line(with_mix) == format_epoch_line(line));
   StepInfo s{2, 10, 4, 8, 32, 0.5};
   CHECK(format_progress_bar(s, 412.4, 3.4) == "epoch 2/10 [============>           ] 4/8 loss 0.5000 | 412 it/s | ETA 0:03");
   CHECK(format_duration(3725) == "1:02:05");

@@ -1,0 +1,51 @@
+// What mixing did during an epoch, for log.jsonl's "mix" object: which pairs were mixed (label distance,
+// opposite signs, MS-Mix's selection and its fallback), how far apart the ratios were, and the intensities.
+//
+//   MixStats stats;                        // one per epoch
+//   stats.add(mixer.mix(reps, labels, gen));   // per training step: one device-to-host copy, draws nothing
+//   line["mix"] = stats.summary();         // averages over the epoch's mixed steps
+//
+// Reading the values changes no training number: the copy reads detached tensors after they were made.
+#pragma once
+#include <cstdint>
+
+#include "msmix/mixing.h"
+#include "msmix/run_dir.h"
+
+namespace msmix {
+
+// One step's statistics (the per-pair ones as sums over its N pairs; the epoch averages divide).
+struct MixStepStats {
+  int64_t pairs = 0;                  // N
+  double same_sample = 0;             // pairs with i == j (Mixup's fixed points, MS-Mix at B = 1)
+  double opposite_sign = 0;           // pairs with y_i * y_j < 0
+  double label_distance = 0;          // sum |y_i - y_j|
+  double base = 0, base_sq = 0;       // sum lambda_base, sum lambda_base^2
+  double label = 0, label_sq = 0;     // sum lambda^L, sum (lambda^L)^2
+  double diff_ta = 0, diff_tv = 0, diff_av = 0;  // sum |lambda^t - lambda^a| etc.
+  double abs_label = 0, abs_mixed_label = 0;     // sum |y_k| over the originals, sum |ytilde_k| over the pairs
+  int64_t samples = 0;                           // B originals (for abs_label and the intensities)
+  bool has_intensity = false;                    // MS-Mix
+  double intensity[3] = {0, 0, 0}, intensity_sq[3] = {0, 0, 0};  // sums of I^m and (I^m)^2, m = t, a, v
+  SelectionStats selection;                      // MS-Mix (needed 0 otherwise)
+};
+
+// The statistics of one mixing step; nothing (pairs 0) when r is inactive.
+MixStepStats mix_step_stats(const MixResult& r);
+
+class MixStats {
+ public:
+  void add(const MixResult& r) { add(mix_step_stats(r)); }
+  void add(const MixStepStats& s);
+  int64_t steps() const { return steps_; }  // steps that mixed
+  // The epoch's averages (keys in docs/training.md, "log.jsonl"); an empty object when no step mixed.
+  // Per-pair values are averaged over all pairs of the epoch, per-step ones (candidates, fallback) over steps.
+  Json summary() const;
+
+ private:
+  MixStepStats sum_;
+  int64_t steps_ = 0, selection_steps_ = 0, fallbacks_ = 0;
+  double above_delta_ = 0, candidate_fraction_ = 0, pool_ = 0, pair_similarity_ = 0;
+};
+
+}  // namespace msmix
