@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -17,6 +16,7 @@
 #include <tuple>
 #include <type_traits>
 
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "checkpoint.cpp reads and writes little-endian data as is");
@@ -266,63 +266,6 @@ void read_at(const std::string& path, int fd, void* dst, uint64_t bytes, uint64_
   }
 }
 
-// Writes to a hidden temp file beside the target; commit() makes it the target, anything else removes it.
-class AtomicFile {
- public:
-  explicit AtomicFile(const std::string& path) : path_(path) {
-    namespace fs = std::filesystem;
-    fs::path target(path);
-    dir_ = target.parent_path().empty() ? "." : target.parent_path().string();
-    std::error_code ec;
-    MSMIX_CHECK(fs::is_directory(dir_, ec), "save_safetensors: folder '{}' does not exist (writing {})", dir_, path);
-    static std::atomic<unsigned> counter{0};
-    for (int attempt = 0; fd_ < 0; ++attempt) {
-      temp_ = (fs::path(dir_) / fmt::format(".{}.tmp.{}.{}", target.filename().string(), ::getpid(), counter++)).string();
-      fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-      if (fd_ < 0 && (errno != EEXIST || attempt > 100))
-        throw Error(fmt::format("save_safetensors: cannot create a file in folder '{}' (writing {}): {}", dir_, path,
-                                errno_text()));
-    }
-  }
-  ~AtomicFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(temp_.c_str());
-  }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-
-  void write(const void* data, size_t bytes) {
-    auto* p = static_cast<const unsigned char*>(data);
-    while (bytes > 0) {
-      ssize_t put = ::write(fd_, p, std::min<size_t>(bytes, 1 << 30));
-      if (put < 0 && errno == EINTR) continue;
-      MSMIX_CHECK(put > 0, "save_safetensors: writing {}: {}", path_, errno_text());
-      p += put, bytes -= size_t(put);
-    }
-  }
-
-  void commit() {
-    MSMIX_CHECK(::fsync(fd_) == 0, "save_safetensors: flushing {}: {}", path_, errno_text());
-    int fd = fd_;
-    fd_ = -1;
-    MSMIX_CHECK(::close(fd) == 0, "save_safetensors: closing {}: {}", path_, errno_text());
-    MSMIX_CHECK(::rename(temp_.c_str(), path_.c_str()) == 0, "save_safetensors: cannot replace '{}': {}", path_,
-                errno_text());
-    committed_ = true;
-    // Persist the rename itself; some filesystems refuse fsync on a folder, which is harmless here.
-    int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd >= 0) {
-      (void)::fsync(dir_fd);
-      ::close(dir_fd);
-    }
-  }
-
- private:
-  std::string path_, dir_, temp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
 }  // namespace
 
 bool is_counter_buffer(const std::string& name) {
@@ -362,7 +305,7 @@ void save_safetensors(const std::string& path, const TensorList& tensors, const 
   text.append((8 - text.size() % 8) % 8, ' ');  // the data buffer starts 8-byte aligned
   uint64_t header_len = text.size();
 
-  AtomicFile file(path);
+  AtomicFile file(path, "save_safetensors");
   file.write(&header_len, 8);
   file.write(text.data(), text.size());
   for (const auto& [name, t] : sorted) {

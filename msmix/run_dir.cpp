@@ -1,15 +1,12 @@
 #include "msmix/run_dir.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 
 namespace msmix {
@@ -20,51 +17,12 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Closes the descriptor and removes the temp file unless commit() ran: an error leaves no litter.
-class TempFile {
- public:
-  explicit TempFile(const std::string& target) : target_(target) {
-    static std::atomic<uint64_t> counter{0};
-    fs::path t(target);
-    fs::path dir = t.has_parent_path() ? t.parent_path() : fs::path(".");
-    temp_ = (dir / fmt::format(".{}.tmp.{}.{}", t.filename().string(), ::getpid(), counter++)).string();
-    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    MSMIX_CHECK(fd_ >= 0, "write '{}': cannot create a temp file in '{}': {}", target_, dir.string(), errno_text());
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(temp_.c_str());
-  }
-  void write(const std::string& text) {
-    size_t done = 0;
-    while (done < text.size()) {
-      ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR) continue;  // a Ctrl-C arriving mid-write is not a failure
-      MSMIX_CHECK(n > 0, "write '{}': {}", target_, errno_text());
-      done += size_t(n);
-    }
-  }
-  void commit() {
-    MSMIX_CHECK(::fsync(fd_) == 0, "write '{}': flushing: {}", target_, errno_text());
-    ::close(fd_);
-    fd_ = -1;
-    MSMIX_CHECK(::rename(temp_.c_str(), target_.c_str()) == 0, "write '{}': cannot replace it: {}", target_,
-                errno_text());
-    committed_ = true;
-  }
-
- private:
-  std::string target_, temp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& text) {
-  TempFile temp(path);
-  temp.write(text);
-  temp.commit();
+  AtomicFile file(path, "write");
+  file.write(text.data(), text.size());
+  file.commit();
 }
 
 std::string read_text_file(const std::string& path) {
