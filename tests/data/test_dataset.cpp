@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "data/pickle.h"
 #include "data/synthetic.h"
+#include "tests/files.h"
 #include "tests/testing.h"
 
 using namespace msmix;
@@ -468,16 +469,9 @@ TEST_CASE("dataset_from_pickle: missing keys, wrong layouts and invalid contents
 }
 
 TEST_CASE("load_mmsa reads the real MOSI utterance features (../shared) when present") {
-  std::vector<std::string> candidates;
-  if (const char* shared = std::getenv("MSMIX_SHARED"))
-    candidates.push_back(std::string(shared) + "/data/mosi-utterance/mosi_utterance.pkl");
-  candidates.push_back("../../shared/data/mosi-utterance/mosi_utterance.pkl");
-  candidates.push_back("../shared/data/mosi-utterance/mosi_utterance.pkl");
-  std::string path;
-  for (const auto& c : candidates)
-    if (std::ifstream(c).good()) path = c;
+  const std::string path = shared_mosi_utterance();
   if (path.empty()) {
-    MESSAGE("skipped: mosi_utterance.pkl not found (set MSMIX_SHARED to the shared folder)");
+    MESSAGE(kMissingSharedData);
     return;
   }
   Dataset ds = load_mmsa(path);

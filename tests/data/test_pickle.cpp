@@ -10,6 +10,7 @@
 #include <set>
 
 #include "data/pickle.h"
+#include "tests/files.h"
 #include "tests/testing.h"
 
 using namespace msmix;
@@ -303,19 +304,9 @@ TEST_CASE("pickle: dict helpers and conversions name what is missing") {
 }
 
 TEST_CASE("pickle: the real MOSI utterance features (../shared) load") {
-  std::vector<std::string> candidates;
-  if (const char* shared = std::getenv("MSMIX_SHARED"))
-    candidates.push_back(std::string(shared) + "/data/mosi-utterance/mosi_utterance.pkl");
-  candidates.push_back("../../shared/data/mosi-utterance/mosi_utterance.pkl");
-  candidates.push_back("../shared/data/mosi-utterance/mosi_utterance.pkl");
-  std::string path;
-  for (const std::string& c : candidates)
-    if (std::ifstream(c).good()) {
-      path = c;
-      break;
-    }
+  const std::string path = shared_mosi_utterance();
   if (path.empty()) {
-    MESSAGE("skipped: mosi_utterance.pkl not found (set MSMIX_SHARED to the shared folder)");
+    MESSAGE(kMissingSharedData);
     return;
   }
   Value root = load_pickle_file(path);

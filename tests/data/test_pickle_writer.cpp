@@ -19,6 +19,7 @@
 #include "data/synthetic.h"
 #include "msmix/commands.h"
 #include "msmix/data_command.h"
+#include "tests/files.h"
 #include "tests/testing.h"
 
 using namespace msmix;
@@ -26,25 +27,6 @@ using namespace msmix::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh folder under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("msmix_pickle_writer_test_" + std::to_string(::getpid()) + "_" + tag + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
-    return out;
-  }
-};
 
 // Runs `fill` on a writer into a string and returns the finished pickle.
 std::string pickled(const std::function<void(PickleWriter&)>& fill) {
@@ -211,16 +193,9 @@ TEST_CASE("write_mmsa: NaN and -inf features, no ids, and a rewrite over an exis
 }
 
 TEST_CASE("write_mmsa: the real MOSI utterance file (../shared) reads back identically when present") {
-  std::vector<std::string> candidates;
-  if (const char* shared = std::getenv("MSMIX_SHARED"))
-    candidates.push_back(std::string(shared) + "/data/mosi-utterance/mosi_utterance.pkl");
-  candidates.push_back("../../shared/data/mosi-utterance/mosi_utterance.pkl");
-  candidates.push_back("../shared/data/mosi-utterance/mosi_utterance.pkl");
-  std::string path;
-  for (const auto& c : candidates)
-    if (path.empty() && std::ifstream(c).good()) path = c;
+  const std::string path = shared_mosi_utterance();
   if (path.empty()) {
-    MESSAGE("skipped: mosi_utterance.pkl not found (set MSMIX_SHARED to the shared folder)");
+    MESSAGE(kMissingSharedData);
     return;
   }
   Dataset real = load_mmsa(path);

@@ -14,37 +14,15 @@
 #include "engine/cuda_runtime.h"
 #include "engine/philox.h"
 #include "models/checkpoint_io.h"
+#include "tests/files.h"
 #include "tests/testing.h"
 
 using namespace msmix;
 using msmix::testing::check_throws_with;
+using msmix::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh folder under the system temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("msmix_checkpoint_test_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -197,10 +175,10 @@ TEST_CASE("checkpoint: writes are atomic: no temp file left, never a partial tar
   TempDir dir;
   std::string target = dir.file("best.safetensors");
   save_safetensors(target, TensorDict{{"a", Tensor::ones({3})}});
-  CHECK(dir.listing() == std::vector<std::string>{"best.safetensors"});
+  CHECK(dir.names() == std::vector<std::string>{"best.safetensors"});
   save_safetensors(target, TensorDict{{"a", Tensor::full({3}, 2)}});  // replaces
   CHECK(load_safetensors(target).tensors.at("a").to_vector() == std::vector<float>{2, 2, 2});
-  CHECK(dir.listing() == std::vector<std::string>{"best.safetensors"});
+  CHECK(dir.names() == std::vector<std::string>{"best.safetensors"});
   std::string before = read_bytes(target);
 
   // A failure before writing leaves the old file as it was.
@@ -211,7 +189,7 @@ TEST_CASE("checkpoint: writes are atomic: no temp file left, never a partial tar
   fs::create_directory(dir.path / "taken" / "inside");
   check_throws_with([&] { save_safetensors(dir.file("taken"), TensorDict{{"a", Tensor::ones({3})}}); },
                     {"save_safetensors", "cannot replace", "taken"});
-  CHECK(dir.listing() == std::vector<std::string>{"best.safetensors", "taken"});
+  CHECK(dir.names() == std::vector<std::string>{"best.safetensors", "taken"});
   CHECK(read_bytes(target) == before);
 
   check_throws_with([&] { save_safetensors(dir.file("no/such/folder/x.safetensors"), TensorDict{}); },

@@ -7,6 +7,7 @@
 #include "models/registry.h"
 #include "msmix/bench_model.h"
 #include "msmix/trainer.h"
+#include "tests/files.h"
 #include "tests/testing.h"
 
 using namespace msmix;
@@ -23,17 +24,6 @@ BenchOptions tiny_tfn() {
   o.batch = 8;
   o.overrides = {"synthetic_max_steps=4", "hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"};
   return o;
-}
-
-std::string shared_utterance_pkl() {
-  std::vector<std::string> candidates;
-  if (const char* shared = std::getenv("MSMIX_SHARED"))
-    candidates.push_back(std::string(shared) + "/data/mosi-utterance/mosi_utterance.pkl");
-  candidates.push_back("../../shared/data/mosi-utterance/mosi_utterance.pkl");
-  candidates.push_back("../shared/data/mosi-utterance/mosi_utterance.pkl");
-  for (const auto& c : candidates)
-    if (std::ifstream(c).good()) return c;
-  return "";
 }
 
 }  // namespace
@@ -127,9 +117,9 @@ TEST_CASE("sized_data: synthetic at exactly the asked sizes and MMSA's shapes; a
   CHECK(d.train.vision.shape() == Shape{5, 500, 20});
   d.validate();
 
-  const std::string pkl = shared_utterance_pkl();
+  const std::string pkl = testing::shared_mosi_utterance();
   if (pkl.empty()) {
-    MESSAGE("skipped the file case: mosi_utterance.pkl not found (set MSMIX_SHARED to the shared folder)");
+    MESSAGE("the file case: " << testing::kMissingSharedData);
     return;
   }
   Dataset full = load_mmsa(pkl);

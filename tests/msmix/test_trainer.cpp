@@ -16,6 +16,7 @@
 #include "msmix/progress.h"
 #include "msmix/run_dir.h"
 #include "msmix/trainer.h"
+#include "tests/files.h"
 #include "tests/testing.h"
 
 using namespace msmix;
@@ -23,20 +24,6 @@ using namespace msmix::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh folder under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("msmix_trainer_test_" + std::to_string(::getpid()) + "_" + tag + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::vector<std::string> tiny_overrides() {
   return {"synthetic_scale=0.125", "synthetic_max_steps=4", "hidden_dims=[8,4,8]", "text_out=4",
