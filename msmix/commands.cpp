@@ -205,8 +205,10 @@ CompareResult compare_command(const CompareCommand& command, Progress& progress,
       record.best_epoch = results.value("best_epoch", int64_t(0));
       for (auto it = results["test"].begin(); it != results["test"].end(); ++it)
         record.test.emplace_back(it.key(), it.value().is_number() ? it.value().get<double>() : NAN);
-      for (const Json& line : run.read_log())
+      const std::vector<Json> log = run.read_log();
+      for (const Json& line : log)
         record.valid_loss.push_back(line["valid_loss"].is_number() ? line["valid_loss"].get<double>() : NAN);
+      record.mix = mix_summary(log, record.best_epoch);
       result.runs.push_back(record);
     }
   }
@@ -217,6 +219,8 @@ CompareResult compare_command(const CompareCommand& command, Progress& progress,
   const std::string title =
       fmt::format("{} on {}, seeds {}", command.base.model, data_label, fmt::join(command.seeds, ","));
   result.markdown = comparison_markdown(result.comparison, title);
+  const std::string mixing = mixing_markdown(result.runs, command.methods);
+  if (!mixing.empty()) result.markdown += "\n" + mixing;
   write_file_atomic(root.file("compare.md"), result.markdown);
   write_file_atomic(root.file("compare.csv"), comparison_csv(result.comparison));
   write_file_atomic(root.file("runs.csv"), runs_csv(result.runs));

@@ -120,6 +120,89 @@ std::string comparison_markdown(const Comparison& c, const std::string& title) {
   return out;
 }
 
+std::map<std::string, double> mix_summary(const std::vector<Json>& log, int64_t best_epoch) {
+  std::map<std::string, double> sum;
+  std::map<std::string, int> count;
+  for (size_t e = 0; e < log.size() && (best_epoch <= 0 || int64_t(e) < best_epoch); ++e) {
+    const auto it = log[e].find("mix");
+    if (it == log[e].end() || !it->is_object()) continue;
+    for (auto kv = it->begin(); kv != it->end(); ++kv)
+      if (kv.value().is_number()) sum[kv.key()] += kv.value().get<double>(), count[kv.key()]++;
+  }
+  for (auto& [key, total] : sum) total /= count[key];
+  return sum;
+}
+
+std::string mixing_markdown(const std::vector<RunRecord>& runs, const std::vector<std::string>& methods) {
+  // (row label, key or keys averaged, decimals): what a reader needs to see how the pairs and ratios came out.
+  struct Row {
+    const char* label;
+    std::vector<const char*> keys;
+    int places;
+  };
+  const std::vector<Row> rows = {
+      {"pairs above delta (share of all pairs)", {"candidate_fraction"}, 3},
+      {"batches on the top-2B fallback", {"fallback_fraction"}, 3},
+      {"pairs with opposite-sign labels", {"opposite_sign_fraction"}, 3},
+      {"mean |y_i - y_j|", {"label_distance_mean"}, 3},
+      {"mean |mixed label|", {"mixed_label_abs_mean"}, 3},
+      {"std of lambda^L", {"lambda_label_std"}, 3},
+      {"mean |lambda^m - lambda^n| (3 pairs)", {"lambda_diff_ta", "lambda_diff_tv", "lambda_diff_av"}, 3},
+      {"text intensity: mean", {"intensity_t_mean"}, 3},  // the predictors' outputs lie in [-3, 3]
+      {"text intensity: std over an epoch", {"intensity_t_std"}, 3},
+      {"audio intensity: mean", {"intensity_a_mean"}, 3},
+      {"audio intensity: std over an epoch", {"intensity_a_std"}, 3},
+      {"vision intensity: mean", {"intensity_v_mean"}, 3},
+      {"vision intensity: std over an epoch", {"intensity_v_std"}, 3},
+  };
+  bool any = false;
+  for (const RunRecord& r : runs) any = any || !r.mix.empty();
+  if (!any) return "";
+  std::vector<std::string> mixing;
+  for (const std::string& m : methods)
+    for (const RunRecord& r : runs)
+      if (r.method == m && !r.mix.empty()) {
+        mixing.push_back(m);
+        break;
+      }
+  std::string out = "| what the mixing did (training, up to the best epoch) |";
+  for (const std::string& m : mixing) out += " " + m + " |";
+  out += "\n| --- |";
+  for (size_t m = 0; m < mixing.size(); ++m) out += " ---: |";
+  out += "\n";
+  for (const Row& row : rows) {
+    std::string line = fmt::format("| {} |", row.label);
+    bool shown = false;
+    for (const std::string& m : mixing) {
+      std::vector<double> values;  // one per run that has every key of the row
+      for (const RunRecord& r : runs) {
+        if (r.method != m) continue;
+        double v = 0;
+        bool has = true;
+        for (const char* key : row.keys) {
+          const auto it = r.mix.find(key);
+          if (it == r.mix.end()) has = false;
+          else v += it->second / double(row.keys.size());
+        }
+        if (has) values.push_back(v);
+      }
+      if (values.empty()) {
+        line += " - |";
+        continue;
+      }
+      double mean = 0, var = 0;
+      for (double v : values) mean += v / double(values.size());
+      for (double v : values) var += (v - mean) * (v - mean) / double(values.size());
+      line += fmt::format(" {} +- {} |", number(mean, row.places), number(std::sqrt(var), row.places));
+      shown = true;
+    }
+    if (shown) out += line + "\n";
+  }
+  out += "\nlog.jsonl's \"mix\" statistics (docs/training.md), each run's epochs averaged up to its best epoch; "
+         "mean +- population std over seeds.\n";
+  return out;
+}
+
 std::string comparison_csv(const Comparison& c) {
   std::string out = "metric";
   for (const std::string& m : c.methods) out += fmt::format(",{}_mean,{}_std", m, m);

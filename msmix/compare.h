@@ -6,10 +6,12 @@
 // are with 4 decimals. std is the population std (numpy's np.std, as MMSA's run.py).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "msmix/metrics.h"
+#include "msmix/run_dir.h"
 
 namespace msmix {
 
@@ -20,6 +22,9 @@ struct RunRecord {
   Metrics test;                     // MMSA's names and order
   std::vector<double> valid_loss;   // per epoch, from log.jsonl
   int64_t best_epoch = 0;
+  // log.jsonl's "mix" statistics (docs/training.md), averaged over the epochs up to the best one (the
+  // training that made the kept weights); empty for method none.
+  std::map<std::string, double> mix;
 };
 
 struct Comparison {
@@ -39,6 +44,12 @@ Comparison summarize(const std::vector<RunRecord>& runs, const std::vector<std::
 // | metric | none (3 seeds) | msmix (3 seeds) | msmix - none |, then one line per non-baseline method:
 // "msmix - none: better on 6 of 8 metrics". Decimals as above; the difference is signed.
 std::string comparison_markdown(const Comparison& c, const std::string& title);
+// What the mixing did, per method (mean +- std over seeds of RunRecord::mix): candidates above delta, the
+// fallback share, opposite-sign pairs, label distance, lambda^L's spread, the per-modality ratio differences
+// and the intensities; "-" where a method has no such statistic. "" when no run mixed.
+std::string mixing_markdown(const std::vector<RunRecord>& runs, const std::vector<std::string>& methods);
+// Averages the "mix" objects of log lines 1..best_epoch (all lines when best_epoch is 0).
+std::map<std::string, double> mix_summary(const std::vector<Json>& log, int64_t best_epoch);
 // metric,none_mean,none_std,msmix_mean,msmix_std,msmix_minus_none (display units, full precision)
 std::string comparison_csv(const Comparison& c);
 // method,seed,best_epoch,<metric>... one row per run, raw metric values

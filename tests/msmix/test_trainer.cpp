@@ -378,9 +378,9 @@ TEST_CASE("eval: metrics as JSON, predictions CSV with a header and one row per 
 
 TEST_CASE("compare: summary statistics (population std, display units) and the table") {
   std::vector<RunRecord> runs = {
-      {"none", 1, {{"Has0_acc_2", 0.70}, {"MAE", 1.0}}, {1.2, 1.1}, 2},
-      {"none", 2, {{"Has0_acc_2", 0.80}, {"MAE", 0.8}}, {1.3, 1.0, 1.05}, 2},
-      {"msmix", 1, {{"Has0_acc_2", 0.90}, {"MAE", 0.7}}, {1.1, 0.9}, 2},
+      {"none", 1, {{"Has0_acc_2", 0.70}, {"MAE", 1.0}}, {1.2, 1.1}, 2, {}},
+      {"none", 2, {{"Has0_acc_2", 0.80}, {"MAE", 0.8}}, {1.3, 1.0, 1.05}, 2, {}},
+      {"msmix", 1, {{"Has0_acc_2", 0.90}, {"MAE", 0.7}}, {1.1, 0.9}, 2, {}},
   };
   Comparison c = summarize(runs, {"none", "msmix"});
   REQUIRE(c.metrics == std::vector<std::string>{"Has0_acc_2", "MAE"});
@@ -412,6 +412,27 @@ TEST_CASE("compare: summary statistics (population std, display units) and the t
   check_throws_with([&] { summarize(runs, {"none", "mixup"}); }, {"no finished run of method 'mixup'"});
 }
 
+TEST_CASE("compare: the mixing statistics are averaged up to the best epoch and tabled per method") {
+  std::vector<Json> log = {Json{{"epoch", 1}, {"mix", {{"fallback_fraction", 0.5}, {"intensity_t_mean", 1.0}}}},
+                           Json{{"epoch", 2}, {"mix", {{"fallback_fraction", 0.0}, {"intensity_t_mean", 2.0}}}},
+                           Json{{"epoch", 3}, {"mix", {{"fallback_fraction", 1.0}, {"intensity_t_mean", 9.0}}}}};
+  std::map<std::string, double> up_to_2 = mix_summary(log, 2);
+  CHECK(up_to_2.at("fallback_fraction") == doctest::Approx(0.25));
+  CHECK(up_to_2.at("intensity_t_mean") == doctest::Approx(1.5));
+  CHECK(mix_summary(log, 0).at("intensity_t_mean") == doctest::Approx(4.0));  // no best epoch: all lines
+  CHECK(mix_summary({Json{{"epoch", 1}}}, 1).empty());                        // method none
+
+  RunRecord a, b, n;
+  a.method = b.method = "mixup", n.method = "none";
+  a.mix = {{"opposite_sign_fraction", 0.4}}, b.mix = {{"opposite_sign_fraction", 0.6}};
+  const std::string table = mixing_markdown({n, a, b}, {"none", "mixup"});
+  CHECK(table.find("| mixup |") != std::string::npos);
+  CHECK(table.find("| none |") == std::string::npos);
+  CHECK(table.find("| pairs with opposite-sign labels | 0.500 +- 0.100 |") != std::string::npos);
+  CHECK(table.find("fallback") == std::string::npos);  // a row no method has is left out
+  CHECK(mixing_markdown({n}, {"none"}).empty());
+}
+
 TEST_CASE("compare: methods x seeds into one folder, a table with every metric, reruns reuse finished runs") {
   TempDir tmp("compare");
   CompareCommand command;
@@ -426,6 +447,11 @@ TEST_CASE("compare: methods x seeds into one folder, a table with every metric, 
   for (const std::string& name : kMosiMetrics) CHECK(r.markdown.find("| " + name + " |") != std::string::npos);
   CHECK(r.markdown.find("msmix - none") != std::string::npos);
   CHECK(out.str().find(r.markdown) != std::string::npos);
+  // The mixing table: a column for msmix only (none mixes nothing), every row filled from its log.
+  CHECK(r.markdown.find("| what the mixing did (training, up to the best epoch) | msmix |") != std::string::npos);
+  CHECK(r.markdown.find("| batches on the top-2B fallback |") != std::string::npos);
+  CHECK(r.markdown.find("| text intensity: mean |") != std::string::npos);
+  for (const RunRecord& run : r.runs) CHECK(run.mix.empty() == (run.method == "none"));
   for (const char* f : {"compare.md", "compare.csv", "runs.csv", "curves.svg", "none-1111/results.json",
                         "msmix-1112/log.jsonl"})
     CHECK_MESSAGE(fs::exists(fs::path(command.out) / f), f);
