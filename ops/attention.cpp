@@ -2,14 +2,16 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "ops/cpu/attention.h"
-#include "ops/dispatch.h"
+#include "ops/cuda/kernels.h"
 
 namespace msmix {
 
 Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, float scale,
                        const Tensor& attn_mask, const Tensor& key_padding_mask, float dropout_p, bool training,
                        Generator& gen) {
+  MSMIX_OP_RANGE("fused_attention");
   MSMIX_CHECK(q.defined() && k.defined() && v.defined(), "fused_attention: undefined q, k or v");
   MSMIX_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && q.size(0) == k.size(0) &&
                   q.size(2) == k.size(2),
@@ -32,6 +34,10 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
               "fused_attention: masks get no grad; detach them (attn_mask {})",
               attn_mask.defined() ? describe(attn_mask) : "undefined");
   const Device dev = common_device("fused_attention", {&q, &k, &v, &attn_mask, &key_padding_mask});
+  if (dev.is_cuda())  // before the generator moves: a refused call changes nothing
+    MSMIX_CHECK(E / heads <= cuda::kAttentionMaxHeadDim,
+                "fused_attention: head width {} (q {}, {} heads) is above the CUDA kernel's {}", E / heads,
+                describe(q), heads, cuda::kAttentionMaxHeadDim);
 
   cpu::AttentionDims dims{B, heads, L, S, E / heads};
   cpu::AttentionArgs args;
@@ -49,8 +55,10 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
   }
   Tensor out = Tensor::empty({B, L, E}, dev);
   Tensor stats = Tensor::empty({B * heads, L, 2}, dev);  // row max, 1 / sum of exps
-  if (dev.is_cuda()) cuda_kernel_missing("fused_attention");
-  cpu::attention_forward(args, dims, out.data(), stats.data());
+  if (dev.is_cuda())
+    cuda::attention_forward(args, dims, out.data(), stats.data());  // head widths up to 64, else it throws
+  else
+    cpu::attention_forward(args, dims, out.data(), stats.data());
 
   if (any_requires_grad({&q, &k, &v})) {
     Tensor q_ = q.detach(), k_ = k.detach(), v_ = v.detach();
@@ -61,13 +69,17 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
              Tensor gq = needs[0] ? Tensor::empty(q_.shape(), g.device()) : Tensor();
              Tensor gk = needs[1] ? Tensor::empty(k_.shape(), g.device()) : Tensor();
              Tensor gv = needs[2] ? Tensor::empty(v_.shape(), g.device()) : Tensor();
-             if (g.is_cuda()) cuda_kernel_missing("fused_attention backward");
              cpu::AttentionArgs a = args;  // the saved tensors' pointers (the same storage as at forward)
              a.q = q_.data(), a.k = k_.data(), a.v = v_.data();
              a.attn_mask = mask_.defined() ? mask_.data() : nullptr;
              a.key_padding = pad_.defined() ? pad_.data() : nullptr;
-             cpu::attention_backward(a, dims, stats.data(), g.data(), needs[0] ? gq.data() : nullptr,
-                                     needs[1] ? gk.data() : nullptr, needs[2] ? gv.data() : nullptr);
+             float* gq_ptr = needs[0] ? gq.data() : nullptr;
+             float* gk_ptr = needs[1] ? gk.data() : nullptr;
+             float* gv_ptr = needs[2] ? gv.data() : nullptr;
+             if (g.is_cuda())
+               cuda::attention_backward(a, dims, stats.data(), g.data(), gq_ptr, gk_ptr, gv_ptr);
+             else
+               cpu::attention_backward(a, dims, stats.data(), g.data(), gq_ptr, gk_ptr, gv_ptr);
              return Grads{gq, gk, gv};
            });
   }

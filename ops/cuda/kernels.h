@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/shape.h"
+#include "ops/cpu/attention.h"
 #include "ops/cpu/binary.h"
 #include "ops/cpu/conv.h"
 #include "ops/cpu/loss.h"
@@ -113,5 +114,13 @@ void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg
 void clamp_inplace(float* g, int64_t n, float lo, float hi);
 double sum_of_squares(const float* g, int64_t n);
 void scale_inplace(float* g, int64_t n, float coef);
+
+// ---- attention.cu: the fused multi-head attention core (twin: ops/cpu/attention.h), device pointers. Head
+// widths up to kAttentionMaxHeadDim (the per-lane register rows); wider heads throw, naming the width.
+// The backward is deterministic (no atomics) and needs a [B H, L] float scratch of its own.
+constexpr int64_t kAttentionMaxHeadDim = 64;
+void attention_forward(const cpu::AttentionArgs& a, const cpu::AttentionDims& d, float* out, float* stats);
+void attention_backward(const cpu::AttentionArgs& a, const cpu::AttentionDims& d, const float* stats,
+                        const float* gout, float* gq, float* gk, float* gv);
 
 }  // namespace msmix::cuda

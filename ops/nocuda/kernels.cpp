@@ -118,4 +118,12 @@ void clamp_inplace(float*, int64_t, float, float) { no_cuda("clamp_inplace"); }
 double sum_of_squares(const float*, int64_t) { no_cuda("sum_of_squares"); }
 void scale_inplace(float*, int64_t, float) { no_cuda("scale_inplace"); }
 
+void attention_forward(const cpu::AttentionArgs&, const cpu::AttentionDims&, float*, float*) {
+  no_cuda("attention_forward");
+}
+void attention_backward(const cpu::AttentionArgs&, const cpu::AttentionDims&, const float*, const float*, float*,
+                        float*, float*) {
+  no_cuda("attention_backward");
+}
+
 }  // namespace msmix::cuda
