@@ -2,10 +2,12 @@
 // bandwidth ceiling they are judged against: the CUDA issue's goal is 70% of it), and a few GEMMs in GFLOP/s.
 // Each sample times `kInner` back-to-back calls between two synchronisations (launches are asynchronous),
 // medians of kReps samples after a warm-up. Bytes are the minimum each op must move (inputs read once,
-// outputs written once). Prints a table, or one JSON object per case with --json (same case names as the
-// PyTorch twin bench/torch/bench_cuda_ops.py). Exits with a message when no GPU is visible.
+// outputs written once); the fused attention cases (MulT's shapes) count FLOPs instead. Prints a table, or
+// one JSON object per case with --json (same case names as the PyTorch twin bench/torch/bench_cuda_ops.py).
+// Exits with a message when no GPU is visible.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -14,6 +16,8 @@
 #include "engine/autograd.h"
 #include "engine/cuda_runtime.h"
 #include "engine/error.h"
+#include "models/mult_transformer.h"
+#include "ops/attention.h"
 #include "ops/cuda/kernels.h"
 #include "ops/ops.h"
 
@@ -105,6 +109,33 @@ void bench_gemm(const std::string& name, int64_t batch, int64_t M, int64_t K, in
   report(name, time_ms([&] { Tensor o = matmul(a, b); }), 2.0 * double(batch * M * N * K), "GFLOP/s");
 }
 
+// fused_attention at MOSI's MulT shapes: batch 16, 10 heads of width 5 (q [16, L, 50], k and v [16, S, 50]),
+// MulT's future mask [L, S], attention dropout 0.3 in training. Amount: the FLOPs of the GEMMs the fused kernels
+// stand for, 2 B H L S D each: scores and P V forward, dV, dP, dq and dk backward (4 and 12 B H L S D).
+// fwd+bwd runs the op and its backward through autograd (the leaves' grads are dropped after each call).
+void bench_attention(int64_t L, int64_t S) {
+  const int64_t B = 16, H = 10, D = 5, E = H * D;
+  const Device gpu = Device::cuda();
+  Generator gen(3);
+  Tensor q = Tensor::randn({B, L, E}, gen, 0, 1, gpu), k = Tensor::randn({B, S, E}, gen, 0, 1, gpu);
+  Tensor v = Tensor::randn({B, S, E}, gen, 0, 1, gpu), g = Tensor::randn({B, L, E}, gen, 0, 1, gpu);
+  for (Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
+  const Tensor mask = mult_future_mask(L, S, gpu);
+  const float scale = 1.0f / std::sqrt(float(D));
+  Generator drop(4);
+  const double pairs = double(B * H * L * S * D);
+  const std::string shape = fmt::format("B16 h10 L{} S{}", L, S);
+  report("attention fwd " + shape, time_ms([&] {
+           NoGradGuard no_grad;
+           Tensor o = fused_attention(q, k, v, H, scale, mask, Tensor(), 0.3f, true, drop);
+         }), 4 * pairs, "GFLOP/s");
+  report("attention fwd+bwd " + shape, time_ms([&] {
+           Tensor o = fused_attention(q, k, v, H, scale, mask, Tensor(), 0.3f, true, drop);
+           o.backward(g);
+           for (Tensor* t : {&q, &k, &v}) t->zero_grad();
+         }), 12 * pairs, "GFLOP/s");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,11 +146,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (!json) fmt::print("GPU: {}; CUDA {}\n", cuda::device_name(0), cuda::runtime_info());
-    NoGradGuard no_grad;
-    bench_memory_bound();
-    bench_gemm("sgemm 4096x4096x4096", 1, 4096, 4096, 4096);
-    bench_gemm("sgemm 1600x768x128", 1, 1600, 768, 128);
-    bench_gemm("bmm 160x500x50x500", 160, 500, 50, 500);  // attention scores: 16 x 10 heads, L 500, d 50
+    {
+      NoGradGuard no_grad;
+      bench_memory_bound();
+      bench_gemm("sgemm 4096x4096x4096", 1, 4096, 4096, 4096);
+      bench_gemm("sgemm 1600x768x128", 1, 1600, 768, 128);
+      bench_gemm("bmm 160x500x50x500", 160, 500, 50, 500);  // attention scores: 16 x 10 heads, L 500, d 50
+    }
+    bench_attention(375, 500);  // with grad mode on: the fwd+bwd cases record the graph
+    bench_attention(50, 50);
   } catch (const Error& e) {
     fmt::print(stderr, "bench_cuda_ops: {}\n", e.what());
     return 1;

@@ -4,9 +4,14 @@ object per line.
 
 usage: python3 bench/torch/bench_cuda_ops.py [--ours FILE]
 With --ours (bench_cuda_ops --json output) it prints a markdown table of both with the ratio torch ms / msmix
-ms (above 1: msmix faster) instead of JSON. Exits 2 without a GPU. TF32 is off, as msmix's FP32 cuBLAS.
+ms (above 1: msmix faster) instead of JSON; cases msmix lacks get a row with torch's side only. Exits 2
+without a GPU. TF32 is off, as msmix's FP32 cuBLAS.
+The attention cases time the explicit composite PyTorch 1.13's nn.MultiheadAttention runs in eager mode
+(scale q, baddbmm with the additive mask, softmax, dropout, bmm), on its sequence-first layout (no copies to
+split the heads); with PyTorch 2's F.scaled_dot_product_attention present, also that, as extra "(sdpa)" rows.
 """
 import json
+import math
 import statistics
 import sys
 import time
@@ -73,6 +78,47 @@ def cases():
         yield name, time_ms(lambda: torch.matmul(a, b)), 2.0 * batch * m * nn * k, "GFLOP/s"
 
 
+def attention_cases(L, S):
+    """fused_attention's twins at MOSI's MulT shapes (bench_cuda_ops.cpp bench_attention): batch 16, 10 heads of
+    width 5, MulT's future mask, dropout 0.3 in training. Yields (name, ms, amount, unit)."""
+    dev, B, H, D = "cuda", 16, 10, 5
+    E = H * D
+    F = torch.nn.functional
+    g = torch.Generator(device=dev).manual_seed(3)
+    # [L, B, E] and [S, B, E]: nn.MultiheadAttention's default layout.
+    q, k, v = (torch.randn(n, B, E, device=dev, generator=g).requires_grad_() for n in (L, S, S))
+    grad = torch.randn(L, B, E, device=dev, generator=g)
+    mask = torch.triu(torch.full((L, S), float("-inf"), device=dev), diagonal=1 + abs(S - L))
+    scale = 1.0 / math.sqrt(D)
+
+    def composite():
+        qh = q.reshape(L, B * H, D).transpose(0, 1) * scale  # [B H, L, D]
+        kh = k.reshape(S, B * H, D).transpose(0, 1)
+        vh = v.reshape(S, B * H, D).transpose(0, 1)
+        attn = F.dropout(torch.softmax(torch.baddbmm(mask, qh, kh.transpose(1, 2)), -1), p=0.3, training=True)
+        return torch.bmm(attn, vh).transpose(0, 1).reshape(L, B, E)
+
+    def sdpa():
+        split = lambda x, n: x.reshape(n, B, H, D).permute(1, 2, 0, 3)  # [B, H, n, D]
+        o = F.scaled_dot_product_attention(split(q, L), split(k, S), split(v, S), attn_mask=mask, dropout_p=0.3)
+        return o.permute(2, 0, 1, 3).reshape(L, B, E)
+
+    def fwd_bwd(f):
+        def run():
+            with torch.enable_grad():
+                torch.autograd.grad(f(), (q, k, v), grad)
+        return run
+
+    pairs = B * H * L * S * D
+    shape = f"B16 h10 L{L} S{S}"
+    variants = [("", composite)]
+    if hasattr(F, "scaled_dot_product_attention"):
+        variants.append((" (sdpa)", sdpa))
+    for suffix, f in variants:
+        yield f"attention fwd {shape}{suffix}", time_ms(f), 4 * pairs, "GFLOP/s"
+        yield f"attention fwd+bwd {shape}{suffix}", time_ms(fwd_bwd(f)), 12 * pairs, "GFLOP/s"
+
+
 def main():
     if not torch.cuda.is_available():
         print("bench_cuda_ops.py: no GPU visible to torch", file=sys.stderr)
@@ -85,15 +131,22 @@ def main():
             ours = {r["case"]: r for r in (json.loads(line) for line in f if line.startswith("{"))}
         print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}\n")
         print("| case | msmix ms | torch ms | msmix rate | torch rate | ratio |\n|---|---:|---:|---:|---:|---:|")
-    with torch.no_grad():
-        for name, ms, amount, unit in cases():
-            rate = amount / (ms * 1e-3) / 1e9
-            if ours is None:
-                print(json.dumps({"case": name, "ms": round(ms, 4), "rate": round(rate, 2), "unit": unit}), flush=True)
-            elif name in ours:
-                r = ours[name]
-                print(f"| {name} | {r['ms']:.4f} | {ms:.4f} | {r['rate']:.1f} {unit} | {rate:.1f} {unit} | "
-                      f"{ms / r['ms']:.2f}x |", flush=True)
+    def all_cases():
+        with torch.no_grad():  # the attention cases turn grad mode back on where they need it
+            yield from cases()
+            yield from attention_cases(375, 500)
+            yield from attention_cases(50, 50)
+
+    for name, ms, amount, unit in all_cases():
+        rate = amount / (ms * 1e-3) / 1e9
+        if ours is None:
+            print(json.dumps({"case": name, "ms": round(ms, 4), "rate": round(rate, 2), "unit": unit}), flush=True)
+        elif name in ours:
+            r = ours[name]
+            print(f"| {name} | {r['ms']:.4f} | {ms:.4f} | {r['rate']:.1f} {unit} | {rate:.1f} {unit} | "
+                  f"{ms / r['ms']:.2f}x |", flush=True)
+        else:
+            print(f"| {name} | - | {ms:.4f} | - | {rate:.1f} {unit} | - |", flush=True)
     return 0
 
 
