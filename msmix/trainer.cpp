@@ -9,13 +9,13 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <optional>
 
 #include "data/loader.h"
-#include "data/synthetic.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
-#include "engine/cuda_runtime.h"
 #include "engine/error.h"
+#include "engine/profile.h"
 #include "models/checkpoint_io.h"
 #include "models/registry.h"
 #include "msmix/grad_clip.h"
@@ -28,12 +28,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kSyntheticPrefix = "synthetic:";
 constexpr double kImprovement = 1e-6;  // MMSA: a better epoch lowers the valid loss by at least this
 // Streams derived from the run seed (the init stream is the seed itself).
 constexpr uint64_t kDropoutStream = 1, kMixStream = 2;
-
-bool is_synthetic(const std::string& data) { return data.rfind(kSyntheticPrefix, 0) == 0; }
 
 // splitmix64 of seed and stream: independent Philox keys for the run's streams.
 uint64_t derive_seed(uint64_t seed, uint64_t stream) {
@@ -42,9 +39,6 @@ uint64_t derive_seed(uint64_t seed, uint64_t stream) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
-
-// The shortest decimal that reads back as f, as a double: 1e-3f -> 0.001 (not 0.0010000000474974513).
-double clean(float f) { return std::stod(fmt::format("{}", f)); }
 
 // Doubles that JSON cannot hold (inf, nan) travel as strings.
 Json json_double(double x) { return std::isfinite(x) ? Json(x) : Json(fmt::format("{}", x)); }
@@ -79,118 +73,6 @@ extern "C" void on_sigint(int) {
 
 }  // namespace
 
-// ---------------------------------------------------------------- run config and data
-
-Device resolve_device(const std::string& name) {
-  if (name == "auto") return cuda::device_count() > 0 ? Device::cuda(0) : Device::cpu();
-  Device device;
-  try {
-    device = Device::parse(name);
-  } catch (const Error&) {
-    throw Error(fmt::format("--device: expected auto, cpu, cuda or cuda:N, got '{}'", name));
-  }
-  if (device.is_cuda()) {
-    const int count = cuda::device_count();
-    MSMIX_CHECK(device.index < count, "--device {}: no such CUDA GPU ({} found; CUDA {}); use --device cpu or auto",
-                name, count, cuda::compiled() ? "compiled in" : "not compiled into this build");
-  }
-  return device;
-}
-
-std::string dataset_kind(const std::string& name) {
-  std::string lower = name;
-  for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
-  if (lower.find("sims") != std::string::npos) return "sims";
-  if (lower.find("mosei") != std::string::npos) return "mosei";
-  if (lower.find("utterance") != std::string::npos) return "mosi-utterance";
-  return "mosi";
-}
-
-std::string data_name(const std::string& data) {
-  if (is_synthetic(data)) return data.substr(std::string(kSyntheticPrefix).size());
-  return fs::path(data).stem().string();
-}
-
-Config make_run_config(const RunSpec& spec) {
-  MSMIX_CHECK(!spec.data.empty(), "--data: give a path to an MMSA .pkl file or synthetic:NAME");
-  const std::string dataset = spec.dataset.empty() ? dataset_kind(data_name(spec.data)) : spec.dataset;
-  Config c = backbone_defaults(spec.model, dataset);
-  c["data"] = spec.data;
-  c["mix"] = spec.mix;
-  c["seed"] = spec.seed;
-  c["device"] = spec.device;
-  const MixConfig m;
-  c["mix_delta"] = clean(m.delta);
-  c["mix_alpha"] = clean(m.alpha);
-  c["mix_heads"] = m.heads;
-  c["mix_weight"] = clean(m.w_mix);
-  c["sal_weight"] = clean(m.w_sal);
-  c["sal_scale"] = clean(m.sal_scale);
-  c["sal_s"] = clean(label_scale_for(dataset));
-  c["mix_eps"] = clean(m.eps);
-  if (!c.contains("grad_clip_norm")) c["grad_clip_norm"] = -1.0;
-  c["checkpoint"] = true;
-  if (is_synthetic(spec.data)) {
-    c["synthetic_seed"] = 1;
-    c["synthetic_scale"] = 1.0;
-    c["synthetic_max_steps"] = 0;
-  }
-  if (!spec.weights.empty()) {
-    std::error_code ec;
-    MSMIX_CHECK(fs::is_regular_file(spec.weights, ec), "--weights '{}': no such file", spec.weights);
-    c["weights"] = fs::absolute(spec.weights).lexically_normal().string();
-  }
-  if (spec.max_epochs > 0) c["max_epochs"] = spec.max_epochs;
-  apply_overrides(c, spec.overrides);
-  // Checked after the overrides, which may have set them.
-  parse_mix_method(config_string(c, "mix"));
-  c["device"] = resolve_device(config_string(c, "device")).str();
-  MSMIX_CHECK(config_int(c, "max_epochs") > 0 && config_int(c, "batch_size") > 0 && config_int(c, "early_stop") > 0,
-              "{}: max_epochs ({}), batch_size ({}) and early_stop ({}) must be positive", spec.model,
-              config_int(c, "max_epochs"), config_int(c, "batch_size"), config_int(c, "early_stop"));
-  return c;
-}
-
-MixConfig mix_config(const Config& config) {
-  MixConfig m;
-  m.method = parse_mix_method(config_string(config, "mix"));
-  m.delta = config_float(config, "mix_delta");
-  m.alpha = config_float(config, "mix_alpha");
-  m.heads = config_int(config, "mix_heads");
-  m.w_mix = config_float(config, "mix_weight");
-  m.w_sal = config_float(config, "sal_weight");
-  m.sal_scale = config_float(config, "sal_scale");
-  m.label_scale = config_float(config, "sal_s");
-  m.eps = config_float(config, "mix_eps");
-  return m;
-}
-
-Dataset load_data(const Config& config) {
-  const std::string data = config_string(config, "data");
-  if (is_synthetic(data)) {
-    SyntheticOptions o;
-    o.size_scale = config_float(config, "synthetic_scale");
-    o.max_steps = config_int(config, "synthetic_max_steps");
-    return make_synthetic(data_name(data), uint64_t(config_int(config, "synthetic_seed")), o).dataset;
-  }
-  MSMIX_CHECK(fs::path(data).extension() == ".pkl",
-              "--data '{}': expected an MMSA feature file (*.pkl) or synthetic:NAME (NAME one of {})", data,
-              fmt::join(synthetic_names(), ", "));
-  std::error_code ec;
-  MSMIX_CHECK(fs::is_regular_file(data, ec), "--data '{}': no such file", data);
-  return load_mmsa(data);
-}
-
-void prepare_data(Dataset& data, Config& config) {
-  prepare_like_mmsa(data, config_bool_or(config, "need_normalized", false));
-  const Split& s = data.train;
-  MSMIX_CHECK(s.size() > 0 && data.valid.size() > 0 && data.test.size() > 0,
-              "dataset '{}': train, valid and test must each hold samples (got {}, {}, {})", data.name, s.size(),
-              data.valid.size(), data.test.size());
-  const int64_t text = config_bool_or(config, "use_bert", false) ? 768 : s.text.size(-1);
-  config["feature_dims"] = {text, s.audio.size(-1), s.vision.size(-1)};
-}
-
 std::string version_stamp() { return fmt::format("{} ({})", MSMIX_VERSION, MSMIX_GIT_REV); }
 
 // ---------------------------------------------------------------- evaluation
@@ -203,6 +85,7 @@ Json metrics_json(const Metrics& metrics) {
 
 Evaluation evaluate(Backbone& model, const Split& split, const Config& config, Device device) {
   NoGradGuard no_grad;
+  ProfileRange range("evaluate");
   model.eval();
   Loader loader(split, config_int(config, "batch_size"), /*shuffle=*/false, /*seed=*/0, /*drop_last=*/false, device);
   Evaluation e;
@@ -355,6 +238,7 @@ void Trainer::fail(const std::string& message) {
 }
 
 double Trainer::train_step(const Batch& batch, int64_t epoch, int64_t step, int64_t steps, EpochSums& sums) {
+  ProfileRange step_range("train step");  // nests "forward", then "backward" and "optimizer step" (their own)
   const int64_t update_every = config_int_or(config_, "update_epochs", 1);
   if (left_in_group_ == update_every) {  // MMSA: zero the grads at the start of each accumulation group
     optimizer_->zero_grad();
@@ -363,6 +247,7 @@ double Trainer::train_step(const Batch& batch, int64_t epoch, int64_t step, int6
   }
   --left_in_group_;
   const int64_t B = batch.size();
+  std::optional<ProfileRange> forward_range(std::in_place, "forward");
   Representations reps = model_->encode(model_input(batch, config_));
   MixResult mix = mixer_->mix(reps, batch.labels, mix_gen_);
   ModelOutput out = model_->fuse(mix.active ? concat_batches(reps, mix.mixed) : reps);  // [B or 2B, 1]
@@ -371,6 +256,7 @@ double Trainer::train_step(const Batch& batch, int64_t epoch, int64_t step, int6
   Tensor task = task_loss(config_, pred, reshape(batch.labels, {B, 1}));
   if (out.aux_loss.defined()) task = add(task, out.aux_loss);
   Tensor loss = mixer_->total_loss(task, mixed_pred, mix);
+  forward_range.reset();
 
   const double value = loss.item();
   if (!std::isfinite(value)) fail(fmt::format("non-finite loss ({}) at epoch {}, step {} of {}", value, epoch, step, steps));
@@ -574,7 +460,7 @@ TrainResult Trainer::fit() {
     line["valid_loss"] = valid.loss;
     line["valid"] = metrics_json(valid.metrics);
     line["lr"] = Json::object();
-    for (size_t g = 0; g < lrs.size(); ++g) line["lr"][group_names_[g]] = clean(lrs[g]);
+    for (size_t g = 0; g < lrs.size(); ++g) line["lr"][group_names_[g]] = shortest_double(lrs[g]);
     line["best_epoch"] = best_epoch_;
     line["seconds"] = std::round(seconds_since(epoch_start) * 1000) / 1000;
     log_.push_back(line);

@@ -1,0 +1,137 @@
+#include "msmix/run_config.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cctype>
+#include <filesystem>
+
+#include "data/synthetic.h"
+#include "engine/cuda_runtime.h"
+#include "engine/error.h"
+
+namespace msmix {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kSyntheticPrefix = "synthetic:";
+
+bool is_synthetic(const std::string& data) { return data.rfind(kSyntheticPrefix, 0) == 0; }
+
+}  // namespace
+
+double shortest_double(float f) { return std::stod(fmt::format("{}", f)); }
+
+Device resolve_device(const std::string& name) {
+  if (name == "auto") return cuda::device_count() > 0 ? Device::cuda(0) : Device::cpu();
+  Device device;
+  try {
+    device = Device::parse(name);
+  } catch (const Error&) {
+    throw Error(fmt::format("--device: expected auto, cpu, cuda or cuda:N, got '{}'", name));
+  }
+  if (device.is_cuda()) {
+    const int count = cuda::device_count();
+    MSMIX_CHECK(device.index < count, "--device {}: no such CUDA GPU ({} found; CUDA {}); use --device cpu or auto",
+                name, count, cuda::compiled() ? "compiled in" : "not compiled into this build");
+  }
+  return device;
+}
+
+std::string dataset_kind(const std::string& name) {
+  std::string lower = name;
+  for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.find("sims") != std::string::npos) return "sims";
+  if (lower.find("mosei") != std::string::npos) return "mosei";
+  if (lower.find("utterance") != std::string::npos) return "mosi-utterance";
+  return "mosi";
+}
+
+std::string data_name(const std::string& data) {
+  if (is_synthetic(data)) return data.substr(std::string(kSyntheticPrefix).size());
+  return fs::path(data).stem().string();
+}
+
+Config make_run_config(const RunSpec& spec) {
+  MSMIX_CHECK(!spec.data.empty(), "--data: give a path to an MMSA .pkl file or synthetic:NAME");
+  const std::string dataset = spec.dataset.empty() ? dataset_kind(data_name(spec.data)) : spec.dataset;
+  Config c = backbone_defaults(spec.model, dataset);
+  c["data"] = spec.data;
+  c["mix"] = spec.mix;
+  c["seed"] = spec.seed;
+  c["device"] = spec.device;
+  const MixConfig m;
+  c["mix_delta"] = shortest_double(m.delta);
+  c["mix_alpha"] = shortest_double(m.alpha);
+  c["mix_heads"] = m.heads;
+  c["mix_weight"] = shortest_double(m.w_mix);
+  c["sal_weight"] = shortest_double(m.w_sal);
+  c["sal_scale"] = shortest_double(m.sal_scale);
+  c["sal_s"] = shortest_double(label_scale_for(dataset));
+  c["mix_eps"] = shortest_double(m.eps);
+  if (!c.contains("grad_clip_norm")) c["grad_clip_norm"] = -1.0;
+  c["checkpoint"] = true;
+  if (is_synthetic(spec.data)) {
+    c["synthetic_seed"] = 1;
+    c["synthetic_scale"] = 1.0;
+    c["synthetic_max_steps"] = 0;
+  }
+  if (!spec.weights.empty()) {
+    std::error_code ec;
+    MSMIX_CHECK(fs::is_regular_file(spec.weights, ec), "--weights '{}': no such file", spec.weights);
+    c["weights"] = fs::absolute(spec.weights).lexically_normal().string();
+  }
+  if (spec.max_epochs > 0) c["max_epochs"] = spec.max_epochs;
+  apply_overrides(c, spec.overrides);
+  // Checked after the overrides, which may have set them.
+  parse_mix_method(config_string(c, "mix"));
+  c["device"] = resolve_device(config_string(c, "device")).str();
+  MSMIX_CHECK(config_int(c, "max_epochs") > 0 && config_int(c, "batch_size") > 0 && config_int(c, "early_stop") > 0,
+              "{}: max_epochs ({}), batch_size ({}) and early_stop ({}) must be positive", spec.model,
+              config_int(c, "max_epochs"), config_int(c, "batch_size"), config_int(c, "early_stop"));
+  return c;
+}
+
+MixConfig mix_config(const Config& config) {
+  MixConfig m;
+  m.method = parse_mix_method(config_string(config, "mix"));
+  m.delta = config_float(config, "mix_delta");
+  m.alpha = config_float(config, "mix_alpha");
+  m.heads = config_int(config, "mix_heads");
+  m.w_mix = config_float(config, "mix_weight");
+  m.w_sal = config_float(config, "sal_weight");
+  m.sal_scale = config_float(config, "sal_scale");
+  m.label_scale = config_float(config, "sal_s");
+  m.eps = config_float(config, "mix_eps");
+  return m;
+}
+
+Dataset load_data(const Config& config) {
+  const std::string data = config_string(config, "data");
+  if (is_synthetic(data)) {
+    SyntheticOptions o;
+    o.size_scale = config_float(config, "synthetic_scale");
+    o.max_steps = config_int(config, "synthetic_max_steps");
+    return make_synthetic(data_name(data), uint64_t(config_int(config, "synthetic_seed")), o).dataset;
+  }
+  MSMIX_CHECK(fs::path(data).extension() == ".pkl",
+              "--data '{}': expected an MMSA feature file (*.pkl) or synthetic:NAME (NAME one of {})", data,
+              fmt::join(synthetic_names(), ", "));
+  std::error_code ec;
+  MSMIX_CHECK(fs::is_regular_file(data, ec), "--data '{}': no such file", data);
+  return load_mmsa(data);
+}
+
+void prepare_data(Dataset& data, Config& config) {
+  prepare_like_mmsa(data, config_bool_or(config, "need_normalized", false));
+  const Split& s = data.train;
+  MSMIX_CHECK(s.size() > 0 && data.valid.size() > 0 && data.test.size() > 0,
+              "dataset '{}': train, valid and test must each hold samples (got {}, {}, {})", data.name, s.size(),
+              data.valid.size(), data.test.size());
+  const int64_t text = config_bool_or(config, "use_bert", false) ? 768 : s.text.size(-1);
+  config["feature_dims"] = {text, s.audio.size(-1), s.vision.size(-1)};
+}
+
+}  // namespace msmix
