@@ -144,10 +144,10 @@ std::string mixing_markdown(const std::vector<RunRecord>& runs, const std::vecto
       {"pairs above delta (share of all pairs)", {"candidate_fraction"}, 3},
       {"batches on the top-2B fallback", {"fallback_fraction"}, 3},
       {"pairs with opposite-sign labels", {"opposite_sign_fraction"}, 3},
-      {"mean |y_i - y_j|", {"label_distance_mean"}, 3},
-      {"mean |mixed label|", {"mixed_label_abs_mean"}, 3},
+      {"mean abs(y_i - y_j)", {"label_distance_mean"}, 3},  // no | inside a table cell
+      {"mean abs(mixed label)", {"mixed_label_abs_mean"}, 3},
       {"std of lambda^L", {"lambda_label_std"}, 3},
-      {"mean |lambda^m - lambda^n| (3 pairs)", {"lambda_diff_ta", "lambda_diff_tv", "lambda_diff_av"}, 3},
+      {"mean abs(lambda^m - lambda^n), 3 pairs", {"lambda_diff_ta", "lambda_diff_tv", "lambda_diff_av"}, 3},
       {"text intensity: mean", {"intensity_t_mean"}, 3},  // the predictors' outputs lie in [-3, 3]
       {"text intensity: std over an epoch", {"intensity_t_std"}, 3},
       {"audio intensity: mean", {"intensity_a_mean"}, 3},
