@@ -70,12 +70,18 @@ __device__ __forceinline__ const float* mask_row_of(const AttentionArgs& a, cons
   return a.attn_mask + ((a.mask_per_head ? bh * d.L : 0) + l) * d.S;
 }
 
-// rows [r0, r0 + n) of head h of x [B, N, H D] (batch b) into dst[r][j] (stride DM + 1, odd so that lanes
-// reading one row each hit distinct banks), times `mul`; columns j >= D and rows past n are 0. All threads of
-// the block call it.
+// Floats per staged row: DM rounded up to an odd number, so that the 32 lanes reading one row each hit 32
+// distinct shared-memory banks.
+template <int DM>
+struct Stride {
+  static constexpr int value = DM % 2 ? DM : DM + 1;
+};
+
+// rows [r0, r0 + n) of head h of x [B, N, H D] (batch b) into dst[r][j] (rows of Stride<DM> floats), times
+// `mul`; columns j >= D (up to DM) and rows past n are 0. All threads of the block call it.
 template <int DM, int R>
 __device__ __forceinline__ void stage_rows(const float* x, const AttentionDims& d, int64_t N, int64_t b, int64_t h,
-                                           int64_t r0, int n, float mul, float (*dst)[DM + 1]) {
+                                           int64_t r0, int n, float mul, float (*dst)[Stride<DM>::value]) {
   const int64_t E = d.H * d.D;
   for (int i = threadIdx.x; i < R * DM; i += blockDim.x) {
     const int r = i / DM, j = i % DM;
@@ -89,7 +95,7 @@ template <int DM>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_forward_kernel(const AttentionArgs a, const AttentionDims d, float* out, float* stats) {
   constexpr int R = ChunkRows<DM>::value;
-  __shared__ float ks[R][DM + 1], vs[R][DM + 1];  // a chunk of keys: k and v rows of head h
+  __shared__ float ks[R][Stride<DM>::value], vs[R][Stride<DM>::value];  // a chunk of keys: k and v rows of head h
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t E = d.H * d.D, row_tiles = (d.L + kWarps - 1) / kWarps, tiles = d.B * d.H * row_tiles;
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {  // the same tile for the whole block
@@ -203,7 +209,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     attention_backward_rows_kernel(const AttentionArgs a, const AttentionDims d, const float* stats,
                                    const float* gout, float* t_rows, float* gq) {
   constexpr int R = ChunkRows<DM>::value;
-  __shared__ float ks[R][DM + 1], vs[R][DM + 1];
+  __shared__ float ks[R][Stride<DM>::value], vs[R][Stride<DM>::value];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t E = d.H * d.D, row_tiles = (d.L + kWarps - 1) / kWarps, tiles = d.B * d.H * row_tiles;
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
@@ -283,7 +289,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     attention_backward_keys_kernel(const AttentionArgs a, const AttentionDims d, const float* stats,
                                    const float* gout, const float* t_rows, float* gk, float* gv) {
   constexpr int R = 64;  // query rows per chunk (2 per lane); 34 KiB of shared memory at DM = 64
-  __shared__ float qss[R][DM + 1], gos[R][DM + 1];  // rows of q scale and dO of head h
+  __shared__ float qss[R][Stride<DM>::value], gos[R][Stride<DM>::value];  // rows of q scale and dO of head h
   __shared__ float ms[R], invs[R], ts[R];           // their stats and t
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t E = d.H * d.D, key_tiles = (d.S + kWarps - 1) / kWarps, tiles = d.B * d.H * key_tiles;
@@ -344,13 +350,16 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// Calls launch(std::integral_constant<int, DM>{}) with the register width DM >= D: 8, 16, 32 or 64.
+// Calls launch(std::integral_constant<int, DM>{}) with the register width DM >= D: exactly 5 or 10 for MOSI's
+// MulT (50 or 100 wide over 10 heads: no padded columns to multiply), else 8, 16, 32 or 64.
 template <class Launch>
 void with_head_width(const char* what, const AttentionDims& d, Launch launch) {
   MSMIX_CHECK(d.D >= 0 && d.D <= kAttentionMaxHeadDim,
               "cuda::{}: head width D = {} (E = {} over {} heads) is above the CUDA kernel's {}; use the composite "
               "attention (matmul, softmax, matmul) for wider heads",
               what, d.D, d.H * d.D, d.H, kAttentionMaxHeadDim);
+  if (d.D == 5) return launch(std::integral_constant<int, 5>{});
+  if (d.D == 10) return launch(std::integral_constant<int, 10>{});
   if (d.D <= 8) return launch(std::integral_constant<int, 8>{});
   if (d.D <= 16) return launch(std::integral_constant<int, 16>{});
   if (d.D <= 32) return launch(std::integral_constant<int, 32>{});
