@@ -12,7 +12,9 @@
 // Every sum has a fixed order (no atomics): the grads are the same bits from run to run. Dropout evaluates
 // engine/philox.h on element ((b H + h) L + l) S + s of (seed, offset), as the CPU, so the masks are equal.
 // Bound: the per-pair arithmetic (2 D multiply-adds, an exp, a Philox block with dropout); K, V and q, dO
-// are read once per block of kWarps rows (or keys) from L2.
+// are read once per block of kWarps rows (or keys) from L2. Head widths up to 64, held as register rows of DM
+// columns (5 or 10 exactly for MulT, else 8, 16, 32, 64; at 64 the backward kernels spill some to local
+// memory). A query row with no open key is NaN, as on the CPU.
 #include <cmath>
 
 #include "engine/error.h"
