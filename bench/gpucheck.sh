@@ -179,8 +179,17 @@ step bench-cpu 40 "$BIN/bench_ops"
 SANITIZER=$(command -v compute-sanitizer || ls "$CUDA_HOME"/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$SANITIZER" ]; then
   step memcheck 90 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool memcheck \
-    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda softmax*,cuda layer_norm*,cuda optimizers*,cuda loader*,cuda index*'"
+    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda softmax*,cuda layer_norm*,cuda optimizers*,cuda loader*,cuda index*,cuda attention: rows*,cuda attention: dropout*'"
+  # The fused attention kernels stage keys and values in shared memory: races and barrier misuse.
+  step racecheck 90 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool racecheck \
+    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda attention: rows*,cuda attention: dropout*' && '$SANITIZER' \
+    --tool synccheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda attention: rows*,cuda attention: dropout*'"
 fi
+# The fused CUDA attention inside the models (off by default until this passes): MulT's GPU-vs-CPU tests
+# through it, and MulT's training step with it beside the composite's.
+step fused-attention 90 env MSMIX_CUDA_FUSED_ATTENTION=1 MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
+  "cd tests && '$BIN/test_msmix' -tc='cuda*' && for f in 0 1; do MSMIX_CUDA_SYNC=0 MSMIX_CUDA_FUSED_ATTENTION=\$f \
+  '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 --warmup 2 --json | tail -1; done"
 
 # ---- report
 summary() {  # the doctest summary lines of a test step, and its first failures
@@ -228,6 +237,13 @@ summary() {  # the doctest summary lines of a test step, and its first failures
     echo '```'
   fi
   echo
+  if [ -f "$BUILD/step-fused-attention.txt" ]; then
+    echo "## MulT training steps on the GPU, composite attention (first) and fused (second)"
+    echo '```'
+    grep '^{' "$BUILD/step-fused-attention.txt" | sed 's/[{}"]//g' | cut -c1-400
+    echo '```'
+    echo
+  fi
   echo "## CUDA ops (bench/bench_cuda_ops.cpp)"
   echo '```'
   [ -f "$BUILD/step-bench-cuda.txt" ] && grep '^{' "$BUILD/step-bench-cuda.txt" | sed 's/[{}"]//g'

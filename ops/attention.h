@@ -1,4 +1,5 @@
-// The multi-head attention core as one op (CPU): what MultiheadAttention (models/attention.h) computes between
+// The multi-head attention core as one op (CPU: ops/cpu/attention.cpp; CUDA: ops/cuda/attention.cu, head widths
+// up to 64): what MultiheadAttention (models/attention.h) computes between
 // its input projections and out_proj, without the [B, heads, L, S] score and probability tensors.
 //   q [B, L, E], k and v [B, S, E], heads side by side (head h = columns [h D, (h + 1) D), D = E / heads):
 //   P[b, h] = dropout(softmax((q_h * scale) k_h^T + attn_mask, padded keys at -inf)),  out[b, :, h] = P[b, h] v_h
