@@ -113,8 +113,12 @@ $(BUILD)/bench_cuda_ops: $(OBJ)/bench/bench_cuda_ops.o $(LIB)
 test: $(BUILD)/test_msmix $(BUILD)/msmix
 	cd tests && OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} $(if $(filter 1,$(SAN)),MSMIX_ALLOC=system ASAN_OPTIONS=detect_leaks=1) ../$(BUILD)/test_msmix $(TEST_ARGS)
 
-bench: $(BUILD)/bench_ops
+# The op benchmarks, then a training-step benchmark per backbone at MMSA's MOSI shapes and batch sizes (msmix
+# alone; `make bench-models` sets each beside its PyTorch twin).
+bench: $(BUILD)/bench_ops $(BUILD)/msmix
 	$(BUILD)/bench_ops
+	for m in lf_dnn tfn lmf; do $(BUILD)/msmix bench --model $$m --data synthetic:mosi --device cpu --steps 5 --warmup 1; done
+	$(BUILD)/msmix bench --model mult --data synthetic:mosi --device cpu --steps 2 --warmup 1
 bench-compare: $(BUILD)/bench_ops
 	python3 bench/compare.py $(BUILD)/bench_ops
 
