@@ -71,6 +71,7 @@ Config make_run_config(const RunSpec& spec) {
   c["sal_scale"] = shortest_double(m.sal_scale);
   c["sal_s"] = shortest_double(label_scale_for(dataset));
   c["mix_eps"] = shortest_double(m.eps);
+  c["mix_lr"] = -1.0;  // the intensity predictors' learning rate; -1 = the backbone's (the released code's)
   if (!c.contains("grad_clip_norm")) c["grad_clip_norm"] = -1.0;
   c["checkpoint"] = true;
   if (is_synthetic(spec.data)) {

@@ -175,7 +175,7 @@ void Trainer::build() {
   mix_gen_ = Generator(derive_seed(seed, kMixStream));
 
   // Optimizer groups as MMSA's trainer builds them, plus the mixer's predictors (the released MS-Mix code
-  // keeps them inside the model, so they share its lr and weight decay).
+  // keeps them inside the model, so they share its lr and weight decay; mix_lr > 0 gives them their own lr).
   const float lr = config_float(config_, "learning_rate");
   const float weight_decay = config_float_or(config_, "weight_decay", 0.0f);
   std::vector<ParamGroup> groups;
@@ -184,7 +184,8 @@ void Trainer::build() {
     group_names_.push_back(g.name);
   }
   if (!mixer_->parameters().empty()) {
-    groups.push_back({mixer_->parameters(), lr, weight_decay});
+    const float mix_lr = config_float_or(config_, "mix_lr", -1.0f);  // absent in configs written before it
+    groups.push_back({mixer_->parameters(), mix_lr > 0 ? mix_lr : lr, weight_decay});
     group_names_.push_back("mixer");
   }
   const std::string kind = config_string(config_, "optimizer");

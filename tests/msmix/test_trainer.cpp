@@ -190,6 +190,19 @@ TEST_CASE("trainer: a short run writes config.json, log.jsonl, best.safetensors 
     if (std::isfinite(value)) CHECK(results["test"][name].get<double>() == value);
 }
 
+TEST_CASE("trainer: mix_lr gives the intensity predictors their own learning rate; -1 keeps the backbone's") {
+  for (double mix_lr : {-1.0, 0.0005}) {
+    RunSpec spec = tiny_spec("msmix", 1111, 1);
+    spec.overrides.push_back(fmt::format("mix_lr={}", mix_lr));
+    Config config = make_run_config(spec);
+    Dataset data = load_data(config);
+    prepare_data(data, config);
+    const Json lr = Trainer(config, data).fit().log.at(0)["lr"];
+    CAPTURE(lr.dump());
+    CHECK(lr["mixer"].get<double>() == doctest::Approx(mix_lr > 0 ? mix_lr : lr["all"].get<double>()));
+  }
+}
+
 TEST_CASE("trainer: the same seed gives identical log lines, another seed different ones") {
   auto log_of = [](const std::string& mix, uint64_t seed) {
     Run run = tiny_run(mix, seed, 2);
