@@ -98,4 +98,14 @@ inline void check_throws_with(const std::function<void()>& fn, const std::vector
   for (const auto& part : parts) CHECK_MESSAGE(message.find(part) != std::string::npos, "'" << message << "' lacks '" << part << "'");
 }
 
+// Symmetric [B, B] matrix from its strict upper triangle values (row-major), zero diagonal: hand-made
+// similarity matrices for the sample-selection tests.
+inline Tensor symmetric(int64_t B, const std::vector<float>& upper) {
+  std::vector<float> s(size_t(B * B), 0.0f);
+  size_t k = 0;
+  for (int64_t i = 0; i < B; ++i)
+    for (int64_t j = i + 1; j < B; ++j) s[size_t(i * B + j)] = s[size_t(j * B + i)] = upper.at(k++);
+  return Tensor::from_vector(s, {B, B});
+}
+
 }  // namespace msmix::testing

@@ -14,15 +14,6 @@ using namespace msmix::testing;
 
 namespace {
 
-// Symmetric [B, B] matrix from its strict upper triangle values (row-major), zero diagonal.
-Tensor symmetric(int64_t B, const std::vector<float>& upper) {
-  std::vector<float> s(size_t(B * B), 0.0f);
-  size_t k = 0;
-  for (int64_t i = 0; i < B; ++i)
-    for (int64_t j = i + 1; j < B; ++j) s[i * B + j] = s[j * B + i] = upper.at(k++);
-  return Tensor::from_vector(s, {B, B});
-}
-
 // B = 4 samples as unit vectors in every modality: rows equal within a cluster, orthogonal across, so S' is
 // 1 within a cluster and 0 across. clusters[i] names sample i's axis.
 Representations clustered(const std::vector<int>& clusters) {

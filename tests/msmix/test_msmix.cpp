@@ -42,15 +42,6 @@ std::vector<double> naive_similarity(const Representations& reps) {
   return s;
 }
 
-// Symmetric [B, B] matrix from its strict upper triangle values (row-major), zero diagonal.
-Tensor symmetric(int64_t B, const std::vector<float>& upper) {
-  std::vector<float> s(size_t(B * B), 0.0f);
-  size_t k = 0;
-  for (int64_t i = 0; i < B; ++i)
-    for (int64_t j = i + 1; j < B; ++j) s[i * B + j] = s[j * B + i] = upper.at(k++);
-  return Tensor::from_vector(s, {B, B});
-}
-
 MixConfig msmix_config() { return MixConfig{}; }
 
 }  // namespace
