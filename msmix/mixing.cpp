@@ -180,12 +180,24 @@ Tensor Mixer::alignment_loss(const MixResult& r) const {
 }
 
 Tensor Mixer::total_loss(const Tensor& task_loss, const Tensor& mixed_prediction, const MixResult& r) const {
+  return loss_terms(task_loss, mixed_prediction, r).total;
+}
+
+Mixer::LossTerms Mixer::loss_terms(const Tensor& task_loss, const Tensor& mixed_prediction, const MixResult& r) const {
   MSMIX_CHECK(task_loss.defined() && task_loss.numel() == 1, "{}: total_loss: task loss must hold one value, got {}",
               name(), shape_or_undefined(task_loss));
-  if (!r.active) return task_loss;
-  Tensor loss = add(task_loss, mul(mix_loss(mixed_prediction, r), config.w_mix));
-  if (config.method == MixMethod::MSMix) loss = add(loss, mul(alignment_loss(r), config.w_sal));
-  return loss;
+  LossTerms t;
+  if (!r.active) {
+    t.total = task_loss;
+    return t;
+  }
+  t.mix = mix_loss(mixed_prediction, r);
+  t.total = add(task_loss, mul(t.mix, config.w_mix));
+  if (config.method == MixMethod::MSMix) {
+    t.sal = alignment_loss(r);
+    t.total = add(t.total, mul(t.sal, config.w_sal));
+  }
+  return t;
 }
 
 Tensor Mixer::total_loss(const Tensor& prediction, const Tensor& mixed_prediction, const MixResult& r,

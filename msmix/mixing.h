@@ -104,6 +104,12 @@ class Mixer : public Module {
   // L = task_loss + w_mix L_mix + w_sal L_SAL (just task_loss when inactive). task_loss: the backbone's
   // own loss on the original predictions, auxiliary terms included.
   Tensor total_loss(const Tensor& task_loss, const Tensor& mixed_prediction, const MixResult& r) const;
+  // The same total with its mixing terms (one value each; undefined when inactive, sal also for the baselines),
+  // so a caller that reports them computes them once.
+  struct LossTerms {
+    Tensor total, mix, sal;
+  };
+  LossTerms loss_terms(const Tensor& task_loss, const Tensor& mixed_prediction, const MixResult& r) const;
   // The same, with L_task = L1 or MSE between `prediction` [B] or [B, 1] and the original labels.
   Tensor total_loss(const Tensor& prediction, const Tensor& mixed_prediction, const MixResult& r,
                     TaskLoss task) const;

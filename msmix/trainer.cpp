@@ -256,10 +256,20 @@ double Trainer::train_step(const Batch& batch, int64_t epoch, int64_t step, int6
   Tensor mixed_pred = mix.active ? slice(out.prediction, 0, B, 2 * B) : Tensor();
   Tensor task = task_loss(config_, pred, reshape(batch.labels, {B, 1}));
   if (out.aux_loss.defined()) task = add(task, out.aux_loss);
-  Tensor loss = mixer_->total_loss(task, mixed_pred, mix);
+  const Mixer::LossTerms terms = mixer_->loss_terms(task, mixed_pred, mix);
+  const Tensor& loss = terms.total;
   forward_range.reset();
 
-  const double value = loss.item();
+  // Every value the epoch's sums need in one read back (each item() on a GPU waits for the device).
+  std::vector<float> values;
+  {
+    NoGradGuard no_grad;
+    std::vector<Tensor> parts = {reshape(loss, {1}), reshape(task, {1})};
+    if (terms.mix.defined()) parts.push_back(reshape(terms.mix, {1}));
+    if (terms.sal.defined()) parts.push_back(reshape(terms.sal, {1}));
+    values = concat(parts, 0).to_vector();
+  }
+  const double value = values[0];
   if (!std::isfinite(value)) fail(fmt::format("non-finite loss ({}) at epoch {}, step {} of {}", value, epoch, step, steps));
   loss.backward();
   const std::vector<Tensor> params = [&] {
@@ -276,11 +286,10 @@ double Trainer::train_step(const Batch& batch, int64_t epoch, int64_t step, int6
   }
 
   sums.total += value;
-  sums.task += task.item();
+  sums.task += values[1];
   if (mix.active) {
-    NoGradGuard no_grad;
-    sums.mix += mixer_->mix_loss(mixed_pred, mix).item();
-    sums.sal += mixer_->alignment_loss(mix).item();
+    sums.mix += values[2];
+    if (terms.sal.defined()) sums.sal += values[3];
     sums.mixing.add(mix);
   }
   ++sums.steps;
