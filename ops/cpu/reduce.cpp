@@ -84,6 +84,34 @@ void reduce_columns(const VecKernels& k, bool is_max, const float* x, float* out
   for (int64_t i = 0; i < len; ++i) out[i] = float(total[i]);
 }
 
+// The sum of reduce_columns with the rows split among the tasks instead of the columns, for few slabs: each
+// task adds a group of kRowGroup whole rows (contiguous, so the reads stream) into its own float partial, then
+// the partials are added in double in group order. Per column these are reduce_columns' operations in its
+// order, so the result is the same bit for bit, whatever the thread count. (Splitting columns read 512-byte
+// pieces of 4 KB rows, and summing dim 0 of [4096, 1024] ran at 0.84x PyTorch on two threads.)
+void sum_row_groups(const VecKernels& k, const float* x, float* out, int64_t outer, int64_t D, int64_t inner) {
+  const int64_t groups = (D + kRowGroup - 1) / kRowGroup;
+  std::vector<float> partial(size_t(outer * groups * inner));
+#pragma omp parallel for
+  for (int64_t t = 0; t < outer * groups; ++t) {
+    const int64_t o = t / groups, d0 = (t % groups) * kRowGroup, d1 = std::min(D, d0 + kRowGroup);
+    float* p = partial.data() + t * inner;
+    std::copy_n(x + (o * D + d0) * inner, inner, p);
+    for (int64_t d = d0 + 1; d < d1; ++d) k.add_into(p, x + (o * D + d) * inner, inner);
+  }
+  const int64_t chunks = (inner + kColumnChunk - 1) / kColumnChunk;
+#pragma omp parallel for
+  for (int64_t t = 0; t < outer * chunks; ++t) {
+    const int64_t o = t / chunks, i0 = (t % chunks) * kColumnChunk, len = std::min(kColumnChunk, inner - i0);
+    double total[kColumnChunk] = {};
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* p = partial.data() + (o * groups + g) * inner + i0;
+      for (int64_t i = 0; i < len; ++i) total[i] += p[i];
+    }
+    for (int64_t i = 0; i < len; ++i) out[o * inner + i0 + i] = float(total[i]);
+  }
+}
+
 }  // namespace
 
 void reduce_dim(ReduceOp op, const float* x, float* out, int64_t outer, int64_t D, int64_t inner) {
@@ -95,12 +123,14 @@ void reduce_dim(ReduceOp op, const float* x, float* out, int64_t outer, int64_t 
     for (int64_t o = 0; o < outer; ++o) out[o] = max_of(x + o * D, D);
     return;
   }
+  const bool parallel = outer * D * inner > kParallelMin;
+  const int64_t want_tasks = parallel ? 4 * int64_t(omp_get_max_threads()) : 1;
+  if (!is_max && parallel && D > kRowGroup && outer < want_tasks)
+    return sum_row_groups(k, x, out, outer, D, inner);
   // Reducing a middle dim: add whole rows of the [D, inner] slab, a chunk of columns at a time. Tasks are
   // (outer, column chunk) pairs, so one slab ([D, inner] with outer 1) still spreads over the threads.
   // Narrower chunks when there are too few tasks for the threads; each column is added in the same order
   // whatever the width, so the result does not depend on the thread count.
-  const bool parallel = outer * D * inner > kParallelMin;
-  const int64_t want_tasks = parallel ? 4 * int64_t(omp_get_max_threads()) : 1;
   int64_t width = kColumnChunk;
   while (width > 64 && outer * ((inner + width - 1) / width) < want_tasks) width /= 2;
   const int64_t chunks = (inner + width - 1) / width;

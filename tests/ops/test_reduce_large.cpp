@@ -66,8 +66,10 @@ TEST_CASE("sum over long last dims: blocked float sums within 2.2e-6 of sum |x|,
 
 TEST_CASE("sum over middle and leading dims: row groups keep the error to 64 terms, any thread count") {
   Generator gen(22);
-  // [D, inner] slabs with one or a few outer items; inner widths around the column chunks.
-  for (Shape shape : std::vector<Shape>{{5000, 37}, {4096, 1024}, {3, 4099, 5}, {2, 700, 1500}}) {
+  // [D, inner] slabs with one or a few outer items; inner widths around the column chunks. Few slabs split
+  // the rows among the threads, many split the columns: [6, 300, 70] takes the column split at 1 thread (4
+  // tasks wanted) and the row split at 2 (8 wanted), so the thread check also checks both give the same bits.
+  for (Shape shape : std::vector<Shape>{{5000, 37}, {4096, 1024}, {3, 4099, 5}, {2, 700, 1500}, {6, 300, 70}}) {
     CAPTURE(shape_str(shape));
     Tensor x = add(Tensor::randn(shape, gen), 1.0f);
     const int64_t dim = shape.size() == 2 ? 0 : 1;
