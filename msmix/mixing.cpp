@@ -265,9 +265,10 @@ MixResult MSMix::mix(const Representations& reps, const Tensor& labels, Generato
   if (!is_training()) return r;
 
   r.layer = "representations";
-  r.intensity_t = text->forward(reps.t);  // [B] each, with grad into the predictors (and the encoders)
-  r.intensity_a = audio->forward(reps.a);
-  r.intensity_v = vision->forward(reps.v);
+  auto input = [&](const Tensor& z) { return config.center_intensity_input ? sub(z, mean(z, {0}, true)) : z; };
+  r.intensity_t = text->forward(input(reps.t));  // [B] each, with grad into the predictors (and the encoders)
+  r.intensity_a = audio->forward(input(reps.a));
+  r.intensity_v = vision->forward(input(reps.v));
   r.pairs = selector.select(reps, gen, &r.selection);  // detached inside
   const int64_t B = r.labels.size(0);
   std::vector<float> base(static_cast<size_t>(B));

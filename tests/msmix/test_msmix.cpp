@@ -307,6 +307,26 @@ TEST_CASE("msmix SAL: zero when intensities match the labels' magnitudes, [B, 1]
 
 // ---------------------------------------------------------------- the MSMix object and the baselines
 
+TEST_CASE("msmix MSMix: mix_center feeds the predictors each representation minus its batch mean") {
+  MixConfig config = msmix_config();
+  config.center_intensity_input = true;
+  manual_seed(22);
+  MSMix mixer(config, 6, 5, 7);
+  Representations reps{randn_tensor({6, 6}, 1), randn_tensor({6, 3, 5}, 2), randn_tensor({6, 7}, 3)};
+  Tensor labels = Tensor::from_vector({-2, 1.5f, 0.3f, -0.7f, 2.8f, 1}, {6});
+  Generator gen(99);
+  MixResult r = mixer.mix(reps, labels, gen);
+  REQUIRE(r.active);
+  NoGradGuard no_grad;
+  check_close(r.intensity_t, mixer.text->forward(sub(reps.t, mean(reps.t, {0}, true))), 1e-6, 1e-7, "text");
+  check_close(r.intensity_a, mixer.audio->forward(sub(reps.a, mean(reps.a, {0}, true))), 1e-6, 1e-7, "audio");
+  // A pattern shared by every sample no longer reaches the predictors: adding it changes nothing.
+  Representations shifted = reps;
+  shifted.t = add(reps.t, Tensor::full({1, 6}, 5.0f));
+  Generator gen2(99);
+  check_close(mixer.mix(shifted, labels, gen2).intensity_t, r.intensity_t, 1e-5, 1e-6, "shifted text");
+}
+
 TEST_CASE("msmix MSMix: mixes in training, with ratios from the intensities") {
   manual_seed(21);
   MSMix mixer(msmix_config(), 6, 5, 7);
