@@ -49,23 +49,41 @@ std::vector<T> gather_list(const char* key, const std::vector<T>& v, const std::
   return out;
 }
 
+// The batch of `rows`: each per-row tensor through take(key, tensor) (a copy of its rows), the per-sample lists
+// on the host. One list of the fields for the host gather and the device gather.
+template <class Take>
+Batch gather_with(const Split& split, const std::vector<int64_t>& rows, Take take) {
+  Batch b;
+  b.text = take("text", split.text);
+  b.text_bert = take("text_bert", split.text_bert);
+  b.audio = take("audio", split.audio);
+  b.vision = take("vision", split.vision);
+  b.labels = take("regression_labels", split.labels);
+  b.labels_t = take("regression_labels_T", split.labels_t);
+  b.labels_a = take("regression_labels_A", split.labels_a);
+  b.labels_v = take("regression_labels_V", split.labels_v);
+  b.audio_lengths = gather_list("audio_lengths", split.audio_lengths, rows);
+  b.vision_lengths = gather_list("vision_lengths", split.vision_lengths, rows);
+  b.ids = gather_list("id", split.ids, rows);
+  b.indices = rows;
+  return b;
+}
+
+// The device-resident gather: index_select of the rows on the split's device.
+Batch gather_batch_on_device(const Split& split, const std::vector<int64_t>& rows, Device device) {
+  NoGradGuard no_grad;
+  std::vector<float> index(rows.begin(), rows.end());  // exact: rows < 2^24
+  const Tensor idx = Tensor::from_vector(index, {int64_t(index.size())}).to(device);
+  return gather_with(split, rows, [&](const char*, const Tensor& x) {
+    return x.defined() ? index_select(x, 0, idx) : Tensor();
+  });
+}
+
 }  // namespace
 
 Batch gather_batch(const Split& split, const std::vector<int64_t>& indices) {
-  Batch b;
-  b.text = gather_rows("text", split.text, indices);
-  b.text_bert = gather_rows("text_bert", split.text_bert, indices);
-  b.audio = gather_rows("audio", split.audio, indices);
-  b.vision = gather_rows("vision", split.vision, indices);
-  b.labels = gather_rows("regression_labels", split.labels, indices);
-  b.labels_t = gather_rows("regression_labels_T", split.labels_t, indices);
-  b.labels_a = gather_rows("regression_labels_A", split.labels_a, indices);
-  b.labels_v = gather_rows("regression_labels_V", split.labels_v, indices);
-  b.audio_lengths = gather_list("audio_lengths", split.audio_lengths, indices);
-  b.vision_lengths = gather_list("vision_lengths", split.vision_lengths, indices);
-  b.ids = gather_list("id", split.ids, indices);
-  b.indices = indices;
-  return b;
+  return gather_with(split, indices,
+                     [&](const char* key, const Tensor& x) { return gather_rows(key, x, indices); });
 }
 
 Loader::Loader(const Split& split, int64_t batch_size, bool shuffle, uint64_t seed, bool drop_last, Device device)
@@ -114,32 +132,6 @@ void Loader::start_epoch(int64_t epoch) {
   in_epoch_ = true;
   if (batches_per_epoch() > 0) launch(0);
 }
-
-namespace {
-
-// The device-resident gather: the rows' tensors by index_select on the device, the per-sample lists on the host.
-Batch gather_batch_on_device(const Split& split, const std::vector<int64_t>& rows, Device device) {
-  NoGradGuard no_grad;
-  std::vector<float> index(rows.begin(), rows.end());  // exact: rows < 2^24
-  const Tensor idx = Tensor::from_vector(index, {int64_t(index.size())}).to(device);
-  auto take = [&](const Tensor& x) { return x.defined() ? index_select(x, 0, idx) : Tensor(); };
-  Batch b;
-  b.text = take(split.text);
-  b.text_bert = take(split.text_bert);
-  b.audio = take(split.audio);
-  b.vision = take(split.vision);
-  b.labels = take(split.labels);
-  b.labels_t = take(split.labels_t);
-  b.labels_a = take(split.labels_a);
-  b.labels_v = take(split.labels_v);
-  b.audio_lengths = gather_list("audio_lengths", split.audio_lengths, rows);
-  b.vision_lengths = gather_list("vision_lengths", split.vision_lengths, rows);
-  b.ids = gather_list("id", split.ids, rows);
-  b.indices = rows;
-  return b;
-}
-
-}  // namespace
 
 void Loader::launch(int64_t batch_index) {
   int64_t begin = batch_index * batch_size_;
