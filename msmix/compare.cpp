@@ -5,12 +5,22 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <utility>
 
 #include "engine/error.h"
 
 namespace msmix {
 
 namespace {
+
+// Mean and population std (numpy's np.std, as MMSA's run.py) of a non-empty list.
+std::pair<double, double> mean_and_std(const std::vector<double>& v) {
+  double m = 0, ss = 0;
+  for (double x : v) m += x;
+  m /= double(v.size());
+  for (double x : v) ss += (x - m) * (x - m);
+  return {m, std::sqrt(ss / double(v.size()))};
+}
 
 int decimals(const std::string& metric) { return display_scale(metric) == 100 ? 2 : 4; }
 
@@ -75,12 +85,9 @@ Comparison summarize(const std::vector<RunRecord>& runs, const std::vector<std::
     MSMIX_CHECK(!values.empty() && !values[0].empty(), "compare: no finished run of method '{}'", method);
     std::vector<double> mean, std;
     for (const std::vector<double>& v : values) {
-      double m = 0, ss = 0;
-      for (double x : v) m += x;
-      m /= double(v.size());
-      for (double x : v) ss += (x - m) * (x - m);
+      const auto [m, sd] = mean_and_std(v);
       mean.push_back(m);
-      std.push_back(std::sqrt(ss / double(v.size())));
+      std.push_back(sd);
     }
     c.runs.push_back(int64_t(values[0].size()));
     c.mean.push_back(mean);
@@ -190,10 +197,8 @@ std::string mixing_markdown(const std::vector<RunRecord>& runs, const std::vecto
         line += " - |";
         continue;
       }
-      double mean = 0, var = 0;
-      for (double v : values) mean += v / double(values.size());
-      for (double v : values) var += (v - mean) * (v - mean) / double(values.size());
-      line += fmt::format(" {} +- {} |", number(mean, row.places), number(std::sqrt(var), row.places));
+      const auto [mean, sd] = mean_and_std(values);
+      line += fmt::format(" {} +- {} |", number(mean, row.places), number(sd, row.places));
       shown = true;
     }
     if (shown) out += line + "\n";
