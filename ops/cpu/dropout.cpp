@@ -39,7 +39,8 @@ uint32_t keep_threshold(float p) {
 }
 
 inline void apply(const Job& job, int64_t e, uint32_t word) {
-  job.out[e - job.first] = (word >> 8) >= job.threshold ? job.in[e - job.first] * job.scale : 0.0f;
+  // A product even where dropped, as PyTorch's dropout: a NaN or inf input stays NaN instead of becoming 0.
+  job.out[e - job.first] = job.in[e - job.first] * ((word >> 8) >= job.threshold ? job.scale : 0.0f);
 }
 
 // One Philox block at a time: the vector builds' rare fallback and the reference they match.
@@ -134,13 +135,13 @@ MSMIX_AVX512 void range_avx512(const Job& job, int64_t e0, int64_t e1) {
       const __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_srli_epi32(words[q], 8), threshold);
       if (e >= lo && e + 16 <= hi) {
         const __m512 x = _mm512_loadu_ps(job.in + (e - job.first));
-        _mm512_storeu_ps(job.out + (e - job.first), _mm512_maskz_mul_ps(keep, x, scale));
+        _mm512_storeu_ps(job.out + (e - job.first), _mm512_mul_ps(x, _mm512_maskz_mov_ps(keep, scale)));
       } else if (e < hi && e + 16 > lo) {  // a range end inside the quarter: masked lanes touch no memory
         const int a = int(std::max<int64_t>(lo - e, 0)), b = int(std::min<int64_t>(hi - e, 16));
         const __mmask16 in_range = __mmask16(((1u << b) - 1) & ~((1u << a) - 1));
         const float* src = job.in + (e - job.first);
         const __m512 x = _mm512_maskz_loadu_ps(in_range, src);
-        _mm512_mask_storeu_ps(job.out + (e - job.first), in_range, _mm512_maskz_mul_ps(keep, x, scale));
+        _mm512_mask_storeu_ps(job.out + (e - job.first), in_range, _mm512_mul_ps(x, _mm512_maskz_mov_ps(keep, scale)));
       }
     }
   }
@@ -194,15 +195,15 @@ MSMIX_AVX2 void range_avx2(const Job& job, int64_t e0, int64_t e1) {
       // (word >> 8) < 2^24 and threshold <= 2^24: the signed compare is exact.
       const __m256 drop = _mm256_castsi256_ps(_mm256_cmpgt_epi32(threshold, _mm256_srli_epi32(words[q], 8)));
       if (e >= lo && e + 8 <= hi) {
-        const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(job.in + (e - job.first)), scale);
-        _mm256_storeu_ps(job.out + (e - job.first), _mm256_andnot_ps(drop, x));
+        const __m256 x = _mm256_loadu_ps(job.in + (e - job.first));
+        _mm256_storeu_ps(job.out + (e - job.first), _mm256_mul_ps(x, _mm256_andnot_ps(drop, scale)));
       } else if (e < hi && e + 8 > lo) {  // a range end inside the quarter: masked lanes touch no memory
         const __m256i a = _mm256_set1_epi32(int(std::max<int64_t>(lo - e, 0)));
         const __m256i b = _mm256_set1_epi32(int(std::min<int64_t>(hi - e, 8)));
         const __m256i in_range =
             _mm256_andnot_si256(_mm256_cmpgt_epi32(a, lane), _mm256_cmpgt_epi32(b, lane));  // a <= lane < b
-        const __m256 x = _mm256_mul_ps(_mm256_maskload_ps(job.in + (e - job.first), in_range), scale);
-        _mm256_maskstore_ps(job.out + (e - job.first), in_range, _mm256_andnot_ps(drop, x));
+        const __m256 x = _mm256_maskload_ps(job.in + (e - job.first), in_range);
+        _mm256_maskstore_ps(job.out + (e - job.first), in_range, _mm256_mul_ps(x, _mm256_andnot_ps(drop, scale)));
       }
     }
   }

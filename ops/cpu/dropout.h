@@ -10,11 +10,12 @@
 
 namespace msmix::cpu {
 
-// out[i] = keep(i) ? in[i] * scale : 0, for i in [0, n). Forward (in = x) and backward (in = grad) alike.
+// out[i] = in[i] * (keep(i) ? scale : 0), for i in [0, n). Forward (in = x) and backward (in = grad) alike. A
+// product even where dropped, as PyTorch's dropout: a NaN (or inf) input stays NaN, it is not hidden as a 0.
 // `in` may equal `out`. Runs on the OpenMP threads when n is large.
 void dropout_apply(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t offset);
 
-// Elements [first, first + n) of the same stream: out[j] = keep(first + j) ? in[j] * scale : 0. On the
+// Elements [first, first + n) of the same stream: out[j] = in[j] * (keep(first + j) ? scale : 0). On the
 // calling thread only: for kernels that apply a slice of one large dropout from inside their own parallel
 // loop (the fused attention drops its probabilities a row block at a time).
 void dropout_apply_range(const float* in, float* out, int64_t first, int64_t n, float p, float scale, uint64_t seed,

@@ -1,5 +1,5 @@
 // dropout (twin: ops/cpu/dropout.h): out[i] = in[i] * scale where philox::uniform(seed, offset, i) >= p,
-// else 0. The mask is the CPU's bit for bit: both evaluate engine/philox.h (host + device) on the same
+// else in[i] * 0 (a NaN stays NaN). The mask is the CPU's bit for bit: both evaluate engine/philox.h (host + device) on the same
 // (seed, offset, i). Launch: one thread per Philox block (4 elements: one 10-round block gives all four
 // words), grid-stride. Bound: Philox's integer multiplies for small inputs, memory for large.
 #include "engine/philox.h"
@@ -16,7 +16,7 @@ __global__ void dropout_kernel(const float* in, float* out, int64_t n, float p, 
     const philox::U32x4 b = philox::block(seed, offset, uint64_t(k));
     for (int w = 0; w < 4; ++w) {
       const int64_t i = 4 * k + w;
-      if (i < n) out[i] = philox::to_unit(b.v[w]) >= p ? in[i] * scale : 0.0f;
+      if (i < n) out[i] = in[i] * (philox::to_unit(b.v[w]) >= p ? scale : 0.0f);  // NaN stays NaN
     }
   }
 }

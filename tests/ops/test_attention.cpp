@@ -156,6 +156,28 @@ TEST_CASE("fused_attention: a query whose keys are all masked gets NaN, the othe
   CHECK(std::isnan(out[3]));
 }
 
+TEST_CASE("fused_attention: a query with no open key stays NaN when dropout drops all its keys, as the composite") {
+  // S = 3 leaves the row's last vector partly past S; S = 16 fills whole vectors at every width (the case
+  // that once came out 0). p = 1 drops every key; the dropped NaN probabilities stay NaN (NaN * 0).
+  for (int64_t S : {3, 16}) {
+    CAPTURE(S);
+    Tensor q = leaf({1, 2, 2}, 1), k = leaf({1, S, 2}, 2), v = leaf({1, S, 2}, 3);
+    Tensor mask = Tensor::zeros({2, S});
+    for (int64_t s = 0; s < S; ++s) mask.data()[S + s] = -kInf;  // row 1: no key left
+    for (float p : {0.5f, 1.0f}) {
+      CAPTURE(p);
+      Generator g1(4), g2(4);
+      std::vector<float> fused = fused_attention(q, k, v, 1, 1.0f, mask, Tensor(), p, true, g1).to_vector();
+      std::vector<float> ref = composite(q, k, v, 1, 1.0f, mask, Tensor(), p, true, g2).to_vector();
+      CHECK(std::isnan(fused[2]));
+      CHECK(std::isnan(fused[3]));
+      CHECK(std::isnan(ref[2]));
+      CHECK(std::isnan(ref[3]));
+      CHECK(std::isfinite(fused[0]));  // row 0 is open: finite (0 where p = 1)
+    }
+  }
+}
+
 TEST_CASE("fused_attention: errors name the op and the shapes") {
   Tensor q = Tensor::zeros({2, 3, 4}), k = Tensor::zeros({2, 5, 4});
   Generator gen(1);

@@ -78,6 +78,21 @@ TEST_CASE("dropout: eval and p == 0 are the identity; p == 1 drops everything") 
   CHECK(dropout(Tensor::zeros({0}), 0.5f, true, gen).numel() == 0);
 }
 
+TEST_CASE("dropout: a NaN or inf input stays NaN where dropped, as PyTorch's x * mask * scale") {
+  // 1031 elements: every build's full groups and a tail; p = 1 drops all of them.
+  std::vector<float> v(1031, 1.0f);
+  v[0] = std::nanf(""), v[9] = INFINITY, v[500] = -INFINITY, v[1030] = std::nanf("");
+  Tensor x = Tensor::from_vector(v, {1031});
+  Generator gen(3);
+  std::vector<float> y = dropout(x, 1.0f, true, gen).to_vector();
+  for (size_t i : {size_t(0), size_t(9), size_t(500), size_t(1030)}) {
+    CAPTURE(i);
+    CHECK(std::isnan(y[i]));  // nan * 0 and inf * 0
+  }
+  CHECK(y[1] == 0.0f);
+  CHECK(y[1029] == 0.0f);
+}
+
 TEST_CASE("dropout: the gradient is the same mask times the scale") {
   const float p = 0.3f, scale = 1.0f / (1.0f - p);
   Tensor x = leaf({5, 41}, 4);
@@ -117,7 +132,7 @@ size_t count_mismatches(cpu::DropoutIsa isa, const std::vector<float>& x, float 
                          offset);
   size_t mismatches = 0;
   for (size_t i = 0; i < x.size(); ++i) {
-    const float expected = philox::uniform(seed, offset, uint64_t(first) + i) >= p ? x[i] * scale : 0.0f;
+    const float expected = x[i] * (philox::uniform(seed, offset, uint64_t(first) + i) >= p ? scale : 0.0f);
     mismatches += std::memcmp(&y[i], &expected, sizeof(float)) != 0;  // bits: +0, -0 and NaN alike
   }
   return mismatches;
