@@ -34,6 +34,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# The MMSA sub-networks, one definition shared with the golden fixtures.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "golden"))
+from mmsa_subnets import SubNet, TextSubNet  # noqa: E402
+
 # MMSA's trainable-parameter counts at MOSI defaults, feature dims (768, 5, 20) (issue 5, docs/backbones.md).
 EXPECTED_PARAMS = {"lf_dnn": 597171, "tfn": 9497043, "lmf": 505071, "mult": 2571551}
 
@@ -54,38 +58,6 @@ SEQ_LENGTHS = (50, 375, 500)         # MOSI unaligned text / audio / vision step
 
 
 # ---------------------------------------------------------------- LF_DNN, TFN, LMF
-
-class SubNet(nn.Module):
-    """Audio / video: BatchNorm1d -> Dropout -> 3 x (Linear + ReLU)."""
-
-    def __init__(self, n_in, hidden, dropout):
-        super().__init__()
-        self.norm = nn.BatchNorm1d(n_in)
-        self.drop = nn.Dropout(dropout)
-        self.linear_1 = nn.Linear(n_in, hidden)
-        self.linear_2 = nn.Linear(hidden, hidden)
-        self.linear_3 = nn.Linear(hidden, hidden)
-
-    def forward(self, x):
-        y = self.drop(self.norm(x))
-        y = F.relu(self.linear_1(y))
-        y = F.relu(self.linear_2(y))
-        return F.relu(self.linear_3(y))
-
-
-class TextSubNet(nn.Module):
-    """One-layer LSTM over every step, final hidden state -> Dropout (0: MMSA zeroes it for one layer) -> Linear."""
-
-    def __init__(self, n_in, hidden, n_out):
-        super().__init__()
-        self.rnn = nn.LSTM(n_in, hidden, num_layers=1, batch_first=True)
-        self.dropout = nn.Dropout(0.0)
-        self.linear_1 = nn.Linear(hidden, n_out)
-
-    def forward(self, x):
-        _, (h, _) = self.rnn(x)
-        return self.linear_1(self.dropout(h.squeeze(0)))
-
 
 def add_subnets(module, dims, hidden, dropouts, text_out):
     text_in, audio_in, video_in = dims

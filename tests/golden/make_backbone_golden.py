@@ -24,44 +24,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmsa_subnets import SubNet, TextSubNet
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "backbones")
 
 B, L = 4, 5
 TEXT_IN, AUDIO_IN, VIDEO_IN = 6, 4, 5
 TEXT_HIDDEN, AUDIO_HIDDEN, VIDEO_HIDDEN = 6, 3, 4
 TEXT_OUT, POST_FUSION_DIM, RANK = 3, 5, 2
-
-
-class SubNet(nn.Module):
-    """BatchNorm1d -> Dropout -> 3 x (Linear + ReLU)."""
-
-    def __init__(self, n_in, hidden):
-        super().__init__()
-        self.norm = nn.BatchNorm1d(n_in)
-        self.drop = nn.Dropout(0.0)
-        self.linear_1 = nn.Linear(n_in, hidden)
-        self.linear_2 = nn.Linear(hidden, hidden)
-        self.linear_3 = nn.Linear(hidden, hidden)
-
-    def forward(self, x):
-        y = self.drop(self.norm(x))
-        for layer in (self.linear_1, self.linear_2, self.linear_3):
-            y = F.relu(layer(y))
-        return y
-
-
-class TextSubNet(nn.Module):
-    """1-layer LSTM over every step (no packing), final hidden state -> Dropout(0) -> Linear."""
-
-    def __init__(self, n_in, hidden, n_out):
-        super().__init__()
-        self.rnn = nn.LSTM(n_in, hidden, num_layers=1, batch_first=True)
-        self.dropout = nn.Dropout(0.0)
-        self.linear_1 = nn.Linear(hidden, n_out)
-
-    def forward(self, x):
-        _, (h, _) = self.rnn(x)
-        return self.linear_1(self.dropout(h.squeeze(0)))
 
 
 def subnets(module, text_out):
