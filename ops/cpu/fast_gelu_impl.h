@@ -1,51 +1,80 @@
 // Vectorised exact GELU, gelu(x) = x * Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2, and its derivative
 // Phi(x) + x * phi(x), written once for any vector width (see vec_impl.h; instantiated in fast_math.cpp and
-// fast_math_avx2.cpp). Method: with z = |x| / sqrt 2 and t = 1 / (1 + z / 2),
-//   erfc(z) = t * exp(-z^2) * Q(t),
-// Q a degree-8 polynomial fitted to erfc(z) exp(z^2) / t for z in [0, 10] (t in [1/6, 1]) by reweighted least
-// squares towards the minimax relative error (4e-8 in exact arithmetic, 2.2e-7 evaluated in float). exp(-z^2)
-// is also phi's exponential, so the derivative costs no second exp. Phi(x) is erfc / 2 for x < 0 and
-// 1 - erfc / 2 for x >= 0, so the left tail keeps its relative accuracy: about 1e-6, plus z^2 * 2^-24 from
-// rounding z^2 = x^2 / 2 before the exp (4e-6 at x = -13). |x| is clamped at 13.2 (kGeluMaxAbs), so below
-// -13.2 the result is about -1e-38 instead of a denormal or 0; a NaN input gives NaN.
+// fast_math_avx2.cpp). Method: with a = |x|,
+//   Phi(-a) = exp(-a^2 / 2) * P(a) / R(a),
+// P (degree 3) / R (degree 4) a rational fit, in a itself, to Phi(-a) exp(a^2 / 2) for a in [0, 13.2] by
+// reweighted linearised least squares towards the minimax relative error (3.5e-7 in exact arithmetic, 3.6e-7
+// with the coefficients rounded to float; degrees 4 / 5 reach 4e-8 but cost two more FMAs per vector, and the
+// float evaluation's own rounding, about 3e-7, would hide most of it). All coefficients are positive, so
+// Horner's rule adds no cancellation.
+// exp(-a^2 / 2) is also phi's exponential, so the derivative costs no second exp. Its reduction works on
+// s = a^2 + 2 n ln 2 (= -2 r) with a degree-5 minimax polynomial for e^(-s/2) (9e-8), and takes 2^n from the
+// rounding constant's bits by one shift. Phi(x) is Phi(-a) for x < 0 and 1 - Phi(-a) for x >= 0, and
+// gelu(x) = max(x, 0) - a * Phi(-a) covers both signs in one subtraction, so the left tail keeps its relative
+// accuracy: at most 7e-7 measured over [-11.7, 14] with FMA (the AVX2 build, where a^2 enters the exp's
+// reduction unrounded); without FMA add a^2 / 2 * 2^-24 from rounding a^2 (4e-6 at x = -13). a is
+// clamped at 13.2 (kGeluMaxAbs), so below -13.2 (and at -inf) the result is about -6e-39, a denormal (0 when
+// denormals are flushed); a NaN input gives NaN.
 #pragma once
 #include <cstdint>
 #include <cstring>
 
-#include "ops/cpu/fast_exp_impl.h"
 #include "ops/cpu/vec_impl.h"
 
 namespace msmix::cpu {
 
-// |x| is clamped here: z = 9.33, e^-z^2 = 1.2e-38 is the smallest normal float; gelu(-13.2) = -1e-38.
+// a is clamped here: exp(-13.2^2 / 2) = 1.5e-38 is just above the smallest normal float (2^-126 = n's floor).
 constexpr float kGeluMaxAbs = 13.2f;
 
-// Phi(x) (cdf) and exp(-x^2 / 2) (e) for one vector.
+// a * b + c, rounded once where the vector type has FMA (Vec8 is built with it); twice otherwise. Spelled
+// out because GCC would reuse a rounded a * a computed nearby instead of contracting.
+template <class V>
+static inline V fused_mul_add(V a, V b, V c) {
+  if constexpr (sizeof(V) == 32) return V(_mm256_fmadd_ps(__m256(a), __m256(b), __m256(c)));
+  else return a * b + c;
+}
+
+// For a = min(|x|, 13.2): e = exp(-a^2 / 2) and Phi(-a) = e * p / r. The caller multiplies its factors into
+// the numerator before the one division.
 template <class V, class IV>
-static inline void gelu_parts(V x, V& cdf, V& e) {
-  V ax;
+static inline void gelu_parts(V x, V& a, V& e, V& p, V& r) {
   {
     IV bits;
     std::memcpy(&bits, &x, sizeof bits);
     bits &= 0x7fffffff;  // |x|
-    std::memcpy(&ax, &bits, sizeof ax);
+    std::memcpy(&a, &bits, sizeof a);
   }
-  ax = min_keep_nan(V{} + kGeluMaxAbs, ax);
-  V t = reciprocal(ax * 0.35355339059327377f + 1.0f);  // 1 / (1 + z / 2), z = |x| / sqrt 2
-  // Q / 2, so that q = erfc(z) / 2 / (t exp(-z^2)).
-  V q = V{} - 0.029534608125686646f;
-  q = q * t + 0.14228808879852295f;
-  q = q * t - 0.24360114336013794f;
-  q = q * t + 0.13903489708900452f;
-  q = q * t - 0.013313692063093185f;
-  q = q * t + 0.10134378075599670f;
-  q = q * t + 0.12155180424451828f;
-  q = q * t + 0.14118766784667969f;
-  q = q * t + 0.14104320108890533f;
-  // -z^2 = x * x * -1/2: one rounding (squaring a rounded z would make three). In [-87.1, 0].
-  e = fast_exp_normal_vec<V, IV>(ax * ax * -0.5f);
-  V half_erfc = t * e * q;
-  cdf = x < 0.0f ? half_erfc : 1.0f - half_erfc;
+  a = min_keep_nan(V{} + kGeluMaxAbs, a);
+  p = V{} + 0.0168364923f;
+  p = p * a + 0.118638784f;
+  p = p * a + 0.360413551f;
+  p = p * a + 0.499999821f;
+  r = V{} + 0.04220834f;
+  r = r * a + 0.297166586f;
+  r = r * a + 0.949159205f;
+  r = r * a + 1.51869428f;
+  r = r * a + 1.0f;
+  // exp(-a^2 / 2) = 2^n e^(-s / 2), n = round(-a^2 / 2 / ln 2) in [-126, 0], s = a^2 + 2 n ln 2 in [-ln 2, ln 2].
+  // Adding kRound puts 127 + n in the low mantissa bits of t, and those bits shifted left by 23 are 2^n.
+  const float kRound = 12582912.0f + 127.0f;  // 1.5 * 2^23 + the exponent bias
+  const float k2Ln2Hi = 1.38671875f, k2Ln2Lo = -4.24388880e-4f;  // 2 ln 2, its first 9 bits exact in n * hi
+  V a2 = a * a;
+  V t = a2 * -0.72134752044448170f + kRound;  // -a^2 / 2 * log2(e)
+  V nf = t - kRound;
+  V s = fused_mul_add(a, a, nf * k2Ln2Hi);  // exact product; with FMA a^2 is not rounded either
+  s = nf * k2Ln2Lo + s;
+  V q = V{} - 0.000259044697f;
+  q = q * s + 0.00261865836f;
+  q = q * s - 0.0208345652f;
+  q = q * s + 0.124997862f;
+  q = q * s - 0.499999851f;
+  q = q * s + 1.0f;
+  IV n;
+  std::memcpy(&n, &t, sizeof n);
+  n <<= 23;
+  V scale;
+  std::memcpy(&scale, &n, sizeof scale);
+  e = q * scale;
 }
 
 // Runs f(x vector) -> result vector over n elements: full vectors, then the tail through a padded vector.
@@ -62,13 +91,13 @@ static inline void map_vec(const float* x, float* y, int64_t n, F f) {
   }
 }
 
-// y = gelu(x)
+// y = gelu(x) = max(x, 0) - a Phi(-a): x Phi(x) for x < 0, x - x (1 - Phi(x)) for x >= 0.
 template <class V, class IV>
 static inline void gelu_vec(const float* x, float* y, int64_t n) {
   map_vec<V>(x, y, n, [](V v, int64_t) {
-    V cdf, e;
-    gelu_parts<V, IV>(v, cdf, e);
-    return v * cdf;
+    V a, e, p, r;
+    gelu_parts<V, IV>(v, a, e, p, r);
+    return max_keep_nan(V{}, v) - a * p * e / r;
   });
 }
 
@@ -78,8 +107,18 @@ static inline void gelu_backward_vec(const float* x, const float* g, float* gx, 
   constexpr int64_t W = lanes<V>();
   const float kInvSqrt2Pi = 0.39894228040143268f;
   map_vec<V>(x, gx, n, [=](V v, int64_t i) {
-    V cdf, e, gv;
-    gelu_parts<V, IV>(v, cdf, e);
+    V a, e, p, r, gv;
+    gelu_parts<V, IV>(v, a, e, p, r);
+    V tail = e * p / r;  // Phi(-a)
+    V cdf = v < 0.0f ? tail : 1.0f - tail;
+    V xc;  // x clamped like a (a with x's sign), so that x phi(x) is 0 at +-inf rather than inf * 0
+    {
+      IV vb, ab;
+      std::memcpy(&vb, &v, sizeof vb);
+      std::memcpy(&ab, &a, sizeof ab);
+      ab |= vb & ~0x7fffffff;
+      std::memcpy(&xc, &ab, sizeof xc);
+    }
     if (i + W <= n) {
       gv = load<V>(g + i);
     } else {
@@ -87,7 +126,7 @@ static inline void gelu_backward_vec(const float* x, const float* g, float* gx, 
       std::memcpy(pad, g + i, size_t(n - i) * sizeof(float));
       gv = load<V>(pad);
     }
-    return gv * (cdf + v * (e * kInvSqrt2Pi));
+    return gv * (cdf + xc * (e * kInvSqrt2Pi));
   });
 }
 
