@@ -3,15 +3,25 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <omp.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <iterator>
+#include <map>
 
 #include "data/synthetic.h"
 #include "engine/error.h"
 #include "models/checkpoint_io.h"
 #include "models/registry.h"
 #include "msmix/bench_model.h"
+#include "msmix/child_process.h"
 #include "msmix/data_command.h"
 #include "msmix/info.h"
 
@@ -157,7 +167,206 @@ Evaluation eval_command(const EvalCommand& command, std::ostream& out) {
 
 // ---------------------------------------------------------------- compare
 
+namespace {
+
+// One (method, seed) of a compare: its config, its folder and whether it is reused, resumed or started afresh.
+struct PlannedRun {
+  std::string method;
+  uint64_t seed = 0;
+  Config config;
+  std::string dir, label;
+  bool reuse = false, resume = false;
+};
+
+// Decides what happens to one run. Reused or resumed only when config.json matches this config and this
+// build (msmix_version).
+PlannedRun plan_run(const RunSpec& base, const std::string& method, uint64_t seed, Dataset& data, bool& loaded,
+                    const RunDir& root) {
+  PlannedRun run;
+  run.method = method;
+  run.seed = seed;
+  RunSpec spec = base;
+  spec.mix = method;
+  spec.seed = seed;
+  run.config = make_run_config(spec);
+  if (!loaded) data = load_data(run.config), loaded = true;  // the same data for every run
+  prepare_data(data, run.config);
+  run.dir = root.file(fmt::format("{}-{}", method, seed));
+  RunDir dir(run.dir);
+  const bool same = dir.has(kConfigFile) && dir.read_json(kConfigFile).value("msmix_version", "") == version_stamp() &&
+                    saved_config(dir) == run.config;
+  run.reuse = same && dir.has(kResultsFile) && dir.read_json(kResultsFile).value("status", "") == "finished";
+  run.resume = !run.reuse && same && dir.has(kLastCheckpointFile);
+  return run;
+}
+
+// What the table needs from a finished run: its test metrics (results.json) and its curves (log.jsonl).
+RunRecord read_record(const PlannedRun& run, const Json& results) {
+  RunRecord record;
+  record.method = run.method;
+  record.seed = run.seed;
+  record.best_epoch = results.value("best_epoch", int64_t(0));
+  for (auto it = results["test"].begin(); it != results["test"].end(); ++it)
+    record.test.emplace_back(it.key(), it.value().is_number() ? it.value().get<double>() : NAN);
+  const std::vector<Json> log = RunDir(run.dir).read_log();
+  for (const Json& line : log)
+    record.valid_loss.push_back(line["valid_loss"].is_number() ? line["valid_loss"].get<double>() : NAN);
+  record.mix = mix_summary(log, record.best_epoch);
+  return record;
+}
+
+constexpr const char* kChildLogFile = "train.log";
+
+// The `msmix train` command line that builds exactly run.config: the compare's own options plus this run's mix
+// and seed (`--key=value`, so a value starting with '-' is never read as an option).
+std::vector<std::string> child_train_args(const RunSpec& base, const PlannedRun& run) {
+  if (run.resume) return {"train", "--resume=" + run.dir};
+  std::vector<std::string> args = {"train",
+                                   "--model=" + base.model,
+                                   "--data=" + base.data,
+                                   "--mix=" + run.method,
+                                   fmt::format("--seed={}", run.seed),
+                                   "--device=" + base.device,
+                                   "--out=" + run.dir,
+                                   "--overwrite"};
+  if (!base.dataset.empty()) args.push_back("--dataset=" + base.dataset);
+  if (base.max_epochs > 0) args.push_back(fmt::format("--epochs={}", base.max_epochs));
+  for (const std::string& o : base.overrides) args.push_back("--set=" + o);
+  if (!base.weights.empty()) args.push_back("--weights=" + base.weights);
+  return args;
+}
+
+// The last `count` lines of a text file, each indented (for an error message); "" when unreadable.
+std::string tail_lines(const std::string& path, size_t count) {
+  std::string text;
+  try {
+    text = read_text_file(path);
+  } catch (const std::exception&) {
+    return "";
+  }
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  std::string out;
+  for (size_t i = lines.size() > count ? lines.size() - count : 0; i < lines.size(); ++i) out += "\n  " + lines[i];
+  return out;
+}
+
+// "" when the child left a finished run with the expected config, else what is wrong with it.
+std::string check_child_run(const PlannedRun& run) {
+  RunDir dir(run.dir);
+  if (!dir.has(kResultsFile)) return fmt::format("it wrote no {}", kResultsFile);
+  const std::string status = dir.read_json(kResultsFile).value("status", "");
+  if (status != "finished") return fmt::format("its {} says status '{}', not 'finished'", kResultsFile, status);
+  if (!dir.has(kConfigFile)) return fmt::format("it wrote no {}", kConfigFile);
+  const std::string version = dir.read_json(kConfigFile).value("msmix_version", "");
+  if (version != version_stamp())
+    return fmt::format("its {} is from msmix {}, this compare is {} (the executable is another build)", kConfigFile,
+                       version, version_stamp());
+  if (saved_config(dir) != run.config)
+    return fmt::format("its {} differs from the config this compare expects", kConfigFile);
+  return "";
+}
+
+// Trains the runs that are not reused in up to `jobs` child processes at once. Returns true when interrupted
+// (Ctrl-C, or a child stopped by SIGINT); throws after every child has ended when one failed.
+bool run_in_children(const CompareCommand& command, const std::vector<PlannedRun>& runs, Progress& progress) {
+  const std::string executable = command.executable.empty() ? "/proc/self/exe" : command.executable;
+  MSMIX_CHECK(::access(executable.c_str(), X_OK) == 0, "compare --jobs {}: cannot run '{}' ({})", command.jobs,
+              executable, std::strerror(errno));
+  const int threads = std::max(1, omp_get_max_threads() / command.jobs);
+  struct Active {
+    size_t index;
+    std::chrono::steady_clock::time_point start;
+  };
+  std::map<pid_t, Active> active;
+  std::map<size_t, std::string> failures;  // by run index: reported in the table's order, whichever ended first
+  bool interrupted = false;
+  size_t next = 0;
+  auto tag = [&](size_t i) {
+    return fmt::format("[{}/{}] {} seed {}", i + 1, runs.size(), runs[i].method, runs[i].seed);
+  };
+  auto ended = [&](pid_t pid, int status) {
+    const Active a = active.at(pid);
+    active.erase(pid);
+    const PlannedRun& run = runs[a.index];
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - a.start).count();
+    const std::string log = RunDir(run.dir).file(kChildLogFile);
+    if (ended_by_interrupt(status)) {
+      interrupted = true;
+      progress.message(fmt::format("{}: interrupted after {:.1f} s (resumable)", tag(a.index), seconds));
+      return;
+    }
+    std::string problem = exited_ok(status) ? check_child_run(run) : exit_status_text(status);
+    if (problem.empty()) {
+      const Json results = RunDir(run.dir).read_json(kResultsFile);
+      progress.message(fmt::format("{}: finished, best epoch {}, {:.1f} s", tag(a.index),
+                                   results.value("best_epoch", int64_t(0)), seconds));
+      return;
+    }
+    progress.message(fmt::format("{}: failed ({}); log {}", tag(a.index), problem, log));
+    const std::string tail = tail_lines(log, 10);
+    failures[a.index] = fmt::format("compare: run {} seed {} ({}) failed: {}; its log {}{}", run.method, run.seed,
+                                    run.dir, problem, log, tail.empty() ? "" : " ends with:" + tail);
+  };
+  try {
+    for (;;) {
+      if (stop_requested()) interrupted = true;
+      while (!interrupted && failures.empty() && active.size() < size_t(command.jobs) && next < runs.size()) {
+        const size_t i = next++;
+        const PlannedRun& run = runs[i];
+        if (run.reuse) {
+          progress.message(run.label + " -> reusing " + run.dir);
+          continue;
+        }
+        RunDir(run.dir).create();
+        ChildSpec spec;
+        spec.executable = executable;
+        spec.args = child_train_args(command.base, run);
+        spec.env = {{"OMP_NUM_THREADS", std::to_string(threads)}};
+        spec.output = RunDir(run.dir).file(kChildLogFile);
+        spec.append = run.resume;  // a resumed run's log continues the earlier session's
+        const pid_t pid = spawn_child(spec);
+        active[pid] = {i, std::chrono::steady_clock::now()};
+        progress.message(fmt::format("{} -> {}{} (child {}, {} thread{}, log {})", run.label,
+                                     run.resume ? "resuming " : "", run.dir, pid, threads, threads == 1 ? "" : "s",
+                                     spec.output));
+      }
+      if (active.empty()) break;
+      std::vector<pid_t> pids;
+      for (const auto& [pid, a] : active) pids.push_back(pid);
+      if (auto done = wait_any_child(pids, 0.2)) ended(done->pid, done->status);
+    }
+  } catch (...) {
+    // Something failed in this process: stop the children (their runs stay resumable) and reap them all.
+    for (const auto& [pid, a] : active) interrupt_child(pid);
+    for (const auto& [pid, a] : active) {
+      try {
+        wait_any_child({pid}, -1);
+      } catch (const std::exception&) {
+      }
+    }
+    throw;
+  }
+  if (!failures.empty()) {
+    std::string message = failures.begin()->second;
+    for (auto it = std::next(failures.begin()); it != failures.end(); ++it)
+      message += fmt::format("\nalso failed: {} seed {} (log {})", runs[it->first].method, runs[it->first].seed,
+                             RunDir(runs[it->first].dir).file(kChildLogFile));
+    throw Error(message);
+  }
+  return interrupted;
+}
+
+}  // namespace
+
 CompareResult compare_command(const CompareCommand& command, Progress& progress, std::ostream& out) {
+  MSMIX_CHECK(command.jobs >= 1, "compare: --jobs must be at least 1 (got {})", command.jobs);
   MSMIX_CHECK(!command.methods.empty() && !command.seeds.empty(), "compare: --mix and --seeds must not be empty");
   for (const std::string& m : command.methods) parse_mix_method(m);
   CompareResult result;
@@ -167,50 +376,41 @@ CompareResult compare_command(const CompareCommand& command, Progress& progress,
   RunDir root(result.dir);
   root.create();
 
+  // Every run's config and fate first (method, then seed: the table's order), then the training.
   Dataset data;
   bool loaded = false;
-  const size_t total = command.methods.size() * command.seeds.size();
-  for (const std::string& method : command.methods) {
-    for (uint64_t seed : command.seeds) {
-      RunSpec spec = command.base;
-      spec.mix = method;
-      spec.seed = seed;
-      Config config = make_run_config(spec);
-      if (!loaded) data = load_data(config), loaded = true;  // the same data for every run
-      prepare_data(data, config);
-      const std::string dir = root.file(fmt::format("{}-{}", method, seed));
-      RunDir run(dir);
-      // Reused or resumed only when config.json matches this config and this build (msmix_version).
-      const bool same = run.has(kConfigFile) && run.read_json(kConfigFile).value("msmix_version", "") == version_stamp() &&
-                        saved_config(run) == config;
-      const std::string label = fmt::format("[{}/{}] {}", result.runs.size() + 1, total, run_title(config));
+  std::vector<PlannedRun> runs;
+  for (const std::string& method : command.methods)
+    for (uint64_t seed : command.seeds) runs.push_back(plan_run(command.base, method, seed, data, loaded, root));
+  for (size_t i = 0; i < runs.size(); ++i)
+    runs[i].label = fmt::format("[{}/{}] {}", i + 1, runs.size(), run_title(runs[i].config));
+
+  if (command.jobs == 1) {
+    for (const PlannedRun& run : runs) {
       Json results;
-      if (same && run.has(kResultsFile) && run.read_json(kResultsFile).value("status", "") == "finished") {
-        progress.message(label + " -> reusing " + dir);
-        results = run.read_json(kResultsFile);
+      if (run.reuse) {
+        progress.message(run.label + " -> reusing " + run.dir);
+        results = RunDir(run.dir).read_json(kResultsFile);
       } else {
-        const bool resume = same && run.has(kLastCheckpointFile);
-        progress.message(label + (resume ? " -> resuming " : " -> ") + dir);
-        TrainResult r = run_training(config, data, dir, resume, progress);
+        progress.message(run.label + (run.resume ? " -> resuming " : " -> ") + run.dir);
+        TrainResult r = run_training(run.config, data, run.dir, run.resume, progress);
         if (r.status == "interrupted") {
           result.interrupted = true;
-          out << fmt::format("compare interrupted during {} seed {}; rerun the same command to continue\n", method, seed);
+          out << fmt::format("compare interrupted during {} seed {}; rerun the same command to continue\n", run.method,
+                             run.seed);
           return result;
         }
         results = r.results;
       }
-      RunRecord record;
-      record.method = method;
-      record.seed = seed;
-      record.best_epoch = results.value("best_epoch", int64_t(0));
-      for (auto it = results["test"].begin(); it != results["test"].end(); ++it)
-        record.test.emplace_back(it.key(), it.value().is_number() ? it.value().get<double>() : NAN);
-      const std::vector<Json> log = run.read_log();
-      for (const Json& line : log)
-        record.valid_loss.push_back(line["valid_loss"].is_number() ? line["valid_loss"].get<double>() : NAN);
-      record.mix = mix_summary(log, record.best_epoch);
-      result.runs.push_back(record);
+      result.runs.push_back(read_record(run, results));
     }
+  } else {
+    if (run_in_children(command, runs, progress)) {
+      result.interrupted = true;
+      out << "compare interrupted; rerun the same command to continue\n";
+      return result;
+    }
+    for (const PlannedRun& run : runs) result.runs.push_back(read_record(run, RunDir(run.dir).read_json(kResultsFile)));
   }
 
   result.comparison = summarize(result.runs, command.methods);
@@ -341,6 +541,20 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   compare_app->add_option("--epochs", compare.base.max_epochs, "maximum epochs per run");
   compare_app->add_option("--set", compare.base.overrides, "key=value overrides for every run (repeatable)");
   compare_app->add_option("--out", compare.out, "output folder (default runs/compare-<model>-<data>)");
+  compare_app->add_option("--jobs", compare.jobs,
+                          "runs trained at once: 1 = one after another in this process; N > 1 = up to N `msmix "
+                          "train` child processes, each with OMP_NUM_THREADS = max(1, threads / N) and its "
+                          "output in <run dir>/train.log")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& value) {  // a bad count is a bad command line (exit 2); a non-number is CLI11's to report
+            try {
+              return std::stoll(value) >= 1 ? std::string() : "must be at least 1 (got " + value + ")";
+            } catch (const std::exception&) {
+              return std::string();
+            }
+          },
+          "N >= 1"));
 
   BenchOptions bench;
   bool bench_as_json = false;

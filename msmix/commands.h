@@ -51,6 +51,11 @@ struct CompareCommand {
   std::vector<std::string> methods = {"none", "msmix"};  // methods[0] is the baseline
   std::vector<uint64_t> seeds = {1111, 1112, 1113, 1114, 1115};
   std::string out;  // "" = runs/compare-<model>-<data>
+  // Runs trained at once. 1: one after another in this process. N > 1: up to N `msmix train` child processes
+  // of `executable`, each with OMP_NUM_THREADS = max(1, T / N) (T: this process's omp_get_max_threads()) and
+  // its output in <run dir>/train.log; the same configs, files and table as with 1.
+  int jobs = 1;
+  std::string executable;  // the msmix binary children run; "" = this process's own (/proc/self/exe)
 };
 struct CompareResult {
   std::vector<RunRecord> runs;
@@ -61,7 +66,9 @@ struct CompareResult {
 };
 // Runs every (method, seed) into <out>/<method>-<seed>: a finished run with the same config is reused,
 // an unfinished one resumed. Writes compare.md, compare.csv, runs.csv and curves.svg in <out>, and prints
-// the table on `out`.
+// the table on `out`. With jobs > 1 a child that fails stops new launches; once the running ones end, an
+// Error names the run, its exit status and the end of its train.log. After Ctrl-C (or a child interrupted)
+// every child is waited for and `interrupted` is set.
 CompareResult compare_command(const CompareCommand& command, Progress& progress, std::ostream& out);
 
 // Dataset::summary() of synthetic:NAME or an MMSA .pkl.
