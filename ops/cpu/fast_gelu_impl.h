@@ -10,10 +10,11 @@
 // exp(-a^2 / 2) is also phi's exponential, so the derivative costs no second exp (exp_neg_half_square: with
 // AVX2 a table of 2^(j / 8) and a degree-3 polynomial, in SSE2 a degree-5 one; see there). Phi(x) is Phi(-a)
 // for x < 0 and 1 - Phi(-a) for x >= 0, and gelu(x) = max(x, 0) - a * Phi(-a) covers both signs in one
-// subtraction, so the left tail keeps its relative accuracy: at most 7e-7 measured over [-11.7, 14] with FMA
-// (the AVX2 build, where a^2 enters the exp's reduction unrounded); without FMA add a^2 / 2 * 2^-24 from
-// rounding a^2 (4e-6 at x = -13). a is clamped at 13.2 (kGeluMaxAbs), so below -13.2 (and at -inf) the result
-// is about -6e-39, a denormal (0 when denormals are flushed); a NaN input gives NaN.
+// subtraction, so the left tail keeps its relative accuracy: at most 7.3e-7 over every 13th float in
+// [-11.7, 14] with FMA (the AVX2 build, where a^2 enters the exp's reduction unrounded); the SSE2 build reaches
+// 1.04e-6 there and adds a^2 / 2 * 2^-24 from rounding a^2 (4.4e-6 near x = -11.6). a is clamped at 13.2
+// (kGeluMaxAbs), so below -13.2 (and at -inf) the result is about -6e-39, a denormal (0 when denormals are
+// flushed); a NaN input gives NaN.
 #pragma once
 #include <cstdint>
 #include <cstring>
