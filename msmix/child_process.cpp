@@ -80,7 +80,7 @@ pid_t spawn_child(const ChildSpec& spec) {
     posix_spawn_file_actions_adddup2(&setup.actions, 1, 2);
   }
 
-  std::vector<std::string> argv_items = {spec.executable};
+  std::vector<std::string> argv_items = {spec.argv0.empty() ? spec.executable : spec.argv0};
   argv_items.insert(argv_items.end(), spec.args.begin(), spec.args.end());
   std::vector<std::string> env_items = child_environment(spec.env);
   std::vector<char*> argv = c_strings(argv_items), envp = c_strings(env_items);

@@ -20,7 +20,8 @@ namespace msmix {
 
 struct ChildSpec {
   std::string executable;                                    // path of the program
-  std::vector<std::string> args;                             // argv[1..]; argv[0] is the executable
+  std::string argv0;                                         // what `ps` shows; "" = the executable
+  std::vector<std::string> args;                             // argv[1..]
   std::vector<std::pair<std::string, std::string>> env;      // set over a copy of this process's environment
   std::string output;                                        // stdout and stderr go here; "" = inherit ours
   bool append = false;                                       // append to `output` instead of truncating it

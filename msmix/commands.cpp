@@ -276,9 +276,12 @@ std::string check_child_run(const PlannedRun& run) {
 // Trains the runs that are not reused in up to `jobs` child processes at once. Returns true when interrupted
 // (Ctrl-C, or a child stopped by SIGINT); throws after every child has ended when one failed.
 bool run_in_children(const CompareCommand& command, const std::vector<PlannedRun>& runs, Progress& progress) {
+  // /proc/self/exe runs this very binary even when a rebuild has replaced the file since; `ps` shows its path.
   const std::string executable = command.executable.empty() ? "/proc/self/exe" : command.executable;
   MSMIX_CHECK(::access(executable.c_str(), X_OK) == 0, "compare --jobs {}: cannot run '{}' ({})", command.jobs,
               executable, std::strerror(errno));
+  std::error_code ec;
+  const std::string shown = command.executable.empty() ? fs::read_symlink(executable, ec).string() : executable;
   const int threads = std::max(1, omp_get_max_threads() / command.jobs);
   struct Active {
     size_t index;
@@ -286,7 +289,7 @@ bool run_in_children(const CompareCommand& command, const std::vector<PlannedRun
   };
   std::map<pid_t, Active> active;
   std::map<size_t, std::string> failures;  // by run index: reported in the table's order, whichever ended first
-  bool interrupted = false;
+  bool interrupted = false, child_interrupted = false;
   size_t next = 0;
   auto tag = [&](size_t i) {
     return fmt::format("[{}/{}] {} seed {}", i + 1, runs.size(), runs[i].method, runs[i].seed);
@@ -298,7 +301,7 @@ bool run_in_children(const CompareCommand& command, const std::vector<PlannedRun
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - a.start).count();
     const std::string log = RunDir(run.dir).file(kChildLogFile);
     if (ended_by_interrupt(status)) {
-      interrupted = true;
+      interrupted = child_interrupted = true;
       progress.message(fmt::format("{}: interrupted after {:.1f} s (resumable)", tag(a.index), seconds));
       return;
     }
@@ -327,6 +330,7 @@ bool run_in_children(const CompareCommand& command, const std::vector<PlannedRun
         RunDir(run.dir).create();
         ChildSpec spec;
         spec.executable = executable;
+        spec.argv0 = shown;
         spec.args = child_train_args(command.base, run);
         spec.env = {{"OMP_NUM_THREADS", std::to_string(threads)}};
         spec.output = RunDir(run.dir).file(kChildLogFile);
@@ -360,7 +364,9 @@ bool run_in_children(const CompareCommand& command, const std::vector<PlannedRun
                              RunDir(runs[it->first].dir).file(kChildLogFile));
     throw Error(message);
   }
-  return interrupted;
+  // A Ctrl-C that came after the last launch, with every child finishing its run anyway, left nothing to redo.
+  const bool left = std::any_of(runs.begin() + std::ptrdiff_t(next), runs.end(), [](const PlannedRun& r) { return !r.reuse; });
+  return interrupted && (child_interrupted || left);
 }
 
 }  // namespace

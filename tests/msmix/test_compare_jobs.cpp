@@ -15,6 +15,7 @@
 
 #include "msmix/child_process.h"
 #include "msmix/commands.h"
+#include "msmix/trainer.h"
 #include "tests/files.h"
 #include "tests/testing.h"
 
@@ -213,6 +214,19 @@ TEST_CASE("compare --jobs 2: every run bit-identical to --jobs 1 at one thread; 
   CHECK(again.markdown == one.markdown);
   CHECK(again_text.str().find("reusing") != std::string::npos);
   CHECK(again_text.str().find("child ") == std::string::npos);
+
+  // A stop request (Ctrl-C) with nothing left to train still gives the table; with runs left, it stops before
+  // launching any and says how to continue.
+  request_stop();
+  std::ostringstream stopped_out;
+  CHECK(!compare_command(command, again_progress, stopped_out).interrupted);
+  CHECK(stopped_out.str().find(one.markdown) != std::string::npos);
+  command.out = tmp.file("stopped");
+  CompareResult stopped = compare_command(command, again_progress, stopped_out);
+  clear_stop_request();
+  CHECK(stopped.interrupted);
+  CHECK(stopped_out.str().find("compare interrupted; rerun the same command to continue") != std::string::npos);
+  CHECK(!fs::exists(tmp.file("stopped/none-1111")));
 }
 
 TEST_CASE("compare --jobs: a failing child stops new launches and is named with its exit status and log") {
