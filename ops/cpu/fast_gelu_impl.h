@@ -119,10 +119,16 @@ static inline void map_vec(const float* x, float* y, int64_t n, F f) {
   }
 }
 
-// y = gelu(x) = max(x, 0) - a Phi(-a): x Phi(x) for x < 0, x - x (1 - Phi(x)) for x >= 0.
+// y = gelu(x) = max(x, 0) - a Phi(-a): x Phi(x) for x < 0, x - x (1 - Phi(x)) for x >= 0. Software prefetch
+// 2 KiB ahead: with about 13 cycles of arithmetic per 8 floats the hardware prefetcher alone left 4M floats
+// 6% slower per element than L2-resident ones (median of 5 runs 0.659 -> 0.617 ns).
 template <class V, class IV>
 static inline void gelu_vec(const float* x, float* y, int64_t n) {
-  map_vec<V>(x, y, n, [](V v, int64_t) {
+  map_vec<V>(x, y, n, [=](V v, int64_t i) {
+    if (i % 16 == 0) {  // each 64-byte line of x and y 2 KiB ahead; past the end is harmless
+      __builtin_prefetch(x + i + 512);
+      __builtin_prefetch(y + i + 512, 1);
+    }
     V a, e, p, r;
     gelu_parts<V, IV>(v, a, e, p, r);
     return max_keep_nan(V{}, v) - a * p * e / r;
