@@ -75,6 +75,7 @@ Config make_run_config(const RunSpec& spec) {
   c["mix_lr"] = -1.0;  // the intensity predictors' learning rate; -1 = the backbone's (the released code's)
   if (!c.contains("grad_clip_norm")) c["grad_clip_norm"] = -1.0;
   c["checkpoint"] = true;
+  c["shuffle"] = true;  // false: train batches in file order every epoch (framework-to-framework checks)
   if (is_synthetic(spec.data)) {
     c["synthetic_seed"] = 1;
     c["synthetic_scale"] = 1.0;

@@ -424,7 +424,8 @@ TrainResult Trainer::fit() {
   const int64_t batch_size = config_int(config_, "batch_size"), n = data_.train.size();
   const bool checkpoint = config_bool(config_, "checkpoint");
   // BatchNorm cannot normalise one sample: a last training batch of one is dropped (MMSA would fail).
-  Loader loader(data_.train, batch_size, /*shuffle=*/true, uint64_t(config_int(config_, "seed")),
+  const bool shuffle = config_bool_or(config_, "shuffle", true);  // absent in configs written before it
+  Loader loader(data_.train, batch_size, shuffle, uint64_t(config_int(config_, "seed")),
                 /*drop_last=*/n % batch_size == 1 && n > 1, device_);
   const int64_t steps = loader.batches_per_epoch();
   const bool mixing = mixer_->config.method != MixMethod::None;

@@ -217,6 +217,31 @@ TEST_CASE("trainer: the same seed gives identical log lines, another seed differ
   }
 }
 
+TEST_CASE("trainer: shuffle=false trains in file order, so without dropout the seed no longer matters") {
+  // Start every run from the same weights with every dropout off: the seed then only picks the batch order.
+  TempDir tmp("shuffle");
+  {
+    Run first = tiny_run("none", 1111, 1);
+    Trainer(first.config, first.data, (tmp.path / "init").string()).fit();
+  }
+  auto log_of = [&](uint64_t seed, bool shuffle) {
+    RunSpec spec = tiny_spec("none", seed, 2);
+    spec.weights = (tmp.path / "init" / "best.safetensors").string();
+    spec.overrides.push_back("dropouts=[0,0,0,0]");
+    spec.overrides.push_back(shuffle ? "shuffle=true" : "shuffle=false");
+    Config config = make_run_config(spec);
+    Dataset data = load_data(config);
+    prepare_data(data, config);
+    std::vector<std::string> lines;
+    for (const Json& line : Trainer(config, data).fit().log)
+      lines.push_back(fmt::format("{} {}", line["train_loss"].dump(), line["valid_loss"].dump()));
+    return lines;
+  };
+  CHECK(make_run_config(tiny_spec("none", 1, 1))["shuffle"] == true);  // the default
+  CHECK(log_of(1111, false) == log_of(1112, false));
+  CHECK(log_of(1111, true) != log_of(1112, true));
+}
+
 TEST_CASE("trainer: each log line holds the epoch's mixing statistics under \"mix\" (none: no such key)") {
   for (const char* mix : {"none", "mixup", "manifold", "msmix"}) {
     CAPTURE(mix);
