@@ -41,16 +41,6 @@ static inline V min_keep_nan(V hi, V x) {
   else return V(_mm_min_ps(__m128(hi), __m128(x)));
 }
 
-// 1 / d to about 2.5e-7 relative: the hardware estimate (12 bits) and one Newton step. Three cheap uops
-// where a division occupies the divider for several cycles per vector.
-template <class V>
-static inline V reciprocal(V d) {
-  V r;
-  if constexpr (sizeof(V) == 32) r = V(_mm256_rcp_ps(__m256(d)));
-  else r = V(_mm_rcp_ps(__m128(d)));
-  return r * (2.0f - d * r);
-}
-
 // Lanes summed in double (exact conversions; W terms).
 template <class V>
 static inline double lane_sum(V v) {
