@@ -9,6 +9,7 @@
 #include "data/synthetic.h"
 #include "engine/cuda_runtime.h"
 #include "engine/error.h"
+#include "msmix/run_dir.h"
 
 namespace msmix {
 
@@ -136,6 +137,12 @@ void prepare_data(Dataset& data, Config& config) {
               data.valid.size(), data.test.size());
   const int64_t text = config_bool_or(config, "use_bert", false) ? 768 : s.text.size(-1);
   config["feature_dims"] = {text, s.audio.size(-1), s.vision.size(-1)};
+}
+
+Config saved_config(const std::string& dir) {
+  Config c = Config::parse(read_text_file(RunDir(dir).file(kConfigFile)));
+  c.erase("msmix_version");
+  return c;
 }
 
 }  // namespace msmix

@@ -56,4 +56,7 @@ void prepare_data(Dataset& data, Config& config);
 // float settings and learning rates are written into JSON.
 double shortest_double(float f);
 
+// The run config as saved in <dir>/config.json, without the version stamp (what resume and reuse compare).
+Config saved_config(const std::string& dir);
+
 }  // namespace msmix
