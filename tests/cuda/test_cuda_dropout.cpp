@@ -1,6 +1,9 @@
 // CUDA dropout against the CPU: the same generator state gives the same mask bit for bit (both evaluate
 // engine/philox.h on (seed, offset, i)), forward and backward, for odd sizes, a non-zero stream offset and
-// p = 1. Skipped without a GPU.
+// p = 1, and NaN / inf inputs (NaN where dropped, as PyTorch's x * mask * scale). Skipped without a GPU.
+#include <cmath>
+#include <cstring>
+
 #include "tests/cuda/cuda_testing.h"
 
 using namespace msmix;
@@ -27,4 +30,23 @@ TEST_CASE("cuda dropout: the GPU's mask and grads equal the CPU's exactly") {
     Generator gen(99);
     return dropout(t[0], 0.2f, true, gen);
   }, {leaf({(int64_t(1) << 21) + 3}, seed++)}, Tol{0, 0}, Tol{0, 0});
+}
+
+TEST_CASE("cuda dropout: a NaN or inf input stays NaN where dropped, as on the CPU (x * 0)") {
+  MSMIX_REQUIRE_GPU();
+  std::vector<float> v(1031, 1.0f);
+  v[0] = std::nanf(""), v[9] = INFINITY, v[500] = -INFINITY, v[1030] = std::nanf("");
+  Tensor x = Tensor::from_vector(v, {1031});
+  for (float p : {0.5f, 1.0f}) {
+    CAPTURE(p);
+    Generator g_cpu(3), g_gpu(3);
+    const std::vector<float> cpu = dropout(x, p, true, g_cpu).to_vector();
+    const std::vector<float> gpu = dropout(x.to(Device::cuda()), p, true, g_gpu).to_vector();
+    size_t mismatches = 0;
+    for (size_t i = 0; i < v.size(); ++i)
+      mismatches += std::isnan(cpu[i]) ? !std::isnan(gpu[i]) : std::memcmp(&cpu[i], &gpu[i], sizeof(float)) != 0;
+    CHECK(mismatches == 0);
+    if (p == 1.0f)  // every element dropped: nan * 0 and inf * 0 are NaN
+      for (size_t i : {size_t(0), size_t(9), size_t(500), size_t(1030)}) CHECK(std::isnan(gpu[i]));
+  }
 }
