@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -23,7 +21,6 @@ namespace msmix {
 namespace fs = std::filesystem;
 
 namespace {
-
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
@@ -156,7 +153,6 @@ Evaluation eval_command(const EvalCommand& command, std::ostream& out) {
 
 namespace {
 
-
 // Decides what happens to one run. Reused or resumed only when config.json matches this config and this
 // build (msmix_version).
 PlannedRun plan_run(const RunSpec& base, const std::string& method, uint64_t seed, Dataset& data, bool& loaded,
@@ -172,8 +168,7 @@ PlannedRun plan_run(const RunSpec& base, const std::string& method, uint64_t see
   prepare_data(data, run.config);
   run.dir = root.file(fmt::format("{}-{}", method, seed));
   RunDir dir(run.dir);
-  const bool same = dir.has(kConfigFile) && dir.read_json(kConfigFile).value("msmix_version", "") == version_stamp() &&
-                    saved_config(dir.path()) == run.config;
+  const bool same = saved_config_mismatch(run.dir, run.config).empty();
   run.reuse = same && dir.has(kResultsFile) && dir.read_json(kResultsFile).value("status", "") == "finished";
   run.resume = !run.reuse && same && dir.has(kLastCheckpointFile);
   return run;

@@ -72,14 +72,7 @@ std::string check_child_run(const PlannedRun& run) {
   if (!dir.has(kResultsFile)) return fmt::format("it wrote no {}", kResultsFile);
   const std::string status = dir.read_json(kResultsFile).value("status", "");
   if (status != "finished") return fmt::format("its {} says status '{}', not 'finished'", kResultsFile, status);
-  if (!dir.has(kConfigFile)) return fmt::format("it wrote no {}", kConfigFile);
-  const std::string version = dir.read_json(kConfigFile).value("msmix_version", "");
-  if (version != version_stamp())
-    return fmt::format("its {} is from msmix {}, this compare is {} (the executable is another build)", kConfigFile,
-                       version, version_stamp());
-  if (saved_config(dir.path()) != run.config)
-    return fmt::format("its {} differs from the config this compare expects", kConfigFile);
-  return "";
+  return saved_config_mismatch(run.dir, run.config);
 }
 
 }  // namespace

@@ -75,6 +75,17 @@ extern "C" void on_sigint(int) {
 
 std::string version_stamp() { return fmt::format("{} ({})", MSMIX_VERSION, MSMIX_GIT_REV); }
 
+std::string saved_config_mismatch(const std::string& dir, const Config& config) {
+  RunDir run(dir);
+  if (!run.has(kConfigFile)) return fmt::format("no {} in {}", kConfigFile, dir);
+  Config saved = Config::parse(read_text_file(run.file(kConfigFile)));
+  const std::string version = saved.value("msmix_version", "");
+  if (version != version_stamp())
+    return fmt::format("its {} is from msmix {}, this build is {}", kConfigFile, version, version_stamp());
+  saved.erase("msmix_version");
+  return saved == config ? "" : fmt::format("its {} differs from the expected config", kConfigFile);
+}
+
 // ---------------------------------------------------------------- evaluation
 
 Json metrics_json(const Metrics& metrics) {

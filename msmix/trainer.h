@@ -58,6 +58,9 @@ Evaluation evaluate(Backbone& model, const Split& split, const Config& config, D
 
 // "0.1.0 (abc1234)": the version and git revision config.json records as msmix_version.
 std::string version_stamp();
+// "" when <dir>/config.json holds `config`, written by this build (what reusing or resuming a run needs), else
+// what differs: config.json missing, another build's version stamp, or another config.
+std::string saved_config_mismatch(const std::string& dir, const Config& config);
 
 // Metrics as a JSON object in MMSA's order; NaN (e.g. Corr of constant predictions) becomes null.
 Json metrics_json(const Metrics& metrics);
