@@ -40,6 +40,16 @@ uint64_t derive_seed(uint64_t seed, uint64_t stream) {
   return z ^ (z >> 31);
 }
 
+// The keys whose values differ between two configs, or that only one of them has.
+std::vector<std::string> differing_keys(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  for (auto it = a.begin(); it != a.end(); ++it)
+    if (!b.contains(it.key()) || b[it.key()] != it.value()) out.push_back(it.key());
+  for (auto it = b.begin(); it != b.end(); ++it)
+    if (!a.contains(it.key())) out.push_back(it.key());
+  return out;
+}
+
 // Doubles that JSON cannot hold (inf, nan) travel as strings.
 Json json_double(double x) { return std::isfinite(x) ? Json(x) : Json(fmt::format("{}", x)); }
 double from_json_double(const Json& j) { return j.is_string() ? std::stod(j.get<std::string>()) : j.get<double>(); }
@@ -83,7 +93,9 @@ std::string saved_config_mismatch(const std::string& dir, const Config& config) 
   if (version != version_stamp())
     return fmt::format("its {} is from msmix {}, this build is {}", kConfigFile, version, version_stamp());
   saved.erase("msmix_version");
-  return saved == config ? "" : fmt::format("its {} differs from the expected config", kConfigFile);
+  const std::vector<std::string> differ = differing_keys(config, saved);
+  return differ.empty() ? "" : fmt::format("its {} differs from the expected config in: {}", kConfigFile,
+                                           fmt::join(differ, ", "));
 }
 
 // ---------------------------------------------------------------- evaluation
@@ -357,13 +369,7 @@ void Trainer::resume() {
   MSMIX_CHECK(!run_dir_.empty(), "resume: no run directory given");
   RunDir dir(run_dir_);
   MSMIX_CHECK(dir.has(kConfigFile), "resume '{}': no {} there (not a run directory)", run_dir_, kConfigFile);
-  Config saved = Config::parse(read_text_file(dir.file(kConfigFile)));
-  saved.erase("msmix_version");
-  std::vector<std::string> differ;
-  for (auto it = config_.begin(); it != config_.end(); ++it)
-    if (!saved.contains(it.key()) || saved[it.key()] != it.value()) differ.push_back(it.key());
-  for (auto it = saved.begin(); it != saved.end(); ++it)
-    if (!config_.contains(it.key())) differ.push_back(it.key());
+  const std::vector<std::string> differ = differing_keys(config_, saved_config(run_dir_));
   MSMIX_CHECK(differ.empty(), "resume '{}': the config differs from the saved one in: {}", run_dir_, fmt::join(differ, ", "));
   MSMIX_CHECK(dir.has(kLastCheckpointFile), "resume '{}': no {} (no epoch finished, or checkpoint=false)", run_dir_,
               kLastCheckpointFile);
