@@ -72,8 +72,7 @@ Batch gather_with(const Split& split, const std::vector<int64_t>& rows, Take tak
 // The device-resident gather: index_select of the rows on the split's device.
 Batch gather_batch_on_device(const Split& split, const std::vector<int64_t>& rows, Device device) {
   NoGradGuard no_grad;
-  std::vector<float> index(rows.begin(), rows.end());  // exact: rows < 2^24
-  const Tensor idx = Tensor::from_vector(index, {int64_t(index.size())}).to(device);
+  const Tensor idx = index_tensor(rows, device);  // checked here: index_select reads nothing back
   return gather_with(split, rows, [&](const char*, const Tensor& x) {
     return x.defined() ? index_select(x, 0, idx) : Tensor();
   });

@@ -1,5 +1,6 @@
 #include "engine/tensor.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -166,6 +167,13 @@ std::string Tensor::str() const {
 
 // ---------------------------------------------------------------- values
 
+namespace {
+std::atomic<int64_t> g_host_reads{0};
+}
+
+int64_t host_read_count() { return g_host_reads.load(); }
+void count_host_read() { ++g_host_reads; }
+
 float Tensor::item() const {
   MSMIX_CHECK(numel() == 1, "item: tensor {} has {} elements, expected 1", describe(*this), numel());
   return to_vector()[0];
@@ -173,11 +181,12 @@ float Tensor::item() const {
 
 std::vector<float> Tensor::to_vector() const {
   std::vector<float> out(static_cast<size_t>(numel()));
-  if (out.empty()) return out;
-  if (is_cuda())
-    cuda::memcpy_device_to_host(out.data(), data(), out.size() * sizeof(float));
-  else
-    std::memcpy(out.data(), data(), out.size() * sizeof(float));
+  if (is_cuda()) {
+    if (!out.empty()) cuda::memcpy_device_to_host(out.data(), data(), out.size() * sizeof(float));  // counts
+  } else {
+    count_host_read();
+    if (!out.empty()) std::memcpy(out.data(), data(), out.size() * sizeof(float));
+  }
   return out;
 }
 
@@ -186,14 +195,21 @@ void Tensor::copy_(const Tensor& src) {
               describe(*this), describe(src));
   size_t bytes = size_t(numel()) * sizeof(float);
   if (bytes == 0 || data() == src.data()) return;
-  if (is_cuda() && src.is_cuda()) cuda::memcpy_device_to_device(data(), src.data(), bytes);
-  else if (is_cuda()) cuda::memcpy_host_to_device(data(), src.data(), bytes);
-  else if (src.is_cuda()) cuda::memcpy_device_to_host(data(), src.data(), bytes);
-  else std::memcpy(data(), src.data(), bytes);
+  impl_->storage->host_index.reset();
+  if (is_cuda() && src.is_cuda()) {
+    cuda::memcpy_device_to_device(data(), src.data(), bytes);
+  } else if (is_cuda()) {
+    cuda::memcpy_host_to_device(data(), src.data(), bytes);
+  } else if (src.is_cuda()) {
+    cuda::memcpy_device_to_host(data(), src.data(), bytes);
+  } else {
+    std::memcpy(data(), src.data(), bytes);
+  }
 }
 
 void Tensor::fill_(float value) {
   check_defined("fill_");
+  impl_->storage->host_index.reset();
   if (is_cuda() && value == 0) {
     cuda::memset_zero(data(), size_t(numel()) * sizeof(float));
   } else if (is_cuda()) {

@@ -26,6 +26,10 @@ struct Storage {
   float* data;
   size_t numel;
   Device device;
+  // Set by index_tensor() (ops/ops.h): the values as the host made them (each a non-negative integer), so
+  // index ops check them and the GPU's scatter-add plans them without reading the device copy back. Null
+  // for any other tensor; the in-place writers (copy_, fill_) reset it.
+  std::shared_ptr<const std::vector<int64_t>> host_index;
 };
 
 class Tensor {
@@ -98,6 +102,13 @@ struct TensorImpl {
 
 // "[2, 3] cpu" for error messages.
 std::string describe(const Tensor& t);
+
+// Reads of values by the host: every copy from a GPU to the host (to_vector, item, copy_, and the kernels'
+// own read-backs), and to_vector() / item() of CPU tensors, which stand for the same reads in a CPU run. On a
+// GPU each one waits for the device to finish everything queued, so a training step makes none; counting
+// them on the CPU too lets a CPU test hold the step to that (tests/msmix/test_host_reads.cpp).
+int64_t host_read_count();
+void count_host_read();  // called by those reads
 // Throws "op: tensors on different devices: cpu and cuda:0" unless all defined tensors share a device.
 Device common_device(const char* op, std::initializer_list<const Tensor*> tensors);
 

@@ -42,6 +42,12 @@ std::string position(int64_t flat, const Shape& shape) {
 // for the check (one small copy that synchronises): kernels never see a bad index.
 void check_indices(const char* op, const char* name, const Tensor& index_in, int64_t limit,
                    const std::string& target) {
+  if (const auto& host = index_in.impl()->storage->host_index) {  // made by index_tensor(): checked on the host
+    for (size_t k = 0; k < host->size(); ++k)
+      MSMIX_CHECK((*host)[k] < limit, "{}: {}{} = {} is out of range [0, {}) for {}", op, name,
+                  position(int64_t(k), index_in.shape()), (*host)[k], limit, target);
+    return;
+  }
   const Tensor index = index_in.is_cuda() ? index_in.detach().to(Device::cpu()) : index_in;
   int64_t bad = cpu::find_bad_index(index.data(), index.numel(), limit);
   if (bad < 0) return;
@@ -175,6 +181,19 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
 
 // ---------------------------------------------------------------- index_select, gather, embedding
 
+Tensor index_tensor(const std::vector<int64_t>& values, Device device) {
+  std::vector<float> v;
+  v.reserve(values.size());
+  for (size_t k = 0; k < values.size(); ++k) {
+    MSMIX_CHECK(values[k] >= 0 && values[k] < (int64_t(1) << 24), "index_tensor: value {} at [{}] is outside "
+                "[0, 2^24) (float32 holds integers exactly only up to 2^24)", values[k], k);
+    v.push_back(float(values[k]));
+  }
+  Tensor t = Tensor::from_vector(v, {int64_t(v.size())}, device);
+  t.impl()->storage->host_index = std::make_shared<const std::vector<int64_t>>(values);
+  return t;
+}
+
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   MSMIX_OP_RANGE("index_select");
   MSMIX_CHECK(x.defined() && index.defined(), "index_select: undefined input");
@@ -194,7 +213,9 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
     Shape x_shape = x.shape();
     record(out, "index_select", {x}, [index_, x_shape, v, n](const Tensor& g, const std::vector<bool>&) {
       Tensor gx = Tensor::zeros(x_shape, g.device());  // scatter-add: repeated indices accumulate
-      (g.is_cuda() ? cuda::index_select_backward : cpu::index_select_backward)(g.data(), v.outer, v.size, v.inner, index_.data(), n, gx.data());
+      const auto& host = index_.impl()->storage->host_index;  // the GPU plans from it without a read back
+      if (g.is_cuda() && host) cuda::index_select_backward_host(g.data(), v.outer, v.size, v.inner, *host, gx.data());
+      else (g.is_cuda() ? cuda::index_select_backward : cpu::index_select_backward)(g.data(), v.outer, v.size, v.inner, index_.data(), n, gx.data());
       return Grads{gx};
     });
   }

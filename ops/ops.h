@@ -92,6 +92,9 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);        // as t
 Tensor masked_fill(const Tensor& x, const Tensor& mask, float value);    // mask != 0 broadcast to x
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);      // cond != 0 ? a : b, broadcast
 Tensor embedding(const Tensor& ids, const Tensor& weight);               // ids [...] -> [..., D]
+// An index made on the host ([n], on `device`): its values are checked there (none negative, each exactly a
+// float), so index ops take it without reading the device copy back to check it (a read waits for the GPU).
+Tensor index_tensor(const std::vector<int64_t>& values, Device device);
 
 // ---- convolution (ops/conv.cpp): x [N, Cin, L], weight [Cout, Cin, K], bias [Cout] or undefined,
 // stride 1, zero padding on both sides -> [N, Cout, L + 2 * padding - K + 1]

@@ -1,6 +1,7 @@
 // The engine's CUDA runtime: device discovery, raw allocation and copies on the default stream.
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #if __has_include(<nvtx3/nvToolsExt.h>)
 #include <nvtx3/nvToolsExt.h>  // header-only (NVTX v3): it finds the profiler, if any, at the first call
@@ -9,6 +10,7 @@
 
 #include "engine/cuda/check.h"
 #include "engine/cuda_runtime.h"
+#include "engine/tensor.h"
 
 namespace msmix::cuda {
 
@@ -52,10 +54,54 @@ void* malloc(size_t bytes) {
   return ptr;
 }
 void free(void* ptr) { CUDA_CHECK(cudaFree(ptr)); }
+namespace {
+
+// Small host-to-device copies (index tensors, per-step scalars) go through pinned staging slots: a copy from
+// pageable memory first waits for the stream to drain, one from pinned memory just queues. A slot is reused
+// once the copy that last used it has finished (its event); big copies (a dataset split, once) go directly.
+class StagingSlots {
+ public:
+  static constexpr size_t kSlots = 64, kSlotBytes = 64 << 10;  // 4 MiB of pinned memory in all
+
+  bool fits(size_t bytes) const { return bytes <= kSlotBytes; }
+
+  void copy(void* dst, const void* src, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!base_) {
+      CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&base_), kSlots * kSlotBytes, cudaHostAllocDefault));
+      for (cudaEvent_t& e : done_) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    }
+    const size_t k = next_;
+    next_ = (next_ + 1) % kSlots;
+    if (used_[k]) CUDA_CHECK(cudaEventSynchronize(done_[k]));  // 64 copies still in flight: rare
+    char* slot = base_ + k * kSlotBytes;
+    std::memcpy(slot, src, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, slot, bytes, cudaMemcpyHostToDevice, 0));
+    CUDA_CHECK(cudaEventRecord(done_[k], 0));
+    used_[k] = true;
+  }
+
+ private:
+  std::mutex mutex_;  // the loader's thread may copy too
+  char* base_ = nullptr;
+  cudaEvent_t done_[kSlots] = {};
+  bool used_[kSlots] = {};
+  size_t next_ = 0;
+};
+
+StagingSlots& staging() {
+  static StagingSlots* slots = new StagingSlots();  // never freed: the driver may be gone at exit
+  return *slots;
+}
+
+}  // namespace
+
 void memcpy_host_to_device(void* dst, const void* src, size_t bytes) {
-  CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  if (staging().fits(bytes)) staging().copy(dst, src, bytes);
+  else CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
 }
 void memcpy_device_to_host(void* dst, const void* src, size_t bytes) {
+  count_host_read();  // engine/tensor.h: a step should make none
   CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 void memcpy_device_to_device(void* dst, const void* src, size_t bytes) {

@@ -66,6 +66,9 @@ void where_forward(const float* cond, const Shape& cond_shape, const float* a, c
 // ---- scatter.cu: the deterministic scatter-adds (CPU order, no atomics; reads the index back to the host)
 void index_select_backward(const float* g, int64_t outer, int64_t x_dim, int64_t inner, const float* index,
                            int64_t n, float* gx);
+// The same with the index values already on the host (index_tensor()): no read back.
+void index_select_backward_host(const float* g, int64_t outer, int64_t x_dim, int64_t inner,
+                                const std::vector<int64_t>& index, float* gx);
 void gather_backward(const float* g, const Shape& index_shape, const float* index, const Shape& x_shape, int64_t dim,
                      float* gx);
 

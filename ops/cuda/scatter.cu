@@ -81,6 +81,11 @@ void index_select_backward(const float* g, int64_t outer, int64_t x_dim, int64_t
   scatter_add_rows(g, gx, host_indices(index, n), outer, x_dim, inner);
 }
 
+void index_select_backward_host(const float* g, int64_t outer, int64_t x_dim, int64_t inner,
+                                const std::vector<int64_t>& index, float* gx) {
+  scatter_add_rows(g, gx, index, outer, x_dim, inner);
+}
+
 void gather_backward(const float* g, const Shape& index_shape, const float* index, const Shape& x_shape, int64_t dim,
                      float* gx) {
   const int64_t P = shape_numel(index_shape);

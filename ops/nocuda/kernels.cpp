@@ -58,6 +58,9 @@ void where_forward(const float*, const Shape&, const float*, const Shape&, const
 void index_select_backward(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float*) {
   no_cuda("index_select_backward");
 }
+void index_select_backward_host(const float*, int64_t, int64_t, int64_t, const std::vector<int64_t>&, float*) {
+  no_cuda("index_select_backward_host");
+}
 void gather_backward(const float*, const Shape&, const float*, const Shape&, int64_t, float*) {
   no_cuda("gather_backward");
 }
