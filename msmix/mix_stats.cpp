@@ -25,31 +25,35 @@ double std_of(double sum, double sum_sq, double n) {
 
 }  // namespace
 
-MixStepStats mix_step_stats(const MixResult& r) {
+PendingMixStep pending_mix_step(const MixResult& r) {
+  PendingMixStep p;
+  if (!r.active) return p;
+  NoGradGuard no_grad;
+  p.pairs = r.pairs;
+  p.samples = r.labels.numel();
+  p.has_intensity = r.intensity_t.defined() && r.intensity_a.defined() && r.intensity_v.defined();
+  p.selection = r.selection;
+  std::vector<Tensor> parts = {flat(r.labels_i), flat(r.labels_j), flat(r.lambda_base), flat(r.lambda_t),
+                               flat(r.lambda_a), flat(r.lambda_v), flat(r.lambda_label), flat(r.mixed_labels),
+                               flat(r.labels)};
+  if (p.has_intensity)
+    for (const Tensor* t : {&r.intensity_t, &r.intensity_a, &r.intensity_v}) parts.push_back(flat(*t));
+  p.values = concat(parts, 0);
+  return p;
+}
+
+MixStepStats mix_step_stats(const PendingMixStep& p, const std::vector<float>& host) {
   MixStepStats s;
-  if (!r.active) return s;
-  const int64_t N = int64_t(r.pairs.size()), B = r.labels.numel();
-  const bool intensities = r.intensity_t.defined() && r.intensity_a.defined() && r.intensity_v.defined();
-  // Every value this step reads, in one tensor on the mixing device, so one copy (one sync) brings them back:
-  // 8 rows of N per-pair values, then B labels, then 3 x B intensities for MS-Mix.
-  std::vector<float> host;
-  {
-    NoGradGuard no_grad;
-    std::vector<Tensor> parts = {flat(r.labels_i), flat(r.labels_j), flat(r.lambda_base), flat(r.lambda_t),
-                                 flat(r.lambda_a), flat(r.lambda_v), flat(r.lambda_label), flat(r.mixed_labels),
-                                 flat(r.labels)};
-    if (intensities)
-      for (const Tensor* t : {&r.intensity_t, &r.intensity_a, &r.intensity_v}) parts.push_back(flat(*t));
-    host = concat(parts, 0).to_vector();
-  }
-  const size_t expected = size_t(8 * N + B * (intensities ? 4 : 1));
+  const int64_t N = int64_t(p.pairs.size()), B = p.samples;
+  if (N == 0) return s;
+  const size_t expected = size_t(8 * N + B * (p.has_intensity ? 4 : 1));
   MSMIX_CHECK(host.size() == expected, "mix statistics: expected {} values for {} pairs and {} samples, got {}",
               expected, N, B, host.size());
   const float *yi = host.data(), *yj = yi + N, *base = yj + N, *lt = base + N, *la = lt + N, *lv = la + N,
               *ll = lv + N, *mixed = ll + N, *y = mixed + N;
   s.pairs = N;
   for (int64_t k = 0; k < N; ++k) {
-    s.same_sample += r.pairs[size_t(k)].first == r.pairs[size_t(k)].second;
+    s.same_sample += p.pairs[size_t(k)].first == p.pairs[size_t(k)].second;
     s.opposite_sign += double(yi[k]) * double(yj[k]) < 0;
     s.label_distance += std::fabs(double(yi[k]) - double(yj[k]));
     s.base += base[k];
@@ -63,16 +67,43 @@ MixStepStats mix_step_stats(const MixResult& r) {
   }
   s.samples = B;
   for (int64_t b = 0; b < B; ++b) s.abs_label += std::fabs(double(y[b]));
-  s.has_intensity = intensities;
-  if (intensities)
+  s.has_intensity = p.has_intensity;
+  if (p.has_intensity)
     for (int m = 0; m < 3; ++m)
       for (int64_t b = 0; b < B; ++b) {
         const double v = y[(m + 1) * B + b];
         s.intensity[m] += v;
         s.intensity_sq[m] += v * v;
       }
-  s.selection = r.selection;
+  s.selection = p.selection;
   return s;
+}
+
+MixStepStats mix_step_stats(const MixResult& r) {
+  const PendingMixStep p = pending_mix_step(r);
+  return p.values.defined() ? mix_step_stats(p, p.values.to_vector()) : MixStepStats();
+}
+
+void MixStats::add(const MixResult& r) {
+  if (r.active) pending_.push_back(pending_mix_step(r));
+}
+
+void MixStats::read_pending() {
+  if (pending_.empty()) return;
+  std::vector<Tensor> all;
+  for (const PendingMixStep& p : pending_) all.push_back(p.values);
+  std::vector<float> host;
+  {
+    NoGradGuard no_grad;
+    host = concat(all, 0).to_vector();
+  }
+  size_t at = 0;
+  for (const PendingMixStep& p : pending_) {
+    const size_t n = size_t(p.values.numel());
+    add(mix_step_stats(p, std::vector<float>(host.begin() + long(at), host.begin() + long(at + n))));
+    at += n;
+  }
+  pending_.clear();
 }
 
 void MixStats::add(const MixStepStats& s) {
@@ -108,7 +139,8 @@ void MixStats::add(const MixStepStats& s) {
   }
 }
 
-Json MixStats::summary() const {
+Json MixStats::summary() {
+  read_pending();
   Json j = Json::object();
   if (steps_ == 0) return j;
   const double n = double(sum_.pairs), b = double(sum_.samples);

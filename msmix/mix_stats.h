@@ -2,10 +2,11 @@
 // opposite signs, MS-Mix's selection and its fallback), how far apart the ratios were, and the intensities.
 //
 //   MixStats stats;                        // one per epoch
-//   stats.add(mixer.mix(reps, labels, gen));   // per training step: one device-to-host copy, draws nothing
-//   line["mix"] = stats.summary();         // averages over the epoch's mixed steps
+//   stats.add(mixer.mix(reps, labels, gen));   // per training step: keeps its values on the device, draws nothing
+//   line["mix"] = stats.summary();         // one device-to-host copy for the epoch, then the averages
 //
-// Reading the values changes no training number: the copy reads detached tensors after they were made.
+// Reading the values changes no training number: the copy reads detached tensors after they were made. A read
+// per step would wait for the GPU at every step, hence the values wait on the device until summary().
 #pragma once
 #include <cstdint>
 
@@ -30,19 +31,37 @@ struct MixStepStats {
   SelectionStats selection;                      // MS-Mix (needed 0 otherwise)
 };
 
-// The statistics of one mixing step; nothing (pairs 0) when r is inactive.
+// A mixing step's values, still on the mixing device: 8 rows of N per-pair values, the B labels, then 3 x B
+// intensities for MS-Mix (values); what the host already knows is kept beside them.
+struct PendingMixStep {
+  Tensor values;
+  std::vector<MixPair> pairs;  // N
+  int64_t samples = 0;         // B
+  bool has_intensity = false;
+  SelectionStats selection;
+};
+
+// What a step leaves for later (inactive: pairs empty, nothing on the device).
+PendingMixStep pending_mix_step(const MixResult& r);
+// The statistics of one step from its values read back (values: pending.values on the host).
+MixStepStats mix_step_stats(const PendingMixStep& pending, const std::vector<float>& values);
+// Both at once (one read back); nothing (pairs 0) when r is inactive.
 MixStepStats mix_step_stats(const MixResult& r);
 
 class MixStats {
  public:
-  void add(const MixResult& r) { add(mix_step_stats(r)); }
+  void add(const MixResult& r);  // keeps the step's values on the device
   void add(const MixStepStats& s);
-  int64_t steps() const { return steps_; }  // steps that mixed
+  int64_t steps() const { return steps_ + int64_t(pending_.size()); }  // steps that mixed
   // The epoch's averages (keys in docs/training.md, "log.jsonl"); an empty object when no step mixed.
   // Per-pair values are averaged over all pairs of the epoch, per-step ones (candidates, fallback) over steps.
-  Json summary() const;
+  // Reads the steps added since the last call back first, in one copy.
+  Json summary();
 
  private:
+  void read_pending();
+
+  std::vector<PendingMixStep> pending_;
   MixStepStats sum_;
   int64_t steps_ = 0, selection_steps_ = 0, fallbacks_ = 0;
   double above_delta_ = 0, candidate_fraction_ = 0, pool_ = 0, pair_similarity_ = 0;

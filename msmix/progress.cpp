@@ -38,7 +38,7 @@ std::string format_progress_bar(const StepInfo& s, double items_per_second, doub
   if (filled < kBarWidth) bar += '>';
   bar.resize(kBarWidth, ' ');
   return fmt::format("epoch {}/{} [{}] {}/{} loss {:.4f} | {:.0f} it/s | ETA {}", s.epoch, s.max_epochs, bar, s.step,
-                     s.steps, s.loss, items_per_second, format_duration(eta_seconds));
+                     s.steps, s.loss_value(), items_per_second, format_duration(eta_seconds));
 }
 
 std::string format_epoch_line(const Json& line) {

@@ -29,7 +29,9 @@ class Progress {
   static bool stderr_is_terminal();
 
   void message(const std::string& line);  // clears a bar first
-  void step(const StepInfo& s);           // interactive only: redraws the bar, at most ~10 times a second
+  // Interactive only: redraws the bar, at most ~10 times a second; only then is the loss read (on a GPU a
+  // read waits for the step to finish).
+  void step(const StepInfo& s);
   void epoch(const Json& line);           // one line per finished epoch
 
  private:

@@ -36,12 +36,11 @@ Tensor SampleSelector::cosine_similarity(const Representations& reps) {
   return mul(total, 1.0f / 3.0f);
 }
 
-Tensor SampleSelector::normalize_similarity(const Tensor& similarity) {
-  MSMIX_CHECK(similarity.defined() && similarity.dim() == 2 && similarity.size(0) == similarity.size(1),
-              "SampleSelector: similarity must be square [B, B], got {}",
-              similarity.defined() ? describe(similarity) : "undefined");
-  const int64_t B = similarity.size(0);
-  std::vector<float> s = similarity.to_vector();
+namespace {
+
+// The selection on host values: s is S' row-major [B, B]. One read of the similarity feeds all of it (a
+// read waits for the GPU).
+void normalize_in_place(std::vector<float>& s, int64_t B) {
   float lo = FLT_MAX, hi = -FLT_MAX;
   for (int64_t i = 0; i < B; ++i)
     for (int64_t j = 0; j < B; ++j)
@@ -53,15 +52,9 @@ Tensor SampleSelector::normalize_similarity(const Tensor& similarity) {
       float& x = s[i * B + j];
       x = i == j ? 0.0f : flat ? 0.5f : (x - lo) / (hi - lo);
     }
-  return Tensor::from_vector(s, {B, B});
 }
 
-std::vector<MixPair> SampleSelector::candidates(const Tensor& normalized, SelectionStats* stats) const {
-  MSMIX_CHECK(normalized.defined() && normalized.dim() == 2 && normalized.size(0) == normalized.size(1),
-              "SampleSelector: normalized similarity must be square [B, B], got {}",
-              normalized.defined() ? describe(normalized) : "undefined");
-  const int64_t B = normalized.size(0);
-  std::vector<float> s = normalized.to_vector();
+std::vector<MixPair> candidates_of(const std::vector<float>& s, int64_t B, float delta, SelectionStats* stats) {
   std::vector<MixPair> out;
   for (int64_t i = 0; i < B; ++i)
     for (int64_t j = 0; j < B; ++j)
@@ -88,10 +81,10 @@ std::vector<MixPair> SampleSelector::candidates(const Tensor& normalized, Select
   return out;
 }
 
-std::vector<MixPair> SampleSelector::select(const Tensor& normalized, Generator& gen, SelectionStats* stats) const {
-  std::vector<MixPair> pool = candidates(normalized, stats);
-  const int64_t B = normalized.size(0);
+std::vector<MixPair> select_from(const std::vector<float>& s, int64_t B, float delta, Generator& gen,
+                                 SelectionStats* stats) {
   MSMIX_CHECK(B > 0, "SampleSelector: empty batch");
+  std::vector<MixPair> pool = candidates_of(s, B, delta, stats);
   std::vector<MixPair> out;
   if (pool.empty()) {
     out.assign(size_t(B), MixPair{0, 0});  // B = 1: identity mix
@@ -103,7 +96,6 @@ std::vector<MixPair> SampleSelector::select(const Tensor& normalized, Generator&
     while (int64_t(out.size()) < B) out.push_back(pool[gen.randint(n)]);
   }
   if (stats) {  // read after the draws: the pairs and the generator are those of a call without stats
-    const std::vector<float> s = normalized.to_vector();
     double sum = 0;
     for (const MixPair& p : out) sum += s[size_t(p.first * B + p.second)];
     stats->pair_similarity = sum / double(out.size());
@@ -111,8 +103,37 @@ std::vector<MixPair> SampleSelector::select(const Tensor& normalized, Generator&
   return out;
 }
 
+void check_square(const Tensor& m, const char* what) {
+  MSMIX_CHECK(m.defined() && m.dim() == 2 && m.size(0) == m.size(1), "SampleSelector: {} must be square [B, B], got {}",
+              what, m.defined() ? describe(m) : "undefined");
+}
+
+}  // namespace
+
+Tensor SampleSelector::normalize_similarity(const Tensor& similarity) {
+  check_square(similarity, "similarity");
+  const int64_t B = similarity.size(0);
+  std::vector<float> s = similarity.to_vector();
+  normalize_in_place(s, B);
+  return Tensor::from_vector(s, {B, B});
+}
+
+std::vector<MixPair> SampleSelector::candidates(const Tensor& normalized, SelectionStats* stats) const {
+  check_square(normalized, "normalized similarity");
+  return candidates_of(normalized.to_vector(), normalized.size(0), delta, stats);
+}
+
+std::vector<MixPair> SampleSelector::select(const Tensor& normalized, Generator& gen, SelectionStats* stats) const {
+  check_square(normalized, "normalized similarity");
+  return select_from(normalized.to_vector(), normalized.size(0), delta, gen, stats);
+}
+
 std::vector<MixPair> SampleSelector::select(const Representations& reps, Generator& gen, SelectionStats* stats) const {
-  return select(normalize_similarity(cosine_similarity(reps)), gen, stats);
+  const Tensor similarity = cosine_similarity(reps);
+  const int64_t B = similarity.size(0);
+  std::vector<float> s = similarity.to_vector();  // the one read back of a selection
+  normalize_in_place(s, B);
+  return select_from(s, B, delta, gen, stats);
 }
 
 }  // namespace msmix

@@ -112,18 +112,31 @@ Evaluation evaluate(Backbone& model, const Split& split, const Config& config, D
   model.eval();
   Loader loader(split, config_int(config, "batch_size"), /*shuffle=*/false, /*seed=*/0, /*drop_last=*/false, device);
   Evaluation e;
-  double loss_sum = 0;
-  int64_t batches = 0;
+  // Per batch, its loss, predictions and labels stay on the device: one read back at the end.
+  std::vector<Tensor> losses, predictions, labels;
   Batch batch;
   while (loader.next(batch)) {
+    const int64_t B = batch.size();
     Tensor pred = model.forward(model_input(batch, config)).prediction;  // [B, 1]
-    Tensor labels = reshape(batch.labels, {batch.size(), 1});
-    loss_sum += task_loss(config, pred, labels).item();
-    ++batches;
-    for (float p : pred.to_vector()) e.predictions.push_back(p);
-    for (float y : batch.labels.to_vector()) e.labels.push_back(y);
+    losses.push_back(reshape(task_loss(config, pred, reshape(batch.labels, {B, 1})), {1}));
+    predictions.push_back(reshape(pred, {B}));
+    labels.push_back(reshape(batch.labels, {B}));
   }
-  e.loss = batches > 0 ? round4(loss_sum / double(batches)) : NAN;
+  const size_t batches = losses.size();
+  if (batches > 0) {
+    std::vector<Tensor> all = losses;
+    all.insert(all.end(), predictions.begin(), predictions.end());
+    all.insert(all.end(), labels.begin(), labels.end());
+    const std::vector<float> host = concat(all, 0).to_vector();  // [batches + N + N]
+    const size_t n = (host.size() - batches) / 2;
+    double loss_sum = 0;  // MMSA: the mean of the per-batch losses, summed in batch order
+    for (size_t k = 0; k < batches; ++k) loss_sum += host[k];
+    e.loss = round4(loss_sum / double(batches));
+    e.predictions.assign(host.begin() + long(batches), host.begin() + long(batches + n));
+    e.labels.assign(host.begin() + long(batches + n), host.end());
+  } else {
+    e.loss = NAN;
+  }
   for (int64_t i = 0; i < split.size(); ++i)
     e.ids.push_back(split.ids.empty() ? std::to_string(i) : split.ids[size_t(i)]);
   if (!e.predictions.empty()) e.metrics = dataset_metrics(config_string(config, "dataset"), e.predictions, e.labels);
@@ -145,7 +158,10 @@ void clear_stop_request() { g_stop.store(false); }
 
 // ---------------------------------------------------------------- the trainer
 
+// The epoch's loss sums. Each step leaves its values on the device (step_values); read_epoch_sums brings them
+// all back in one copy at the end of the epoch, since a read per step would wait for the GPU every step.
 struct Trainer::EpochSums {
+  std::vector<Tensor> step_values;  // per step: [total, task] or [total, task, mix] or [total, task, mix, sal]
   double total = 0, task = 0, mix = 0, sal = 0;
   int64_t steps = 0;
   MixStats mixing;  // what the mixer did: log.jsonl's "mix"
@@ -261,7 +277,7 @@ void Trainer::fail(const std::string& message) {
   throw Error(full);
 }
 
-double Trainer::train_step(const Batch& batch, int64_t epoch, int64_t step, int64_t steps, EpochSums& sums) {
+Tensor Trainer::train_step(const Batch& batch, EpochSums& sums) {
   ProfileRange step_range("train step");  // nests "forward", then "backward" and "optimizer step" (their own)
   const int64_t update_every = config_int_or(config_, "update_epochs", 1);
   if (left_in_group_ == update_every) {  // MMSA: zero the grads at the start of each accumulation group
@@ -282,18 +298,17 @@ double Trainer::train_step(const Batch& batch, int64_t epoch, int64_t step, int6
   const Mixer::LossTerms terms = mixer_->loss_terms(task, mixed_pred, mix);
   const Tensor& loss = terms.total;
   forward_range.reset();
-
-  // Every value the epoch's sums need in one read back (each item() on a GPU waits for the device).
-  std::vector<float> values;
   {
     NoGradGuard no_grad;
     std::vector<Tensor> parts = {reshape(loss, {1}), reshape(task, {1})};
     if (terms.mix.defined()) parts.push_back(reshape(terms.mix, {1}));
     if (terms.sal.defined()) parts.push_back(reshape(terms.sal, {1}));
-    values = concat(parts, 0).to_vector();
+    sums.step_values.push_back(concat(parts, 0));
   }
-  const double value = values[0];
-  if (!std::isfinite(value)) fail(fmt::format("non-finite loss ({}) at epoch {}, step {} of {}", value, epoch, step, steps));
+
+  // No check of the loss here: reading it would wait for the GPU. A non-finite loss is found (and named) when
+  // the epoch's values are read back; the weights it spoils are never saved (the resume point and best
+  // weights are written only after that read).
   loss.backward();
   const std::vector<Tensor> params = [&] {
     std::vector<Tensor> all;
@@ -307,16 +322,32 @@ double Trainer::train_step(const Batch& batch, int64_t epoch, int64_t step, int6
     optimizer_->step();
     left_in_group_ = update_every;
   }
-
-  sums.total += value;
-  sums.task += values[1];
-  if (mix.active) {
-    sums.mix += values[2];
-    if (terms.sal.defined()) sums.sal += values[3];
-    sums.mixing.add(mix);
-  }
+  if (mix.active) sums.mixing.add(mix);
   ++sums.steps;
-  return value;
+  return loss.detach();
+}
+
+// One read back for the whole epoch; the sums add the values in step order in double, as a sum per step would.
+void Trainer::read_epoch_sums(EpochSums& sums, int64_t epoch, int64_t steps) {
+  if (sums.step_values.empty()) return;
+  std::vector<float> values;
+  {
+    NoGradGuard no_grad;
+    values = concat(sums.step_values, 0).to_vector();
+  }
+  size_t at = 0;
+  for (size_t k = 0; k < sums.step_values.size(); ++k) {
+    const int64_t n = sums.step_values[k].numel();
+    const double total = values[at];
+    if (!std::isfinite(total))
+      fail(fmt::format("non-finite loss ({}) at epoch {}, step {} of {}", total, epoch, k + 1, steps));
+    sums.total += total;
+    sums.task += values[at + 1];
+    if (n > 2) sums.mix += values[at + 2];
+    if (n > 3) sums.sal += values[at + 3];
+    at += size_t(n);
+  }
+  sums.step_values.clear();
 }
 
 void Trainer::keep_best(int64_t epoch, double valid_loss) {
@@ -463,10 +494,11 @@ TrainResult Trainer::fit() {
     EpochSums sums;
     Batch batch;
     for (int64_t step = 1; loader.next(batch); ++step) {
-      const double loss = train_step(batch, epoch, step, steps, sums);
+      Tensor loss = train_step(batch, sums);
       if (on_step) on_step({epoch, max_epochs, step, steps, batch.size(), loss});
       if (stop_requested()) break;
     }
+    read_epoch_sums(sums, epoch, steps);  // also after Ctrl-C: a non-finite loss before it is still reported
     if (stop_requested()) {
       result.status = result.stop_reason = "interrupted";
       break;

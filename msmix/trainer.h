@@ -78,7 +78,10 @@ struct StepInfo {
   int64_t epoch = 0, max_epochs = 0;  // epoch counts from 1
   int64_t step = 0, steps = 0;        // step of this epoch (from 1) and steps per epoch
   int64_t items = 0;                  // samples in this batch
-  double loss = 0;                    // the batch's total loss
+  Tensor loss;                        // [] the batch's total loss, on the training device
+  // Reads the loss to the host: on a GPU that waits for the step to finish (progress bars read it only when
+  // they redraw).
+  double loss_value() const { return loss.item(); }
 };
 
 struct TrainResult {
@@ -117,7 +120,8 @@ class Trainer {
  private:
   struct EpochSums;
   void build();
-  double train_step(const Batch& batch, int64_t epoch, int64_t step, int64_t steps, EpochSums& sums);
+  Tensor train_step(const Batch& batch, EpochSums& sums);  // the step's total loss [], left on the device
+  void read_epoch_sums(EpochSums& sums, int64_t epoch, int64_t steps);
   void save_resume_point(int64_t epoch);
   Json epoch_state(int64_t epoch) const;
   void keep_best(int64_t epoch, double valid_loss);

@@ -135,7 +135,7 @@ TEST_CASE("trainer: a short run writes config.json, log.jsonl, best.safetensors 
   trainer.on_step = [&](const StepInfo& s) {
     ++steps;
     CHECK(s.steps == 4);
-    CHECK(std::isfinite(s.loss));
+    CHECK(std::isfinite(s.loss_value()));
   };
   TrainResult r = trainer.fit();
   CHECK(steps == 12);
@@ -517,7 +517,7 @@ TEST_CASE("progress: epoch lines and the bar") {
         "epoch   3 | train 0.8123 | valid 0.7012 (best @ 3) | MAE 0.7012 Corr - | lr 0.001,0.0005 | fallback 35% | 4.2 s");
   with_mix["mix"] = {{"steps", 4}, {"opposite_sign_fraction", 0.5}};  // mixup: no selection, nothing added
   CHECK(format_epoch_line(with_mix) == format_epoch_line(line));
-  StepInfo s{2, 10, 4, 8, 32, 0.5};
+  StepInfo s{2, 10, 4, 8, 32, Tensor::scalar(0.5f)};
   CHECK(format_progress_bar(s, 412.4, 3.4) == "epoch 2/10 [============>           ] 4/8 loss 0.5000 | 412 it/s | ETA 0:03");
   CHECK(format_duration(3725) == "1:02:05");
 
