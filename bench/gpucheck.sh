@@ -190,6 +190,18 @@ fi
 step fused-attention 90 env MSMIX_CUDA_FUSED_ATTENTION=1 MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
   "cd tests && '$BIN/test_msmix' -tc='cuda*' && for f in 0 1; do MSMIX_CUDA_SYNC=0 MSMIX_CUDA_FUSED_ATTENTION=\$f \
   '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 --warmup 2 --json | tail -1; done"
+# The persistent LSTM scan (off by default until this passes): every CUDA test through it (the LSTM tests run
+# both scans anyway), the three LSTM backbones' training steps with the stepwise scan then the persistent one,
+# and racecheck / synccheck over the LSTM tests (the persistent kernels keep h and c in shared memory).
+step persistent-lstm 100 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
+  "cd tests && '$BIN/test_msmix' -tc='cuda*' && for m in lf_dnn tfn lmf; do for l in stepwise persistent; do \
+  MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\$l '$BIN/msmix' bench --model \$m --data synthetic:mosi --device cuda --steps 20 \
+  --warmup 3 --json | tail -1; done; done"
+if [ -n "$SANITIZER" ]; then
+  step lstm-racecheck 60 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool \
+    racecheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm*' && '$SANITIZER' --tool synccheck \
+    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm*'"
+fi
 
 # ---- report
 summary() {  # the doctest summary lines of a test step, and its first failures
@@ -217,7 +229,7 @@ summary() {  # the doctest summary lines of a test step, and its first failures
     tail -25 "$BUILD/step-$s.txt"
     echo '```'
   done
-  for s in cuda-tests other-tests; do  # doctest's totals and the first failures
+  for s in cuda-tests other-tests fused-attention persistent-lstm; do  # doctest's totals and the first failures
     echo
     echo "## $s"
     echo '```'
@@ -241,6 +253,13 @@ summary() {  # the doctest summary lines of a test step, and its first failures
     echo "## MulT training steps on the GPU, composite attention (first) and fused (second)"
     echo '```'
     grep '^{' "$BUILD/step-fused-attention.txt" | sed 's/[{}"]//g' | cut -c1-400
+    echo '```'
+    echo
+  fi
+  if [ -f "$BUILD/step-persistent-lstm.txt" ]; then
+    echo "## LSTM backbones' training steps on the GPU: stepwise scan, then persistent, per model"
+    echo '```'
+    grep '^{' "$BUILD/step-persistent-lstm.txt" | sed 's/[{}"]//g' | cut -c1-300
     echo '```'
     echo
   fi

@@ -104,6 +104,10 @@ void lstm_cell_backward(const float* acts, const float* c_prev, const float* gh,
 void lstm_scan_forward(const cpu::LstmScan& s, const float* xgates, const float* h0, const float* c0, float* y);
 void lstm_scan_backward(const cpu::LstmScan& s, const float* gy, float* gxgates, float* gw_hh, float* gh0,
                         float* gc0);
+// Which scan: the persistent kernels (one launch walks all T steps) or the stepwise one (a GEMM and a cell
+// kernel per step). Starts as MSMIX_CUDA_LSTM=persistent says (read once); tests set both.
+bool persistent_lstm();
+void set_persistent_lstm(bool on);
 
 // ---- dropout.cu: the CPU's Philox mask, bit for bit (twin: ops/cpu/dropout.h)
 void dropout_apply(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t offset);

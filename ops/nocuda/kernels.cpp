@@ -112,6 +112,8 @@ void lstm_scan_forward(const cpu::LstmScan&, const float*, const float*, const f
 void lstm_scan_backward(const cpu::LstmScan&, const float*, float*, float*, float*, float*) {
   no_cuda("lstm_scan_backward");
 }
+bool persistent_lstm() { return false; }
+void set_persistent_lstm(bool) {}
 
 void dropout_apply(const float*, float*, int64_t, float, float, uint64_t, uint64_t) { no_cuda("dropout_apply"); }
 
