@@ -48,6 +48,7 @@ void Optimizer::step() {
   NoGradGuard no_grad;
   ProfileRange range("optimizer step");
   size_t i = 0;
+  std::vector<Update> updates;
   for (const ParamGroup& group : groups_) {
     for (Tensor param : group.params) {
       ParamState& state = states_[i++];
@@ -61,8 +62,16 @@ void Optimizer::step() {
         else if (buf.device() != param.device()) buf = buf.to(param.device());  // the module moved
       }
       state.step++;
-      update(group, param, grad, state);
+      updates.push_back({&group, param, grad, &state});
     }
+  }
+  update_all(updates);
+}
+
+void Optimizer::update_all(const std::vector<Update>& updates) {
+  for (const Update& u : updates) {
+    Tensor param = u.param;
+    update(*u.group, param, u.grad, *u.state);
   }
 }
 
@@ -205,7 +214,8 @@ Adam::Adam(const char* name, std::vector<ParamGroup> groups, AdamOptions options
   MSMIX_CHECK(options.eps >= 0, "{}: invalid eps {}", name, options.eps);
 }
 
-void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) {
+cpu::AdamTensor Adam::arrays(const ParamGroup& group, const Tensor& param, const Tensor& grad,
+                             ParamState& state) const {
   // Host scalars in double, as PyTorch computes them from Python floats, then rounded to float once.
   const double lr = *group.lr, wd = *group.weight_decay, t = double(state.step);
   const double b1 = options_.beta1, b2 = options_.beta2;
@@ -219,10 +229,24 @@ void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, Pa
   s.param_scale = decoupled_ ? float(1 - lr * wd) : 1.0f;
   s.step_size = float(lr / (1 - std::pow(b1, t)));
   s.bias_correction2_sqrt = float(std::sqrt(1 - std::pow(b2, t)));
-  float* exp_avg = state.buffers.at("exp_avg").data();
-  float* exp_avg_sq = state.buffers.at("exp_avg_sq").data();
-  if (param.is_cuda()) cuda::adam_update(param.data(), grad.data(), exp_avg, exp_avg_sq, param.numel(), s);
-  else cpu::adam_update(param.data(), grad.data(), exp_avg, exp_avg_sq, param.numel(), s);
+  return {param.data(), grad.data(), state.buffers.at("exp_avg").data(), state.buffers.at("exp_avg_sq").data(),
+          param.numel(), s};
+}
+
+void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) {
+  update_all({{&group, param, grad, &state}});
+}
+
+// The GPU's tensors in one launch (a launch per tensor made the update a good share of a small model's step);
+// the CPU's one by one. Each tensor gets the same arithmetic either way.
+void Adam::update_all(const std::vector<Update>& updates) {
+  std::vector<cpu::AdamTensor> on_gpu;
+  for (const Update& u : updates) {
+    const cpu::AdamTensor t = arrays(*u.group, u.param, u.grad, *u.state);
+    if (u.param.is_cuda()) on_gpu.push_back(t);
+    else cpu::adam_update(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.n, t.s);
+  }
+  if (!on_gpu.empty()) cuda::adam_update_many(on_gpu);
 }
 
 }  // namespace msmix

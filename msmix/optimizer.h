@@ -13,7 +13,8 @@
 //
 // The arithmetic of one parameter's update is a plain function of float arrays and scalars (ops/cpu/optimizer.h:
 // cpu::sgd_update, cpu::adam_update), one fused pass over the elements; cuda::sgd_update / adam_update are
-// their twins, so a model on the GPU is updated with the same float operations in the same order.
+// their twins, so a model on the GPU is updated with the same float operations in the same order. On the GPU
+// Adam updates all its tensors in one launch (cuda::adam_update_many), with the same per-element arithmetic.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -66,6 +67,14 @@ class Optimizer {
   // named by buffer_names() exist (created zero-filled at the parameter's first update).
   virtual void update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) = 0;
   virtual std::vector<std::string> buffer_names() const = 0;
+  // All the updates of one step() (each as update() would get it); the default calls update() on each in
+  // order. Adam overrides it to update every GPU tensor in one launch.
+  struct Update {
+    const ParamGroup* group;
+    Tensor param, grad;
+    ParamState* state;
+  };
+  virtual void update_all(const std::vector<Update>& updates);
 
  private:
   const char* name_;
@@ -119,9 +128,12 @@ class Adam : public Optimizer {
  protected:
   Adam(const char* name, std::vector<ParamGroup> groups, AdamOptions options, bool decoupled);
   void update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) override;
+  void update_all(const std::vector<Update>& updates) override;
   std::vector<std::string> buffer_names() const override { return {"exp_avg", "exp_avg_sq"}; }
 
  private:
+  cpu::AdamTensor arrays(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state) const;
+
   AdamOptions options_;
   bool decoupled_;  // AdamW
 };

@@ -78,6 +78,10 @@ void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg
   });
 }
 
+void adam_update_many(const std::vector<AdamTensor>& tensors) {
+  for (const AdamTensor& t : tensors) adam_update(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.n, t.s);
+}
+
 void clamp_inplace(float* g, int64_t n, float lo, float hi) {
 #pragma omp parallel for simd if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] < lo ? lo : (g[i] > hi ? hi : g[i]);  // NaN passes through

@@ -3,6 +3,7 @@
 // once, as PyTorch passes Python floats to its float kernels; msmix/optimizer.h says what each update computes.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace msmix {
 
@@ -25,6 +26,17 @@ struct AdamScalars {
 };
 void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                  const AdamScalars& s);
+// One tensor of a multi-tensor Adam step: its arrays and its own scalars (its own step count).
+struct AdamTensor {
+  float* param;
+  const float* grad;
+  float* exp_avg;
+  float* exp_avg_sq;
+  int64_t n;
+  AdamScalars s;
+};
+// adam_update on each tensor in turn (the CUDA twin updates them all in one launch).
+void adam_update_many(const std::vector<AdamTensor>& tensors);
 
 // ---- gradient clipping's passes (msmix/grad_clip): clamp to [lo, hi] (NaN stays NaN), the sum of squares
 // accumulated in double, and g *= coef.

@@ -118,6 +118,8 @@ void dropout_apply(const float* in, float* out, int64_t n, float p, float scale,
 void sgd_update(float* param, const float* grad, float* momentum_buf, int64_t n, const cpu::SGDScalars& s);
 void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                  const cpu::AdamScalars& s);
+// Every tensor of the list in one launch (the list is copied to the device first; no read back).
+void adam_update_many(const std::vector<cpu::AdamTensor>& tensors);
 void clamp_inplace(float* g, int64_t n, float lo, float hi);
 double sum_of_squares(const float* g, int64_t n);
 void scale_inplace(float* g, int64_t n, float coef);

@@ -25,18 +25,47 @@ __global__ void sgd_kernel(float* param, const float* grad, float* momentum_buf,
   }
 }
 
+// Element i of one tensor's Adam update.
+__device__ __forceinline__ void adam_element(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+                                             const cpu::AdamScalars& s, int64_t i) {
+  const float p = __fmul_rn(param[i], s.param_scale);
+  float g = grad[i];
+  if (s.l2_weight_decay != 0) g = __fadd_rn(g, __fmul_rn(s.l2_weight_decay, p));
+  const float m = __fadd_rn(__fmul_rn(exp_avg[i], s.beta1), __fmul_rn(s.one_minus_beta1, g));
+  const float v = __fadd_rn(__fmul_rn(exp_avg_sq[i], s.beta2), __fmul_rn(__fmul_rn(s.one_minus_beta2, g), g));
+  exp_avg[i] = m;
+  exp_avg_sq[i] = v;
+  const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), s.bias_correction2_sqrt), s.eps);
+  param[i] = __fsub_rn(p, __fdiv_rn(__fmul_rn(s.step_size, m), denom));
+}
+
 __global__ void adam_kernel(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                             cpu::AdamScalars s) {
-  MSMIX_GRID_LOOP(i, n) {
-    const float p = __fmul_rn(param[i], s.param_scale);
-    float g = grad[i];
-    if (s.l2_weight_decay != 0) g = __fadd_rn(g, __fmul_rn(s.l2_weight_decay, p));
-    const float m = __fadd_rn(__fmul_rn(exp_avg[i], s.beta1), __fmul_rn(s.one_minus_beta1, g));
-    const float v = __fadd_rn(__fmul_rn(exp_avg_sq[i], s.beta2), __fmul_rn(__fmul_rn(s.one_minus_beta2, g), g));
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
-    const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), s.bias_correction2_sqrt), s.eps);
-    param[i] = __fsub_rn(p, __fdiv_rn(__fmul_rn(s.step_size, m), denom));
+  MSMIX_GRID_LOOP(i, n) adam_element(param, grad, exp_avg, exp_avg_sq, s, i);
+}
+
+// The multi-tensor update: the tensors cut into chunks of kAdamChunk elements, numbered across the list
+// (first_chunk: a tensor's first chunk number); block x takes chunks x, x + grid, ... and finds each one's
+// tensor by binary search over first_chunk.
+constexpr int64_t kAdamChunk = 8192;
+struct AdamEntry {
+  cpu::AdamTensor t;
+  int64_t first_chunk;
+};
+
+__global__ void adam_many_kernel(const AdamEntry* entries, int count, int64_t chunks) {
+  for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+    int lo = 0, hi = count - 1;  // the last entry with first_chunk <= c
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (entries[mid].first_chunk <= c) lo = mid;
+      else hi = mid - 1;
+    }
+    const cpu::AdamTensor& t = entries[lo].t;
+    const int64_t begin = (c - entries[lo].first_chunk) * kAdamChunk;
+    const int64_t end = begin + kAdamChunk < t.n ? begin + kAdamChunk : t.n;
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+      adam_element(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.s, i);
   }
 }
 
@@ -81,6 +110,24 @@ void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg
   if (n == 0) return;
   adam_kernel<<<blocks_for(n), kThreads>>>(param, grad, exp_avg, exp_avg_sq, n, s);
   CUDA_CHECK_LAUNCH("adam_kernel");
+}
+
+void adam_update_many(const std::vector<cpu::AdamTensor>& tensors) {
+  std::vector<AdamEntry> entries;
+  int64_t chunks = 0;
+  for (const cpu::AdamTensor& t : tensors) {
+    if (t.n == 0) continue;
+    entries.push_back({t, chunks});
+    chunks += (t.n + kAdamChunk - 1) / kAdamChunk;
+  }
+  if (entries.empty()) return;
+  const size_t bytes = entries.size() * sizeof(AdamEntry);
+  DeviceBuffer table((bytes + sizeof(float) - 1) / sizeof(float));
+  memcpy_host_to_device(table.get(), entries.data(), bytes);  // queued: no wait for the stream
+  const unsigned blocks = unsigned(std::min<int64_t>(chunks, kMaxBlocks));
+  adam_many_kernel<<<blocks, kThreads>>>(reinterpret_cast<const AdamEntry*>(table.get()), int(entries.size()),
+                                         chunks);
+  CUDA_CHECK_LAUNCH("adam_many_kernel");
 }
 
 void clamp_inplace(float* g, int64_t n, float lo, float hi) {

@@ -119,6 +119,7 @@ void dropout_apply(const float*, float*, int64_t, float, float, uint64_t, uint64
 
 void sgd_update(float*, const float*, float*, int64_t, const cpu::SGDScalars&) { no_cuda("sgd_update"); }
 void adam_update(float*, const float*, float*, float*, int64_t, const cpu::AdamScalars&) { no_cuda("adam_update"); }
+void adam_update_many(const std::vector<cpu::AdamTensor>&) { no_cuda("adam_update_many"); }
 void clamp_inplace(float*, int64_t, float, float) { no_cuda("clamp_inplace"); }
 double sum_of_squares(const float*, int64_t) { no_cuda("sum_of_squares"); }
 void scale_inplace(float*, int64_t, float) { no_cuda("scale_inplace"); }
