@@ -89,7 +89,8 @@ def main():
                    "msmix_ms": med(ours, "ms_per_step"), "torch_ms": med(theirs, "ms_per_step"),
                    "msmix_cpu_ms": med(ours, "cpu_ms_per_step"), "torch_cpu_ms": med(theirs, "cpu_ms_per_step"),
                    "msmix_min_ms": min(r["min_ms"] for r in ours), "torch_min_ms": min(r["min_ms"] for r in theirs),
-                   "peak_mib": max(r["peak_bytes"] for r in ours) / 2**20}
+                   "peak_mib": max(r["peak_bytes"] for r in ours) / 2**20,
+                   "gpu_calls": statistics.median(r.get("gpu_calls_per_step", 0) for r in ours)}
             if before:
                 row["before_ms"] = med(before, "ms_per_step")
                 row["before_cpu_ms"] = med(before, "cpu_ms_per_step")
@@ -102,13 +103,16 @@ def main():
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
 
     if args.markdown:
-        extra = " before ms | before cpu ms | before peak MiB |" if args.baseline else ""
+        gpu = args.device != "cpu"  # msmix's GPU work per step: launches, cuBLAS calls, copies, memsets
+        extra = (" msmix GPU calls |" if gpu else "") + (" before ms | before cpu ms | before peak MiB |"
+                                                         if args.baseline else "")
         print("| backbone | batch | threads | msmix ms | torch ms | ratio | min ratio | msmix cpu ms | torch cpu ms | "
               "cpu ratio | goal | msmix peak MiB |" + extra)
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" * 3 if args.baseline else ""))
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * (int(gpu) + 3 * int(bool(args.baseline))))
         for r in rows:
-            cells = (f" {r['before_ms']:.1f} | {r['before_cpu_ms']:.1f} | {r['before_peak_mib']:.0f} |"
-                     if args.baseline else "")
+            cells = (f" {r['gpu_calls']:.0f} |" if gpu else "") + (
+                f" {r['before_ms']:.1f} | {r['before_cpu_ms']:.1f} | {r['before_peak_mib']:.0f} |"
+                if args.baseline else "")
             print(f"| {r['model']} | {r['batch']} | {r['threads']} | {r['msmix_ms']:.1f} | {r['torch_ms']:.1f} | "
                   f"{r['ratio']:.2f}x | {r['min_ratio']:.2f}x | {r['msmix_cpu_ms']:.1f} | {r['torch_cpu_ms']:.1f} | "
                   f"{r['cpu_ratio']:.2f}x | {r['goal']:.0f}x | {r['peak_mib']:.0f} |" + cells)

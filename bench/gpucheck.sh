@@ -259,7 +259,7 @@ summary() {  # the doctest summary lines of a test step, and its first failures
   if [ -f "$BUILD/step-persistent-lstm.txt" ]; then
     echo "## LSTM backbones' training steps on the GPU: stepwise scan, then persistent, per model"
     echo '```'
-    grep '^{' "$BUILD/step-persistent-lstm.txt" | sed 's/[{}"]//g' | cut -c1-300
+    grep '^{' "$BUILD/step-persistent-lstm.txt" | sed 's/[{}"]//g' | cut -c1-420
     echo '```'
     echo
   fi

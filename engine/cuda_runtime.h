@@ -3,6 +3,7 @@
 // This pair is the only place where the CPU-only and CUDA builds differ.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace msmix::cuda {
@@ -18,6 +19,12 @@ void memcpy_device_to_host(void* dst, const void* src, size_t bytes);
 void memcpy_device_to_device(void* dst, const void* src, size_t bytes);
 void memset_zero(void* dst, size_t bytes);
 void synchronize();
+
+// Work queued on the GPU so far: kernel launches (CUDA_CHECK_LAUNCH), cuBLAS calls, copies and memsets. Each
+// costs the host a few microseconds, which is what bounds small models; `msmix bench` reports it per step.
+// 0 in a CPU-only build.
+int64_t queued_count();
+void count_queued();
 
 // NVTX ranges (Nsight Systems' timeline; engine/profile.h wraps them). No-ops in a CPU-only build, and
 // nearly free in a CUDA build when no profiler is attached.

@@ -128,9 +128,10 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
 
   // A step's time: from the end of the previous on_step (or the start of fit) to its own on_step. The
   // callback's own work (progress, allocator stats) is left out.
-  std::vector<double> all_ms, all_cpu_ms;
+  std::vector<double> all_ms, all_cpu_ms, all_calls;
   Clock::time_point last;
   double last_cpu = 0;
+  int64_t last_calls = 0;
   auto mark_start = [&] {
     r.base_bytes = allocator_stats(device).in_use;
     allocator_reset_peak(device);
@@ -140,14 +141,17 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - last).count();
     all_ms.push_back(ms);
     all_cpu_ms.push_back(process_cpu_ms() - last_cpu);
+    all_calls.push_back(double(cuda::queued_count() - last_calls));
     if (s.step == o.warmup) mark_start();
     if (s.step == total) r.peak_bytes = allocator_stats(device).peak_in_use;
     if (on_step) on_step(s.step, total, ms);
     last_cpu = process_cpu_ms();
+    last_calls = cuda::queued_count();
     last = Clock::now();
   };
   if (o.warmup == 0) mark_start();
   r.setup_s = std::chrono::duration<double>(Clock::now() - setup_start).count();
+  last_calls = cuda::queued_count();
   last_cpu = process_cpu_ms();
   last = Clock::now();
   trainer.fit();  // then scores the two-sample valid and test splits, outside the timing
@@ -155,6 +159,7 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
 
   r.step_ms.assign(all_ms.begin() + o.warmup, all_ms.end());
   r.cpu_ms = median(std::vector<double>(all_cpu_ms.begin() + o.warmup, all_cpu_ms.end()));
+  r.gpu_calls = median(std::vector<double>(all_calls.begin() + o.warmup, all_calls.end()));
   r.median_ms = median(r.step_ms);
   r.min_ms = *std::min_element(r.step_ms.begin(), r.step_ms.end());
   r.max_ms = *std::max_element(r.step_ms.begin(), r.step_ms.end());
@@ -179,6 +184,7 @@ std::string bench_text(const BenchResult& r) {
   out += fmt::format("  median {:.2f} ms, min {:.2f} ms, max {:.2f} ms, {:.1f} items/s; process CPU time {:.2f} ms "
                      "per step (median)\n",
                      r.median_ms, r.min_ms, r.max_ms, r.items_per_s, r.cpu_ms);
+  if (r.gpu_calls > 0) out += fmt::format("  {:.0f} kernel launches, cuBLAS calls, copies and memsets per step\n", r.gpu_calls);
   out += fmt::format("  peak memory {} live ({} before the steps: weights, optimizer state, data)\n", mib(r.peak_bytes),
                      mib(r.base_bytes));
   return out;
@@ -202,6 +208,7 @@ Json bench_json(const BenchResult& r) {
   j["max_ms"] = r.max_ms;
   j["items_per_s"] = r.items_per_s;
   j["cpu_ms_per_step"] = r.cpu_ms;
+  j["gpu_calls_per_step"] = r.gpu_calls;
   j["peak_bytes"] = r.peak_bytes;
   j["base_bytes"] = r.base_bytes;
   j["trainable_params"] = r.trainable_params;

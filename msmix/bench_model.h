@@ -39,6 +39,8 @@ struct BenchResult {
   double median_ms = 0, min_ms = 0, max_ms = 0;
   double cpu_ms = 0;             // median process CPU time per step (all threads; the loader's included)
   double items_per_s = 0;        // batch / median
+  double gpu_calls = 0;          // median work queued on the GPU per step (cuda::queued_count: launches, cuBLAS
+                                 // calls, copies, memsets); 0 on the CPU
   int64_t batch = 0, warmup = 0, threads = 0;
   int64_t trainable_params = 0;  // the backbone's
   size_t peak_bytes = 0;         // the device allocator's high-water mark of live bytes over the timed steps

@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include "engine/cuda_runtime.h"
 #include "engine/error.h"
 
 #define CUDA_CHECK(call)                                                                          \
@@ -23,6 +24,7 @@ namespace msmix::cuda {
 bool sync_after_launch();  // MSMIX_CUDA_SYNC=1, read once (engine/cuda/runtime.cu)
 
 inline void check_launch(const char* kernel, const char* file, int line) {
+  count_queued();
   cudaError_t err = cudaGetLastError();
   if (err == cudaSuccess && sync_after_launch()) err = cudaDeviceSynchronize();
   if (err != cudaSuccess)

@@ -1,4 +1,5 @@
 // The engine's CUDA runtime: device discovery, raw allocation and copies on the default stream.
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -97,6 +98,7 @@ StagingSlots& staging() {
 }  // namespace
 
 void memcpy_host_to_device(void* dst, const void* src, size_t bytes) {
+  count_queued();
   if (staging().fits(bytes)) staging().copy(dst, src, bytes);
   else CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
 }
@@ -105,9 +107,19 @@ void memcpy_device_to_host(void* dst, const void* src, size_t bytes) {
   CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 void memcpy_device_to_device(void* dst, const void* src, size_t bytes) {
+  count_queued();
   CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
 }
-void memset_zero(void* dst, size_t bytes) { CUDA_CHECK(cudaMemset(dst, 0, bytes)); }
+void memset_zero(void* dst, size_t bytes) {
+  count_queued();
+  CUDA_CHECK(cudaMemset(dst, 0, bytes));
+}
+
+namespace {
+std::atomic<int64_t> g_queued{0};
+}
+int64_t queued_count() { return g_queued.load(); }
+void count_queued() { ++g_queued; }
 void synchronize() { CUDA_CHECK(cudaDeviceSynchronize()); }
 
 #ifdef MSMIX_HAVE_NVTX

@@ -19,6 +19,8 @@ void memcpy_device_to_host(void*, const void*, size_t) { no_cuda("cuda::memcpy")
 void memcpy_device_to_device(void*, const void*, size_t) { no_cuda("cuda::memcpy"); }
 void memset_zero(void*, size_t) { no_cuda("cuda::memset"); }
 void synchronize() { no_cuda("cuda::synchronize"); }
+int64_t queued_count() { return 0; }
+void count_queued() {}
 void range_push(const char*) {}  // profiling ranges: nothing to mark without CUDA
 void range_pop() {}
 

@@ -47,6 +47,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const fl
   const int ldb = int(std::max<int64_t>(1, trans_b ? K : N));
   const int ldc = int(std::max<int64_t>(1, N));
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  count_queued();
   if (batch == 1) {
     CUBLAS_CHECK(cublasSgemm(handle(), op_b, op_a, int(N), int(M), int(K), &alpha, b, ldb, a, lda, &beta, c, ldc));
   } else {
