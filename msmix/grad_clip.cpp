@@ -7,6 +7,7 @@
 #include "engine/profile.h"
 #include "ops/cpu/optimizer.h"
 #include "ops/cuda/kernels.h"
+#include "ops/ops.h"
 
 namespace msmix {
 
@@ -22,26 +23,32 @@ void clip_grad_value(const std::vector<Tensor>& params, float clip_value) {
   }
 }
 
-float clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
+Tensor clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
   MSMIX_CHECK(max_norm >= 0, "clip_grad_norm: max_norm must be >= 0, got {}", max_norm);
   NoGradGuard no_grad;
   ProfileRange range("clip_grad_norm");
   std::vector<Tensor> grads;
   for (const Tensor& p : params)
     if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
-  double squares = 0;  // summed over tensors in order on the host: the same on both devices' kernels
-  for (const Tensor& grad : grads)
-    squares += grad.is_cuda() ? cuda::sum_of_squares(grad.data(), grad.numel())
-                              : cpu::sum_of_squares(grad.data(), grad.numel());
-  const float norm = float(std::sqrt(squares));
-  if (!std::isfinite(norm)) return norm;  // reported, not applied: see the header
-  const float coef = max_norm / (norm + 1e-6f);  // float arithmetic, as PyTorch's tensor ops
-  if (coef >= 1.0f) return norm;
-  for (Tensor& grad : grads) {
-    if (grad.is_cuda()) cuda::scale_inplace(grad.data(), grad.numel(), coef);
-    else cpu::scale_inplace(grad.data(), grad.numel(), coef);
+  if (grads.empty()) return Tensor::scalar(0.0f);
+  const Device device = grads[0].device();
+  for (const Tensor& g : grads)
+    MSMIX_CHECK(g.device() == device, "clip_grad_norm: grads on two devices: {} and {}", describe(grads[0]),
+                describe(g));
+  if (device.is_cuda()) {  // decided and applied on the device: nothing read back
+    std::vector<std::pair<float*, int64_t>> arrays;
+    for (const Tensor& g : grads) arrays.emplace_back(g.data(), g.numel());
+    Tensor decision = Tensor::empty({2}, device);  // norm, coefficient
+    cuda::clip_grad_norm_many(arrays, max_norm, decision.data());
+    return reshape(slice(decision, 0, 0, 1), {});
   }
-  return norm;
+  double squares = 0;  // summed over tensors in order, in double
+  for (const Tensor& grad : grads) squares += cpu::sum_of_squares(grad.data(), grad.numel());
+  const float norm = float(std::sqrt(squares));
+  const float coef = max_norm / (norm + 1e-6f);  // float arithmetic, as PyTorch's tensor ops
+  if (std::isfinite(norm) && coef < 1.0f)  // a non-finite norm is reported, not applied: see the header
+    for (const Tensor& grad : grads) cpu::scale_inplace(grad.data(), grad.numel(), coef);
+  return Tensor::scalar(norm);
 }
 
 }  // namespace msmix

@@ -6,6 +6,7 @@
 // reading results back (Tensor::to_vector, item) synchronises. Errors throw msmix::Error naming the call.
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "engine/shape.h"
@@ -113,16 +114,17 @@ void set_persistent_lstm(bool on);
 void dropout_apply(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t offset);
 
 // ---- optimizer.cu: the optimizers' updates and gradient clipping's passes (twin: ops/cpu/optimizer.h). The same
-// float operations in the same order as the CPU (no FMA contraction), so an update equals the CPU's bit for bit;
-// sum_of_squares accumulates in double and returns to the host (it synchronises).
+// float operations in the same order as the CPU (no FMA contraction), so an update equals the CPU's bit for bit.
 void sgd_update(float* param, const float* grad, float* momentum_buf, int64_t n, const cpu::SGDScalars& s);
 void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                  const cpu::AdamScalars& s);
 // Every tensor of the list in one launch (the list is copied to the device first; no read back).
 void adam_update_many(const std::vector<cpu::AdamTensor>& tensors);
 void clamp_inplace(float* g, int64_t n, float lo, float hi);
-double sum_of_squares(const float* g, int64_t n);
-void scale_inplace(float* g, int64_t n, float coef);
+// clip_grad_norm without a read back: the grads' sum of squares in double (fixed chunks, fixed order), then
+// norm = float(sqrt(sum)) and coef = max_norm / (norm + 1e-6) in float, as the CPU; each grad *= coef when
+// norm is finite and coef < 1. decision (2 floats, device) gets {norm, coef or 1}.
+void clip_grad_norm_many(const std::vector<std::pair<float*, int64_t>>& grads, float max_norm, float* decision);
 
 // ---- attention.cu: the fused multi-head attention core (twin: ops/cpu/attention.h), device pointers. Head
 // widths up to kAttentionMaxHeadDim (the per-lane register rows); wider heads throw, naming the width.

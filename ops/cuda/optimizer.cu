@@ -3,6 +3,9 @@
 // so nvcc cannot contract a multiply-add into an FMA: each element then sees the CPU's float operations in the
 // CPU's order, and the parameters after a step equal the CPU's bit for bit. Memory-bound: a few reads and
 // writes per element.
+#include <utility>
+#include <vector>
+
 #include "engine/cuda_runtime.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/kernels.h"
@@ -73,28 +76,65 @@ __global__ void clamp_kernel(float* g, int64_t n, float lo, float hi) {
   MSMIX_GRID_LOOP(i, n) g[i] = g[i] < lo ? lo : (g[i] > hi ? hi : g[i]);  // NaN passes through
 }
 
-__global__ void scale_kernel(float* g, int64_t n, float coef) {
-  MSMIX_GRID_LOOP(i, n) g[i] = __fmul_rn(g[i], coef);
+// ---- clip_grad_norm over many tensors, three launches and no read back. The tensors are cut into chunks of
+// kClipChunk elements numbered across the list (ChunkTable below); pass 1 writes each chunk's sum of squares
+// in double to partial[c], pass 2 sums the partials in one block and decides norm and coefficient on the
+// device, pass 3 scales. Fixed chunks and fixed orders: the same value on every run.
+constexpr int64_t kClipChunk = 8192;
+struct GradEntry {
+  float* g;
+  int64_t n, first_chunk;
+};
+
+// The entry holding chunk c: the last one with first_chunk <= c.
+__device__ int entry_of(const GradEntry* e, int count, int64_t c) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (e[mid].first_chunk <= c) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
-// Pass 1: each block sums the squares of its grid-stride share in double into partial[blockIdx.x].
-// Pass 2: one block sums the partials. A fixed grid and fixed orders: the same value on every run.
-constexpr int kSquareBlocks = 256;
-
-__global__ void square_partials_kernel(const float* g, int64_t n, double* partial) {
+__global__ void chunk_squares_kernel(const GradEntry* e, int count, int64_t chunks, double* partial) {
   __shared__ double scratch[kThreads / 32];
-  double s = 0;
-  MSMIX_GRID_LOOP(i, n) s += double(g[i]) * double(g[i]);
-  s = group_reduce<kThreads>(s, SumOp{}, scratch);
-  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+  for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+    const GradEntry& t = e[entry_of(e, count, c)];
+    const int64_t begin = (c - t.first_chunk) * kClipChunk;
+    const int64_t end = begin + kClipChunk < t.n ? begin + kClipChunk : t.n;
+    double s = 0;
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += double(t.g[i]) * double(t.g[i]);
+    s = group_reduce<kThreads>(s, SumOp{}, scratch);
+    if (threadIdx.x == 0) partial[c] = s;
+    __syncthreads();  // scratch is reused by the next chunk
+  }
 }
 
-__global__ void sum_partials_kernel(const double* partial, int count, double* out) {
+// decision[0] = norm, decision[1] = the coefficient, or 1 when nothing is to be scaled (norm within max_norm,
+// or not finite: reported, not applied, as the CPU path).
+__global__ void clip_decide_kernel(const double* partial, int64_t chunks, float max_norm, float* decision) {
   __shared__ double scratch[kThreads / 32];
   double s = 0;
-  for (int i = threadIdx.x; i < count; i += blockDim.x) s += partial[i];
+  for (int64_t i = threadIdx.x; i < chunks; i += blockDim.x) s += partial[i];
   s = group_reduce<kThreads>(s, SumOp{}, scratch);
-  if (threadIdx.x == 0) *out = s;
+  if (threadIdx.x == 0) {
+    const float norm = float(sqrt(s));
+    const float coef = __fdiv_rn(max_norm, __fadd_rn(norm, 1e-6f));  // float, as the CPU
+    decision[0] = norm;
+    decision[1] = isfinite(norm) && coef < 1.0f ? coef : 1.0f;
+  }
+}
+
+__global__ void clip_scale_kernel(const GradEntry* e, int count, int64_t chunks, const float* decision) {
+  const float coef = decision[1];
+  if (coef == 1.0f) return;
+  for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+    const GradEntry& t = e[entry_of(e, count, c)];
+    const int64_t begin = (c - t.first_chunk) * kClipChunk;
+    const int64_t end = begin + kClipChunk < t.n ? begin + kClipChunk : t.n;
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) t.g[i] = __fmul_rn(t.g[i], coef);
+  }
 }
 
 }  // namespace
@@ -136,24 +176,30 @@ void clamp_inplace(float* g, int64_t n, float lo, float hi) {
   CUDA_CHECK_LAUNCH("clamp_kernel");
 }
 
-void scale_inplace(float* g, int64_t n, float coef) {
-  if (n == 0) return;
-  scale_kernel<<<blocks_for(n), kThreads>>>(g, n, coef);
-  CUDA_CHECK_LAUNCH("scale_kernel");
-}
-
-double sum_of_squares(const float* g, int64_t n) {
-  if (n == 0) return 0;
-  DeviceBuffer scratch(2 * (kSquareBlocks + 1));  // floats: room for kSquareBlocks + 1 doubles
-  double* partial = reinterpret_cast<double*>(scratch.get());
-  const int grid = int(std::min<int64_t>(blocks_for(n), kSquareBlocks));
-  square_partials_kernel<<<grid, kThreads>>>(g, n, partial);
-  CUDA_CHECK_LAUNCH("square_partials_kernel");
-  sum_partials_kernel<<<1, kThreads>>>(partial, grid, partial + kSquareBlocks);
-  CUDA_CHECK_LAUNCH("sum_partials_kernel");
-  double out = 0;
-  memcpy_device_to_host(&out, partial + kSquareBlocks, sizeof(double));
-  return out;
+void clip_grad_norm_many(const std::vector<std::pair<float*, int64_t>>& grads, float max_norm, float* decision) {
+  std::vector<GradEntry> entries;
+  int64_t chunks = 0;
+  for (const auto& [g, n] : grads) {
+    if (n == 0) continue;
+    entries.push_back({g, n, chunks});
+    chunks += (n + kClipChunk - 1) / kClipChunk;
+  }
+  DeviceBuffer table(std::max<size_t>(1, (entries.size() * sizeof(GradEntry) + 3) / 4));
+  DeviceBuffer partial(size_t(2 * std::max<int64_t>(chunks, 1)));  // doubles
+  if (!entries.empty()) memcpy_host_to_device(table.get(), entries.data(), entries.size() * sizeof(GradEntry));
+  const auto* e = reinterpret_cast<const GradEntry*>(table.get());
+  auto* part = reinterpret_cast<double*>(partial.get());
+  const unsigned blocks = unsigned(std::max<int64_t>(1, std::min<int64_t>(chunks, kMaxBlocks)));
+  if (chunks > 0) {
+    chunk_squares_kernel<<<blocks, kThreads>>>(e, int(entries.size()), chunks, part);
+    CUDA_CHECK_LAUNCH("chunk_squares_kernel");
+  }
+  clip_decide_kernel<<<1, kThreads>>>(part, chunks, max_norm, decision);
+  CUDA_CHECK_LAUNCH("clip_decide_kernel");
+  if (chunks > 0) {
+    clip_scale_kernel<<<blocks, kThreads>>>(e, int(entries.size()), chunks, decision);
+    CUDA_CHECK_LAUNCH("clip_scale_kernel");
+  }
 }
 
 }  // namespace msmix::cuda

@@ -121,8 +121,9 @@ void sgd_update(float*, const float*, float*, int64_t, const cpu::SGDScalars&) {
 void adam_update(float*, const float*, float*, float*, int64_t, const cpu::AdamScalars&) { no_cuda("adam_update"); }
 void adam_update_many(const std::vector<cpu::AdamTensor>&) { no_cuda("adam_update_many"); }
 void clamp_inplace(float*, int64_t, float, float) { no_cuda("clamp_inplace"); }
-double sum_of_squares(const float*, int64_t) { no_cuda("sum_of_squares"); }
-void scale_inplace(float*, int64_t, float) { no_cuda("scale_inplace"); }
+void clip_grad_norm_many(const std::vector<std::pair<float*, int64_t>>&, float, float*) {
+  no_cuda("clip_grad_norm_many");
+}
 
 void attention_forward(const cpu::AttentionArgs&, const cpu::AttentionDims&, float*, float*) {
   no_cuda("attention_forward");

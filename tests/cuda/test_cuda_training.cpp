@@ -120,18 +120,26 @@ TEST_CASE("cuda gradient clipping: by value and by norm equal the CPU") {
   for (size_t k = 0; k < p.cpu.size(); ++k) check_close(p.gpu[k].grad(), p.cpu[k].grad(), 0, 0, "clip value");
 
   set_grads(p, 300, 3);
-  const float norm_cpu = clip_grad_norm(p.cpu, 1.0f), norm_gpu = clip_grad_norm(p.gpu, 1.0f);
+  const Tensor norm_on_gpu = clip_grad_norm(p.gpu, 1.0f);
+  CHECK(norm_on_gpu.is_cuda());
+  const float norm_cpu = clip_grad_norm(p.cpu, 1.0f).item(), norm_gpu = norm_on_gpu.item();
   CHECK(norm_gpu == doctest::Approx(norm_cpu).epsilon(1e-6));
   CHECK(norm_cpu > 1.0f);  // it clipped
   for (size_t k = 0; k < p.cpu.size(); ++k) check_close(p.gpu[k].grad(), p.cpu[k].grad(), 1e-6, 1e-9, "clip norm");
+
+  // Within max_norm: nothing scaled on either device (the GPU decides that without reading the norm back).
+  set_grads(p, 400, 3);
+  const float big = 1e6f;
+  CHECK(clip_grad_norm(p.gpu, big).item() == doctest::Approx(clip_grad_norm(p.cpu, big).item()).epsilon(1e-6));
+  for (size_t k = 0; k < p.cpu.size(); ++k) check_close(p.gpu[k].grad(), p.cpu[k].grad(), 0, 0, "under max_norm");
 
   // A NaN grad: the norm is reported and nothing is scaled, on both devices.
   Tensor bad = Tensor::from_vector({1.0f, NAN, 2.0f}, {3});
   Tensor pc = leaf({3}, 1), pg = gpu_leaf(pc);
   pc.set_grad(bad);
   pg.set_grad(bad.to(Device::cuda()));
-  CHECK(std::isnan(clip_grad_norm({pc}, 1.0f)));
-  CHECK(std::isnan(clip_grad_norm({pg}, 1.0f)));
+  CHECK(std::isnan(clip_grad_norm({pc}, 1.0f).item()));
+  CHECK(std::isnan(clip_grad_norm({pg}, 1.0f).item()));
   check_close(pg.grad(), bad, 0, 0, "untouched");
 }
 

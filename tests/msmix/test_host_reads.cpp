@@ -31,7 +31,7 @@ const std::vector<Case>& cases() {
       {"tfn", "msmix", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"}, 1},
       {"lf_dnn", "none", {}, 0},
       {"lf_dnn", "manifold", {}, 0},
-      {"lmf", "mixup", {}, 0},
+      {"lmf", "mixup", {"grad_clip_norm=1"}, 0},  // clipping by norm decides on the device
       {"mult", "none",  // clips grads by value, accumulates over update_epochs batches
        {"dst_feature_dim_nheads=[8,2]", "nlevels=1", "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1",
         "conv1d_kernel_size_v=1", "update_epochs=2"},
