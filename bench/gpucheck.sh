@@ -210,6 +210,14 @@ summary() {  # the doctest summary lines of a test step, and its first failures
   grep -E '^\[doctest\] (test cases|assertions)' "$f" || true
   grep -E -A3 'ERROR|FATAL|fatal error|Segmentation|signal' "$f" | head -40 || true
 }
+bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a section
+  [ -f "$BUILD/step-$1.txt" ] || return 0
+  echo "## $2"
+  echo '```'
+  grep '^{' "$BUILD/step-$1.txt" | sed 's/[{}"]//g' | cut -c1-420
+  echo '```'
+  echo
+}
 {
   echo "# gpucheck ($(date -u '+%Y-%m-%d'))"
   echo
@@ -249,20 +257,8 @@ summary() {  # the doctest summary lines of a test step, and its first failures
     echo '```'
   fi
   echo
-  if [ -f "$BUILD/step-fused-attention.txt" ]; then
-    echo "## MulT training steps on the GPU, composite attention (first) and fused (second)"
-    echo '```'
-    grep '^{' "$BUILD/step-fused-attention.txt" | sed 's/[{}"]//g' | cut -c1-400
-    echo '```'
-    echo
-  fi
-  if [ -f "$BUILD/step-persistent-lstm.txt" ]; then
-    echo "## LSTM backbones' training steps on the GPU: stepwise scan, then persistent, per model"
-    echo '```'
-    grep '^{' "$BUILD/step-persistent-lstm.txt" | sed 's/[{}"]//g' | cut -c1-420
-    echo '```'
-    echo
-  fi
+  bench_lines fused-attention "MulT training steps on the GPU, composite attention (first) and fused (second)"
+  bench_lines persistent-lstm "LSTM backbones' training steps on the GPU: stepwise scan, then persistent, per model"
   echo "## CUDA ops (bench/bench_cuda_ops.cpp)"
   echo '```'
   [ -f "$BUILD/step-bench-cuda.txt" ] && grep '^{' "$BUILD/step-bench-cuda.txt" | sed 's/[{}"]//g'

@@ -128,7 +128,13 @@ __global__ void transpose_kernel(const float* w, float* wt, int64_t G, int64_t H
   }
 }
 
-// Block x owns samples b0 .. b0 + rows - 1. Shared: h, c [kScanRows, H]. acts doubles as the gate buffer.
+// Block x owns samples b0 = x * kScanRows .. b0 + rows - 1 (the last block may own fewer).
+__device__ int rows_of_block(int64_t B) {
+  const int64_t left = B - int64_t(blockIdx.x) * kScanRows;
+  return left < kScanRows ? int(left) : kScanRows;
+}
+
+// Shared: h, c [kScanRows, H]. acts doubles as the gate buffer.
 __global__ void scan_forward_persistent_kernel(const float* xgates, const float* wt, const float* h0, const float* c0,
                                                float* y, float* acts, float* h_prev, float* c_prev,
                                                const int64_t* lengths, int64_t T, int64_t B, int64_t H, bool reverse) {
@@ -136,11 +142,11 @@ __global__ void scan_forward_persistent_kernel(const float* xgates, const float*
   float* hs = state;
   float* cs = state + kScanRows * H;
   const int64_t b0 = int64_t(blockIdx.x) * kScanRows, G = 4 * H, BH = B * H;
-  const int rows = B - b0 < kScanRows ? int(B - b0) : kScanRows;
+  const int rows = rows_of_block(B);
   for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {
-    const int64_t b = b0 + i / H, k = i % H;
-    hs[i] = h0 ? h0[b * H + k] : 0.0f;
-    cs[i] = c0 ? c0[b * H + k] : 0.0f;
+    const int64_t at = (b0 + i / H) * H + i % H;
+    hs[i] = h0 ? h0[at] : 0.0f;
+    cs[i] = c0 ? c0[at] : 0.0f;
   }
   __syncthreads();
   for (int64_t step = 0; step < T; ++step) {
@@ -194,8 +200,8 @@ __global__ void scan_backward_persistent_kernel(const float* gy, const float* w,
   float* dh = state;
   float* dc = state + kScanRows * H;
   const int64_t b0 = int64_t(blockIdx.x) * kScanRows, G = 4 * H, BH = B * H;
-  const int rows = B - b0 < kScanRows ? int(B - b0) : kScanRows;
-  for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {
+  const int rows = rows_of_block(B);
+  for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {  // from the grads of h_n and c_n
     const int64_t at = (b0 + i / H) * H + i % H;
     dh[i] = gy[T * BH + at];
     dc[i] = gy[(T + 1) * BH + at];
