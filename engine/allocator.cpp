@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/cuda_runtime.h"
@@ -39,15 +40,16 @@ class CachingAllocator {
     size_t cls = size_class(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
     void* ptr = nullptr;
-    auto it = free_.find(cls);
-    if (!caching_disabled() && it != free_.end() && !it->second.empty()) {
-      ptr = it->second.back();
-      it->second.pop_back();
+    std::vector<void*>* list = free_list(pool_, cls);
+    if ((!caching_disabled() || pool_ != 0) && list && !list->empty()) {  // a pool always reuses its own
+      ptr = list->back();
+      list->pop_back();
     } else {
       ptr = sys_alloc_(cls);
       stats_.system_allocs++;
       stats_.reserved += cls;
     }
+    if (pool_ != 0) owner_[ptr] = pool_;
     stats_.in_use += cls;
     if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
     return ptr;
@@ -58,12 +60,49 @@ class CachingAllocator {
     size_t cls = size_class(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.in_use -= cls;
-    if (caching_disabled()) {
+    int pool = 0;
+    if (auto it = owner_.find(ptr); it != owner_.end()) {
+      pool = it->second;
+      if (!pools_.count(pool)) {  // released while this block was live: it is the shared cache's now
+        owner_.erase(it);
+        pool = 0;
+      }
+    }
+    if (caching_disabled() && pool == 0) {
       sys_free_(ptr);
       stats_.reserved -= cls;
     } else {
-      free_[cls].push_back(ptr);
+      pools_[pool][cls].push_back(ptr);
     }
+  }
+
+  int new_pool() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const int id = next_pool_++;
+    pools_[id];
+    return id;
+  }
+  void use_pool(int pool) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    MSMIX_CHECK(pool == 0 || pools_.count(pool), "allocator: no pool {}", pool);
+    pool_ = pool;
+  }
+  void release_pool(int pool) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (pool == 0 || !pools_.count(pool)) return;
+    if (pool_ == pool) pool_ = 0;
+    for (auto& [cls, blocks] : pools_[pool]) {
+      for (void* p : blocks) {
+        owner_.erase(p);
+        if (caching_disabled()) {
+          sys_free_(p);
+          stats_.reserved -= cls;
+        } else {
+          pools_[0][cls].push_back(p);
+        }
+      }
+    }
+    pools_.erase(pool);
   }
 
   AllocatorStats stats() {
@@ -74,9 +113,9 @@ class CachingAllocator {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.peak_in_use = stats_.in_use;
   }
-  void empty_cache() {
+  void empty_cache() {  // the shared cache only: a pool's blocks belong to its graph
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [cls, blocks] : free_) {
+    for (auto& [cls, blocks] : pools_[0]) {
       for (void* p : blocks) sys_free_(p);
       stats_.reserved -= cls * blocks.size();
       blocks.clear();
@@ -84,10 +123,20 @@ class CachingAllocator {
   }
 
  private:
+  std::vector<void*>* free_list(int pool, size_t cls) {
+    auto p = pools_.find(pool);
+    if (p == pools_.end()) return nullptr;
+    auto it = p->second.find(cls);
+    return it == p->second.end() ? nullptr : &it->second;
+  }
+
   void* (*sys_alloc_)(size_t);
   void (*sys_free_)(void*);
   std::mutex mutex_;
-  std::map<size_t, std::vector<void*>> free_;
+  // Free blocks per pool and size class; pool 0 is the shared cache.
+  std::map<int, std::map<size_t, std::vector<void*>>> pools_ = {{0, {}}};
+  std::unordered_map<void*, int> owner_;  // blocks a pool allocated (absent: the shared cache's)
+  int pool_ = 0, next_pool_ = 1;
   AllocatorStats stats_;
 };
 
@@ -114,5 +163,8 @@ void deallocate(Device device, void* ptr, size_t bytes) { allocator_for(device).
 AllocatorStats allocator_stats(Device device) { return allocator_for(device).stats(); }
 void allocator_reset_peak(Device device) { allocator_for(device).reset_peak(); }
 void allocator_empty_cache(Device device) { allocator_for(device).empty_cache(); }
+int allocator_new_pool(Device device) { return allocator_for(device).new_pool(); }
+void allocator_use_pool(Device device, int pool) { allocator_for(device).use_pool(pool); }
+void allocator_release_pool(Device device, int pool) { allocator_for(device).release_pool(pool); }
 
 }  // namespace msmix

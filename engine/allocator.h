@@ -22,4 +22,13 @@ AllocatorStats allocator_stats(Device device);
 void allocator_reset_peak(Device device);
 void allocator_empty_cache(Device device);  // returns cached free blocks to the system
 
+// Private pools, for CUDA graphs: a captured graph keeps using the addresses its capture allocated, so those
+// blocks must never go to anyone else while it lives. While a pool is in use (allocator_use_pool), every
+// block allocated is the pool's, and a pool's block, when freed, goes back to the pool's own free list, which
+// only allocations made while that pool is in use draw from. Releasing the pool hands its free blocks (and,
+// as they are freed, its live ones) back to the shared cache. Pool 0 is the shared cache itself.
+int allocator_new_pool(Device device);
+void allocator_use_pool(Device device, int pool);  // 0: back to the shared cache
+void allocator_release_pool(Device device, int pool);
+
 }  // namespace msmix

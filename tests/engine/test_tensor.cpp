@@ -119,6 +119,34 @@ TEST_CASE("caching allocator reuses blocks") {
   if (std::getenv("MSMIX_ALLOC") == nullptr) CHECK(after.system_allocs == before.system_allocs);
 }
 
+// The pools CUDA graphs use, checked on the CPU allocator (the same class serves both devices): a pool's block
+// is never handed out outside the pool, comes back inside it, and joins the shared cache on release.
+TEST_CASE("caching allocator: a private pool keeps its blocks until released") {
+  const Device cpu = Device::cpu();
+  const size_t bytes = (size_t(7) << 20) + 3;  // a size class nothing else here uses
+  const int pool = allocator_new_pool(cpu);
+  allocator_use_pool(cpu, pool);
+  void* a = allocate(cpu, bytes);
+  allocator_use_pool(cpu, 0);
+  deallocate(cpu, a, bytes);  // back to the pool's own free list
+  void* b = allocate(cpu, bytes);
+  CHECK(b != a);  // the shared cache cannot have it
+  allocator_use_pool(cpu, pool);
+  void* c = allocate(cpu, bytes);
+  CHECK(c == a);  // the pool reuses it
+  void* d = allocate(cpu, bytes);
+  allocator_use_pool(cpu, 0);
+  deallocate(cpu, d, bytes);
+  allocator_release_pool(cpu, pool);  // d's block joins the shared cache; c is still live
+  void* e = allocate(cpu, bytes);
+  if (std::getenv("MSMIX_ALLOC") == nullptr) CHECK(e == d);
+  deallocate(cpu, c, bytes);  // freed after the release: the shared cache's too
+  void* f = allocate(cpu, bytes);
+  if (std::getenv("MSMIX_ALLOC") == nullptr) CHECK(f == c);
+  for (void* p : {b, e, f}) deallocate(cpu, p, bytes);
+  testing::check_throws_with([&] { allocator_use_pool(cpu, pool); }, {"allocator", "no pool"});
+}
+
 #include "engine/cpu_flags.h"
 
 TEST_CASE("flush-denormal mode turns denormal results into zeros and back") {
