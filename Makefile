@@ -56,7 +56,9 @@ CUDART ?= cudart_static
 CUDA_ARCHS ?= 80 90
 ifeq ($(CUDA),1)
   CU_SRCS := $(wildcard engine/cuda/*.cu ops/cuda/*.cu)
-  NVCCFLAGS := -std=c++17 -O3 -I. -I$(BLAS_INC) $(PREFIX_FLAGS) $(CUDA_EXTRA_INC) -Xcompiler -fopenmp,-Wall,-Wextra -MMD -MP \
+  # One stream, the per-thread default one: unlike the legacy default stream it can be captured into a CUDA
+  # graph (engine/cuda_runtime.h); the engine queues all its work from one thread.
+  NVCCFLAGS := -std=c++17 -O3 --default-stream per-thread -I. -I$(BLAS_INC) $(PREFIX_FLAGS) $(CUDA_EXTRA_INC) -Xcompiler -fopenmp,-Wall,-Wextra -MMD -MP \
                $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) $(NVCC_EXTRA)
   LDFLAGS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) $(CUDA_EXTRA_LDFLAGS)
   LDLIBS += -lcublas -l$(CUDART) -ldl -lrt

@@ -191,12 +191,14 @@ step fused-attention 90 env MSMIX_CUDA_FUSED_ATTENTION=1 MSMIX_CUDA_SYNC=1 OMP_W
   "cd tests && '$BIN/test_msmix' -tc='cuda*' && for f in 0 1; do MSMIX_CUDA_SYNC=0 MSMIX_CUDA_FUSED_ATTENTION=\$f \
   '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 --warmup 2 --json | tail -1; done"
 # The persistent LSTM scan (off by default until this passes): every CUDA test through it (the LSTM tests run
-# both scans anyway), the three LSTM backbones' training steps with the stepwise scan then the persistent one,
-# and racecheck / synccheck over the LSTM tests (the persistent kernels keep h and c in shared memory).
-step persistent-lstm 100 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
-  "cd tests && '$BIN/test_msmix' -tc='cuda*' && for m in lf_dnn tfn lmf; do for l in stepwise persistent; do \
-  MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\$l '$BIN/msmix' bench --model \$m --data synthetic:mosi --device cuda --steps 20 \
-  --warmup 3 --json | tail -1; done; done"
+# both scans anyway); then the three LSTM backbones' training steps with the stepwise scan, the persistent
+# one, and the persistent one inside a captured CUDA graph (cuda_graph, also new); racecheck / synccheck over
+# the LSTM tests (the persistent kernels keep h and c in shared memory).
+step persistent-lstm 120 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
+  "cd tests && '$BIN/test_msmix' -tc='cuda*' && for m in lf_dnn tfn lmf; do for l in stepwise persistent graph; do \
+  MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\${l/graph/persistent} '$BIN/msmix' bench --model \$m --data synthetic:mosi \
+  --device cuda --steps 20 --warmup 3 --set cuda_graph=\$([ \$l = graph ] && echo true || echo false) --json \
+  | tail -1; done; done"
 if [ -n "$SANITIZER" ]; then
   step lstm-racecheck 60 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool \
     racecheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm*' && '$SANITIZER' --tool synccheck \
@@ -258,7 +260,7 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   fi
   echo
   bench_lines fused-attention "MulT training steps on the GPU, composite attention (first) and fused (second)"
-  bench_lines persistent-lstm "LSTM backbones' training steps on the GPU: stepwise scan, then persistent, per model"
+  bench_lines persistent-lstm "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph"
   echo "## CUDA ops (bench/bench_cuda_ops.cpp)"
   echo '```'
   [ -f "$BUILD/step-bench-cuda.txt" ] && grep '^{' "$BUILD/step-bench-cuda.txt" | sed 's/[{}"]//g'

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace msmix::cuda {
@@ -25,6 +26,18 @@ void synchronize();
 // 0 in a CPU-only build.
 int64_t queued_count();
 void count_queued();
+
+// CUDA graphs. The work this thread queues between begin_capture and end_capture is recorded, not run, into a
+// graph that replay() then runs as one launch, on the same addresses each time. While capturing: allocations
+// come from a private pool the graph keeps (engine/allocator.h), uploads copy from pinned memory the graph
+// keeps (their values are fixed at capture), and a read back or a synchronisation throws (a graph cannot wait
+// for the host). After an error during capture, abort_capture() discards it. msmix/graph_step.h uses them.
+struct CapturedGraph;
+bool capturing();
+void begin_capture();
+std::shared_ptr<CapturedGraph> end_capture();
+void abort_capture();
+void replay(const CapturedGraph& graph);
 
 // NVTX ranges (Nsight Systems' timeline; engine/profile.h wraps them). No-ops in a CPU-only build, and
 // nearly free in a CUDA build when no profiler is attached.

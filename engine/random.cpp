@@ -51,6 +51,11 @@ Generator& default_generator() {
   return gen;
 }
 
+GraphPhilox& graph_philox() {
+  static GraphPhilox g;
+  return g;
+}
+
 void manual_seed(uint64_t seed) { default_generator() = Generator(seed); }
 
 }  // namespace msmix

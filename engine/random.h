@@ -30,6 +30,16 @@ struct Generator {
 
 // The process-wide generator used by parameter init, dropout and Tensor::rand/randn without a generator.
 Generator& default_generator();
+
+// While a CUDA graph step is captured (msmix/graph_step.h), dropout on the GPU reads the default generator's
+// offset from device memory instead of baking it into the kernel: `device_offset` holds the offset at the
+// start of the step, rewritten before each replay, and a kernel draws at *device_offset + (its offset at
+// capture - capture_start). So every replay draws the masks an uncaptured step would.
+struct GraphPhilox {
+  const uint64_t* device_offset = nullptr;  // null: no graph step is being captured
+  uint64_t capture_start = 0;
+};
+GraphPhilox& graph_philox();
 void manual_seed(uint64_t seed);  // resets the default generator to (seed, 0)
 
 }  // namespace msmix

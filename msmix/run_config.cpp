@@ -77,6 +77,7 @@ Config make_run_config(const RunSpec& spec) {
   if (!c.contains("grad_clip_norm")) c["grad_clip_norm"] = -1.0;
   c["checkpoint"] = true;
   c["shuffle"] = true;  // false: train batches in file order every epoch (framework-to-framework checks)
+  c["cuda_graph"] = false;  // true: on the GPU, capture the training step once and replay it (msmix/graph_step.h)
   if (is_synthetic(spec.data)) {
     c["synthetic_seed"] = 1;
     c["synthetic_scale"] = 1.0;

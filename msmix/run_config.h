@@ -40,7 +40,8 @@ std::string data_name(const std::string& data);
 // table's type checks. Run keys: data, mix, seed, device (resolved), the mixing constants (mix_delta,
 // mix_alpha, mix_heads, mix_weight, sal_weight, sal_scale, sal_s, mix_eps, mix_center, mix_lr), grad_clip_norm
 // (-1 = off), checkpoint (true: write the resume point each epoch), shuffle (true: a fresh order of the
-// training batches each epoch), for synthetic data synthetic_seed,
+// training batches each epoch), cuda_graph (false; true: on the GPU the step is captured once and replayed),
+// for synthetic data synthetic_seed,
 // synthetic_scale, synthetic_max_steps, and with spec.weights "weights" (its absolute path).
 Config make_run_config(const RunSpec& spec);
 // The mixing constants of a run config.

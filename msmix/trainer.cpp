@@ -19,6 +19,7 @@
 #include "models/checkpoint_io.h"
 #include "models/registry.h"
 #include "msmix/grad_clip.h"
+#include "msmix/graph_step.h"
 #include "msmix/mix_stats.h"
 #include "ops/ops.h"
 
@@ -174,6 +175,15 @@ Trainer::Trainer(Config config, const Dataset& data, std::string run_dir)
 
 Trainer::~Trainer() = default;
 
+int64_t Trainer::graph_replays() const { return graph_ ? graph_->replays() : 0; }
+
+std::string Trainer::graph_status() const {
+  if (!config_bool_or(config_, "cuda_graph", false)) return "";
+  if (!graph_note_.empty()) return graph_note_;
+  if (!device_.is_cuda()) return "not used: the CPU runs uncaptured";
+  return fmt::format("{} of the steps replayed a captured graph", graph_replays());
+}
+
 void Trainer::build() {
   device_ = resolve_device(config_string(config_, "device"));
   const uint64_t seed = uint64_t(config_int(config_, "seed"));
@@ -243,6 +253,17 @@ void Trainer::build() {
   } else {
     throw Error(fmt::format("{}: unknown optimizer '{}' (known: adam, adamw, sgd)", name, kind));
   }
+  // cuda_graph: capture the step once and replay it (msmix/graph_step.h). Checked on every device, so a
+  // config that cannot be captured fails the same way everywhere; it takes effect on the GPU only.
+  if (config_bool_or(config_, "cuda_graph", false)) {
+    MSMIX_CHECK(mixer_->config.method == MixMethod::None,
+                "{}: cuda_graph needs mix none: {} draws its pairs and ratios on the host at every step", name,
+                mixer_->name());
+    MSMIX_CHECK(config_int_or(config_, "update_epochs", 1) == 1,
+                "{}: cuda_graph cannot capture gradient accumulation (update_epochs {}); set update_epochs=1", name,
+                config_int_or(config_, "update_epochs", 1));
+    if (device_.is_cuda()) graph_ = std::make_unique<GraphStep>(model_->parameters());
+  }
   const std::string scheduler = config_.contains("scheduler") ? config_string(config_, "scheduler") : "none";
   if (scheduler == "reduce_on_plateau") {
     ReduceLROnPlateau::Options o;  // MMSA: mode min, PyTorch's threshold 1e-4 (relative)
@@ -277,19 +298,14 @@ void Trainer::fail(const std::string& message) {
   throw Error(full);
 }
 
-Tensor Trainer::train_step(const Batch& batch, EpochSums& sums) {
-  ProfileRange step_range("train step");  // nests "forward", then "backward" and "optimizer step" (their own)
-  const int64_t update_every = config_int_or(config_, "update_epochs", 1);
-  if (left_in_group_ == update_every) {  // MMSA: zero the grads at the start of each accumulation group
-    optimizer_->zero_grad();
-    model_->zero_grad();  // also the parameters no group trains (LMF's fusion weights)
-    mixer_->zero_grad();
-  }
-  --left_in_group_;
+// Forward, loss, backward and clipping of one batch: no zeroing, no optimizer step (what a CUDA graph
+// captures). Returns the step's loss values [total, task(, mix(, sal))] on the device; `mix` is the mixer's,
+// `loss` (when given) the total loss, detached.
+Tensor Trainer::forward_backward(const Batch& batch, MixResult& mix, Tensor* total) {
   const int64_t B = batch.size();
   std::optional<ProfileRange> forward_range(std::in_place, "forward");
   Representations reps = model_->encode(model_input(batch, config_));
-  MixResult mix = mixer_->mix(reps, batch.labels, mix_gen_);
+  mix = mixer_->mix(reps, batch.labels, mix_gen_);
   ModelOutput out = model_->fuse(mix.active ? concat_batches(reps, mix.mixed) : reps);  // [B or 2B, 1]
   Tensor pred = mix.active ? slice(out.prediction, 0, 0, B) : out.prediction;
   Tensor mixed_pred = mix.active ? slice(out.prediction, 0, B, 2 * B) : Tensor();
@@ -298,33 +314,76 @@ Tensor Trainer::train_step(const Batch& batch, EpochSums& sums) {
   const Mixer::LossTerms terms = mixer_->loss_terms(task, mixed_pred, mix);
   const Tensor& loss = terms.total;
   forward_range.reset();
+  Tensor values;
   {
     NoGradGuard no_grad;
     std::vector<Tensor> parts = {reshape(loss, {1}), reshape(task, {1})};
     if (terms.mix.defined()) parts.push_back(reshape(terms.mix, {1}));
     if (terms.sal.defined()) parts.push_back(reshape(terms.sal, {1}));
-    sums.step_values.push_back(concat(parts, 0));
+    values = concat(parts, 0);
   }
 
   // No check of the loss here: reading it would wait for the GPU. A non-finite loss is found (and named) when
   // the epoch's values are read back; the weights it spoils are never saved (the resume point and best
   // weights are written only after that read).
   loss.backward();
-  const std::vector<Tensor> params = [&] {
-    std::vector<Tensor> all;
-    for (const ParamGroup& g : optimizer_->param_groups()) all.insert(all.end(), g.params.begin(), g.params.end());
-    return all;
-  }();
+  if (total) *total = loss.detach();
+  const std::vector<Tensor> params = trained_parameters();
   const float clip_value = config_float(config_, "grad_clip"), clip_norm = config_float(config_, "grad_clip_norm");
   if (clip_value > 0) clip_grad_value(params, clip_value);  // MMSA: after every backward (-1 = off)
   if (clip_norm > 0) clip_grad_norm(params, clip_norm);
+  return values;
+}
+
+std::vector<Tensor> Trainer::trained_parameters() const {
+  std::vector<Tensor> all;
+  for (const ParamGroup& g : optimizer_->param_groups()) all.insert(all.end(), g.params.begin(), g.params.end());
+  return all;
+}
+
+Tensor Trainer::train_step(const Batch& batch, EpochSums& sums) {
+  ProfileRange step_range("train step");  // nests "forward", then "backward" and "optimizer step" (their own)
+  // A CUDA graph step (cuda_graph): one eager step first (the optimizer's state, cuBLAS's workspace), then
+  // the capture, then replays for every batch of the captured size; other sizes run eagerly.
+  const bool graph_size = graph_ && (graph_->captured() ? graph_->batch_size() == batch.size()
+                                                         : batch.size() == config_int(config_, "batch_size"));
+  if (graph_size && ++graph_steps_ > 1) {
+    Tensor values;
+    try {
+      values = graph_->captured() ? graph_->replay(batch) : graph_->capture(batch, [this](const Batch& b) {
+        MixResult mix;
+        return forward_backward(b, mix);
+      });
+    } catch (const Error& e) {
+      if (graph_->captured()) throw;  // a replay failed: a GPU error, not a step that cannot be captured
+      graph_note_ = fmt::format("not used: {}", e.what());  // this step and the rest run uncaptured
+      graph_.reset();
+    }
+    if (values.defined()) {
+      optimizer_->step();
+      sums.step_values.push_back(values);
+      ++sums.steps;
+      NoGradGuard no_grad;
+      return reshape(slice(values, 0, 0, 1), {});
+    }
+  }
+  const int64_t update_every = config_int_or(config_, "update_epochs", 1);
+  if (left_in_group_ == update_every) {  // MMSA: zero the grads at the start of each accumulation group
+    optimizer_->zero_grad();
+    model_->zero_grad();  // also the parameters no group trains (LMF's fusion weights)
+    mixer_->zero_grad();
+  }
+  --left_in_group_;
+  MixResult mix;
+  Tensor loss;
+  sums.step_values.push_back(forward_backward(batch, mix, &loss));
   if (left_in_group_ == 0) {
     optimizer_->step();
     left_in_group_ = update_every;
   }
   if (mix.active) sums.mixing.add(mix);
   ++sums.steps;
-  return loss.detach();
+  return loss;
 }
 
 // One read back for the whole epoch; the sums add the values in step order in double, as a sum per step would.
@@ -561,6 +620,7 @@ TrainResult Trainer::fit() {
     r["test_loss"] = json_double(test.loss);
     r["test"] = metrics_json(test.metrics);
   }
+  if (!graph_status().empty()) r["cuda_graph"] = graph_status();
   double train_seconds = 0;
   for (const Json& line : log_) train_seconds += line["seconds"].get<double>();
   r["train_seconds"] = std::round(train_seconds * 1000) / 1000;

@@ -43,7 +43,8 @@
 
 namespace msmix {
 
-struct Batch;  // data/loader.h
+struct Batch;       // data/loader.h
+class GraphStep;    // msmix/graph_step.h
 
 // ---- evaluation (shared by the trainer and `msmix eval`)
 
@@ -110,6 +111,11 @@ class Trainer {
   std::function<void(const StepInfo&)> on_step;   // after every step (progress bars)
   std::function<void(const Json&)> on_epoch;      // after each epoch's log line is written
 
+  // cuda_graph: how many steps ran as replays of the captured graph (0 otherwise), and what results.json
+  // says of it ("" when cuda_graph is off): how many steps replayed it, or why it was not used.
+  int64_t graph_replays() const;
+  std::string graph_status() const;
+
   Backbone& model() { return *model_; }
   Mixer& mixer() { return *mixer_; }
   Optimizer& optimizer() { return *optimizer_; }
@@ -121,6 +127,8 @@ class Trainer {
   struct EpochSums;
   void build();
   Tensor train_step(const Batch& batch, EpochSums& sums);  // the step's total loss [], left on the device
+  Tensor forward_backward(const Batch& batch, MixResult& mix, Tensor* total = nullptr);
+  std::vector<Tensor> trained_parameters() const;
   void read_epoch_sums(EpochSums& sums, int64_t epoch, int64_t steps);
   void save_resume_point(int64_t epoch);
   Json epoch_state(int64_t epoch) const;
@@ -138,6 +146,9 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<ReduceLROnPlateau> scheduler_;
   Generator mix_gen_;
+  std::unique_ptr<GraphStep> graph_;  // cuda_graph on the GPU
+  int64_t graph_steps_ = 0;           // full-size steps so far (the first runs uncaptured)
+  std::string graph_note_;            // why the capture failed, when it did
 
   int64_t epochs_done_ = 0, best_epoch_ = 0, left_in_group_ = 0;
   double best_valid_loss_ = 1e8;  // MMSA's starting value for a loss

@@ -1,6 +1,7 @@
 #include "ops/attention.h"
 
 #include "engine/autograd.h"
+#include "engine/cuda_runtime.h"
 #include "engine/error.h"
 #include "engine/profile.h"
 #include "ops/cpu/attention.h"
@@ -47,6 +48,9 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
   args.key_padding = key_padding_mask.defined() ? key_padding_mask.data() : nullptr;
   args.scale = scale;
   args.dropout = training && dropout_p > 0;
+  MSMIX_CHECK(!(args.dropout && dev.is_cuda() && cuda::capturing()),
+              "fused_attention: its dropout cannot be replayed in a captured CUDA graph step yet (the offset is "
+              "fixed at capture)");
   if (args.dropout) {  // as dropout(): one take, p == 1 drops everything with scale 0
     args.dropout_p = dropout_p;
     args.dropout_scale = dropout_p < 1 ? 1.0f / (1.0f - dropout_p) : 0.0f;

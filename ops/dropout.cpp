@@ -2,6 +2,7 @@
 // Memory choice: the mask is not saved. Each call takes one stretch of the generator's Philox stream
 // (seed, offset), and backward regenerates the same mask from it: no [numel] mask tensor lives until
 // backward, at the cost of recomputing Philox (10 cheap rounds per 4 elements), as a CUDA kernel would.
+#include "engine/cuda_runtime.h"
 #include "engine/error.h"
 #include "engine/profile.h"
 #include "ops/cpu/dropout.h"
@@ -18,16 +19,28 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
   if (!training || p == 0) return x;  // identity: no copy, no draw from the generator
 
   const int64_t n = x.numel();
-  const uint64_t seed = gen.seed, offset = gen.take(Generator::uniform_blocks(uint64_t(n)));
+  const uint64_t seed = gen.seed;
+  uint64_t offset = gen.take(Generator::uniform_blocks(uint64_t(n)));
+  // Inside a captured graph step the offset is read on the device at each replay (engine/random.h).
+  const uint64_t* base = nullptr;
+  if (x.is_cuda() && cuda::capturing()) {
+    const GraphPhilox& graph = graph_philox();
+    MSMIX_CHECK(graph.device_offset && &gen == &default_generator(),
+                "dropout: in a captured CUDA graph step only the default generator's draws can be replayed");
+    base = graph.device_offset;
+    offset -= graph.capture_start;
+  }
   // p == 1 drops everything (no uniform in [0, 1) is >= 1); scale 0 avoids 0 * inf.
   const float scale = p < 1 ? 1.0f / (1.0f - p) : 0.0f;
   Tensor y = Tensor::empty(x.shape(), x.device());
-  (x.is_cuda() ? cuda::dropout_apply : cpu::dropout_apply)(x.data(), y.data(), n, p, scale, seed, offset);
+  if (x.is_cuda()) cuda::dropout_apply_at(x.data(), y.data(), n, p, scale, seed, offset, base);
+  else cpu::dropout_apply(x.data(), y.data(), n, p, scale, seed, offset);
 
   if (any_requires_grad({&x})) {
-    record(y, "dropout", {x}, [n, p, scale, seed, offset](const Tensor& g, const std::vector<bool>&) {
+    record(y, "dropout", {x}, [n, p, scale, seed, offset, base](const Tensor& g, const std::vector<bool>&) {
       Tensor gx = Tensor::empty(g.shape(), g.device());
-      (g.is_cuda() ? cuda::dropout_apply : cpu::dropout_apply)(g.data(), gx.data(), n, p, scale, seed, offset);
+      if (g.is_cuda()) cuda::dropout_apply_at(g.data(), gx.data(), n, p, scale, seed, offset, base);
+      else cpu::dropout_apply(g.data(), gx.data(), n, p, scale, seed, offset);
       return Grads{gx};
     });
   }

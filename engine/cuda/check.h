@@ -26,7 +26,7 @@ bool sync_after_launch();  // MSMIX_CUDA_SYNC=1, read once (engine/cuda/runtime.
 inline void check_launch(const char* kernel, const char* file, int line) {
   count_queued();
   cudaError_t err = cudaGetLastError();
-  if (err == cudaSuccess && sync_after_launch()) err = cudaDeviceSynchronize();
+  if (err == cudaSuccess && sync_after_launch() && !capturing()) err = cudaDeviceSynchronize();
   if (err != cudaSuccess)
     throw ::msmix::Error(
         fmt::format("CUDA kernel {} failed at {}:{}: {}", kernel, file, line, cudaGetErrorString(err)));

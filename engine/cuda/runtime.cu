@@ -2,13 +2,16 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <vector>
 
 #if __has_include(<nvtx3/nvToolsExt.h>)
 #include <nvtx3/nvToolsExt.h>  // header-only (NVTX v3): it finds the profiler, if any, at the first call
 #define MSMIX_HAVE_NVTX 1
 #endif
 
+#include "engine/allocator.h"
 #include "engine/cuda/check.h"
 #include "engine/cuda_runtime.h"
 #include "engine/tensor.h"
@@ -95,24 +98,50 @@ StagingSlots& staging() {
   return *slots;
 }
 
+// The capture under way, if any (see CUDA graphs below).
+struct Capture {
+  bool on = false;
+  int pool = 0;
+  std::vector<void*> pinned;  // the uploads' sources, kept with the graph
+};
+Capture g_capture;
+
+void check_not_capturing(const char* what) {
+  MSMIX_CHECK(!g_capture.on, "{} inside a captured CUDA graph step: a graph cannot wait for the host (a read "
+              "back or a synchronisation in the step); run without cuda_graph, or move the read out of the step",
+              what);
+}
+
 }  // namespace
 
+// All work goes to the per-thread default stream (nvcc --default-stream per-thread): stream 0 below is it.
 void memcpy_host_to_device(void* dst, const void* src, size_t bytes) {
   count_queued();
-  if (staging().fits(bytes)) staging().copy(dst, src, bytes);
-  else CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  if (bytes == 0) return;
+  if (g_capture.on) {  // the graph copies from pinned memory it keeps: the values are fixed at capture
+    void* pinned = nullptr;
+    CUDA_CHECK(cudaHostAlloc(&pinned, bytes, cudaHostAllocDefault));
+    g_capture.pinned.push_back(pinned);
+    std::memcpy(pinned, src, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, pinned, bytes, cudaMemcpyHostToDevice, 0));
+  } else if (staging().fits(bytes)) {
+    staging().copy(dst, src, bytes);
+  } else {
+    CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  }
 }
 void memcpy_device_to_host(void* dst, const void* src, size_t bytes) {
   count_host_read();  // engine/tensor.h: a step should make none
+  check_not_capturing("a copy to the host");
   CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 void memcpy_device_to_device(void* dst, const void* src, size_t bytes) {
   count_queued();
-  CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
 }
 void memset_zero(void* dst, size_t bytes) {
   count_queued();
-  CUDA_CHECK(cudaMemset(dst, 0, bytes));
+  CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, 0));
 }
 
 namespace {
@@ -120,7 +149,72 @@ std::atomic<int64_t> g_queued{0};
 }
 int64_t queued_count() { return g_queued.load(); }
 void count_queued() { ++g_queued; }
-void synchronize() { CUDA_CHECK(cudaDeviceSynchronize()); }
+void synchronize() {
+  check_not_capturing("a synchronisation");
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+// ---- CUDA graphs
+
+struct CapturedGraph {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  int pool = 0;
+  std::vector<void*> pinned;
+  ~CapturedGraph() {  // errors ignored: a destructor must not throw, and the context may be gone at exit
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    for (void* p : pinned) cudaFreeHost(p);
+    if (pool) allocator_release_pool(Device::cuda(), pool);
+  }
+};
+
+bool capturing() { return g_capture.on; }
+
+void begin_capture() {
+  MSMIX_CHECK(!g_capture.on, "begin_capture: a capture is already under way");
+  g_capture = Capture{};
+  g_capture.pool = allocator_new_pool(Device::cuda());
+  allocator_use_pool(Device::cuda(), g_capture.pool);
+  // Relaxed: the allocator may still call cudaMalloc (not recorded: the pool keeps the block for the graph).
+  const cudaError_t err = cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeRelaxed);
+  if (err != cudaSuccess) {
+    allocator_use_pool(Device::cuda(), 0);
+    allocator_release_pool(Device::cuda(), g_capture.pool);
+    CUDA_CHECK(err);
+  }
+  g_capture.on = true;
+}
+
+std::shared_ptr<CapturedGraph> end_capture() {
+  MSMIX_CHECK(g_capture.on, "end_capture: no capture under way");
+  g_capture.on = false;
+  allocator_use_pool(Device::cuda(), 0);
+  auto g = std::make_shared<CapturedGraph>();
+  g->pool = g_capture.pool;
+  g->pinned = std::move(g_capture.pinned);
+  CUDA_CHECK(cudaStreamEndCapture(cudaStreamPerThread, &g->graph));
+  CUDA_CHECK(cudaGraphInstantiateWithFlags(&g->exec, g->graph, 0));
+  return g;
+}
+
+void abort_capture() {
+  if (!g_capture.on) return;
+  g_capture.on = false;
+  allocator_use_pool(Device::cuda(), 0);
+  cudaGraph_t graph = nullptr;
+  if (cudaStreamEndCapture(cudaStreamPerThread, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+  cudaGetLastError();  // an invalidated capture leaves its error behind
+  for (void* p : g_capture.pinned) cudaFreeHost(p);
+  allocator_release_pool(Device::cuda(), g_capture.pool);
+  g_capture = Capture{};
+}
+
+void replay(const CapturedGraph& g) {
+  check_not_capturing("a graph replay");
+  count_queued();
+  CUDA_CHECK(cudaGraphLaunch(g.exec, cudaStreamPerThread));
+}
 
 #ifdef MSMIX_HAVE_NVTX
 void range_push(const char* name) { nvtxRangePushA(name); }

@@ -21,6 +21,12 @@ void memset_zero(void*, size_t) { no_cuda("cuda::memset"); }
 void synchronize() { no_cuda("cuda::synchronize"); }
 int64_t queued_count() { return 0; }
 void count_queued() {}
+struct CapturedGraph {};
+bool capturing() { return false; }
+void begin_capture() { no_cuda("cuda::begin_capture"); }
+std::shared_ptr<CapturedGraph> end_capture() { no_cuda("cuda::end_capture"); }
+void abort_capture() {}
+void replay(const CapturedGraph&) { no_cuda("cuda::replay"); }
 void range_push(const char*) {}  // profiling ranges: nothing to mark without CUDA
 void range_pop() {}
 

@@ -9,8 +9,10 @@
 namespace msmix::cuda {
 namespace {
 
+// offset_base (a graph step's, engine/random.h) is added to offset when given.
 __global__ void dropout_kernel(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed,
-                               uint64_t offset) {
+                               uint64_t offset, const uint64_t* offset_base) {
+  if (offset_base) offset += *offset_base;
   const int64_t blocks = (n + 3) / 4;
   MSMIX_GRID_LOOP(k, blocks) {
     const philox::U32x4 b = philox::block(seed, offset, uint64_t(k));
@@ -24,8 +26,13 @@ __global__ void dropout_kernel(const float* in, float* out, int64_t n, float p, 
 }  // namespace
 
 void dropout_apply(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t offset) {
+  dropout_apply_at(in, out, n, p, scale, seed, offset, nullptr);
+}
+
+void dropout_apply_at(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t delta,
+                      const uint64_t* offset_base) {
   if (n == 0) return;
-  dropout_kernel<<<blocks_for((n + 3) / 4), kThreads>>>(in, out, n, p, scale, seed, offset);
+  dropout_kernel<<<blocks_for((n + 3) / 4), kThreads>>>(in, out, n, p, scale, seed, delta, offset_base);
   CUDA_CHECK_LAUNCH("dropout_kernel");
 }
 

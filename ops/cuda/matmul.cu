@@ -25,13 +25,14 @@
 namespace msmix::cuda {
 namespace {
 
-// One handle for the process, on the default stream, created at the first GEMM (so a build without a GPU
+// One handle for the process, on the engine's stream, created at the first GEMM (so a build without a GPU
 // never touches cuBLAS). Never destroyed: the CUDA context may be gone at exit.
 cublasHandle_t handle() {
   static cublasHandle_t h = [] {
     cublasHandle_t made = nullptr;
     CUBLAS_CHECK(cublasCreate(&made));
     CUBLAS_CHECK(cublasSetMathMode(made, CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublasSetStream(made, cudaStreamPerThread));  // the engine's one stream (see the Makefile)
     return made;
   }();
   return h;

@@ -116,6 +116,9 @@ bool persistent_lstm() { return false; }
 void set_persistent_lstm(bool) {}
 
 void dropout_apply(const float*, float*, int64_t, float, float, uint64_t, uint64_t) { no_cuda("dropout_apply"); }
+void dropout_apply_at(const float*, float*, int64_t, float, float, uint64_t, uint64_t, const uint64_t*) {
+  no_cuda("dropout_apply_at");
+}
 
 void sgd_update(float*, const float*, float*, int64_t, const cpu::SGDScalars&) { no_cuda("sgd_update"); }
 void adam_update(float*, const float*, float*, float*, int64_t, const cpu::AdamScalars&) { no_cuda("adam_update"); }

@@ -1,0 +1,80 @@
+#include "msmix/graph_step.h"
+
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/random.h"
+
+namespace msmix {
+
+namespace {
+
+// The batch's tensors, in one fixed order (the graph's inputs).
+std::vector<Tensor*> tensors_of(Batch& b) {
+  return {&b.text, &b.text_bert, &b.audio, &b.vision, &b.labels, &b.labels_t, &b.labels_a, &b.labels_v};
+}
+std::vector<const Tensor*> tensors_of(const Batch& b) {
+  return {&b.text, &b.text_bert, &b.audio, &b.vision, &b.labels, &b.labels_t, &b.labels_a, &b.labels_v};
+}
+
+}  // namespace
+
+GraphStep::GraphStep(std::vector<Tensor> params) : params_(std::move(params)) {}
+
+Tensor GraphStep::capture(const Batch& batch, const Body& body) {
+  MSMIX_CHECK(!captured(), "GraphStep: already captured");
+  MSMIX_CHECK(batch.labels.defined() && batch.labels.is_cuda(), "GraphStep: a CUDA graph needs the batch on the GPU");
+  {
+    NoGradGuard no_grad;
+    inputs_ = batch;  // host-side fields as they are; the tensors become the graph's own copies
+    for (Tensor* t : tensors_of(inputs_))
+      if (t->defined()) *t = t->detach().clone();
+    device_offset_ = Tensor::zeros({2}, batch.labels.device());  // 8 bytes
+  }
+  for (Tensor& p : params_) p.zero_grad();  // the captured backward then writes each grad, never adds to it
+
+  Generator& gen = default_generator();
+  const uint64_t start = gen.offset;
+  graph_philox() = {reinterpret_cast<const uint64_t*>(device_offset_.data()), start};
+  cuda::begin_capture();
+  try {
+    values_ = body(inputs_);
+    graph_ = cuda::end_capture();
+  } catch (...) {
+    cuda::abort_capture();
+    graph_philox() = {};
+    gen.offset = start;
+    values_ = Tensor();
+    graph_.reset();
+    for (Tensor& p : params_) p.zero_grad();
+    throw;
+  }
+  graph_philox() = {};
+  draws_ = gen.offset - start;
+  gen.offset = start;  // nothing ran yet: the replay below takes the step's draws
+  for (Tensor& p : params_)
+    if (p.grad().defined()) grads_.emplace_back(p, p.grad());
+  return replay(batch);
+}
+
+Tensor GraphStep::replay(const Batch& batch) {
+  MSMIX_CHECK(captured(), "GraphStep: nothing captured");
+  MSMIX_CHECK(batch.size() == inputs_.size(), "GraphStep: a batch of {} for a step captured with {}", batch.size(),
+              inputs_.size());
+  const std::vector<Tensor*> to = tensors_of(inputs_);
+  const std::vector<const Tensor*> from = tensors_of(batch);
+  for (size_t k = 0; k < to.size(); ++k) {
+    MSMIX_CHECK(to[k]->defined() == from[k]->defined(), "GraphStep: the batch's tensors differ from the captured ones");
+    if (to[k]->defined()) to[k]->copy_(*from[k]);  // shapes checked by copy_
+  }
+  Generator& gen = default_generator();
+  const uint64_t offset = gen.offset;
+  cuda::memcpy_host_to_device(device_offset_.data(), &offset, sizeof(offset));  // queued before the replay
+  cuda::replay(*graph_);
+  gen.offset += draws_;
+  for (auto& [p, g] : grads_) p.set_grad(g);
+  ++replays_;
+  NoGradGuard no_grad;
+  return values_.clone();
+}
+
+}  // namespace msmix

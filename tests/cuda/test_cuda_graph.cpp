@@ -1,0 +1,160 @@
+// CUDA graphs (msmix/graph_step.h): a captured step replays to the same numbers as the uncaptured one (the
+// same kernels in the same order: equal but for cuBLAS, which may pick another algorithm under capture, hence
+// a relative 1e-6), dropout draws fresh masks at each replay, and a step that cannot be captured (it reads
+// back) leaves nothing behind. Then whole trainer runs with cuda_graph on and off. Skipped without a GPU.
+#include <cmath>
+
+#include "msmix/graph_step.h"
+#include "msmix/optimizer.h"
+#include "msmix/trainer.h"
+#include "ops/cuda/kernels.h"
+#include "ops/ops.h"
+#include "tests/cuda/cuda_testing.h"
+
+using namespace msmix;
+using namespace msmix::testing;
+
+namespace {
+
+// A batch of n random rows on the GPU (only the tensors a GraphStep copies matter here).
+Batch gpu_batch(int64_t n, uint64_t seed) {
+  Batch b;
+  b.audio = leaf({n, 6}, seed).detach().to(Device::cuda());
+  b.labels = leaf({n}, seed + 1).detach().to(Device::cuda());
+  for (int64_t i = 0; i < n; ++i) b.indices.push_back(i);
+  return b;
+}
+
+// A two-layer net with dropout: loss = mean((dropout(relu(x w1)) w2 - y)^2); the body a GraphStep captures.
+struct Net {
+  Tensor w1 = gpu_leaf(leaf({6, 16}, 90, 0.5f)), w2 = gpu_leaf(leaf({16, 1}, 91, 0.5f));
+  Tensor step(const Batch& b) {
+    Tensor h = dropout(relu(matmul(b.audio, w1)), 0.3f, true);
+    Tensor loss = mse_loss(reshape(matmul(h, w2), {b.size()}), b.labels);
+    loss.backward();
+    return reshape(loss.detach(), {1});
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cuda graph: replays equal uncaptured steps bit for bit, dropout included") {
+  MSMIX_REQUIRE_GPU();
+  Net eager, graphed;
+  graphed.w1 = gpu_leaf(eager.w1), graphed.w2 = gpu_leaf(eager.w2);
+  AdamOptions o;
+  o.lr = 1e-2f;
+  Adam opt_e({eager.w1, eager.w2}, o), opt_g({graphed.w1, graphed.w2}, o);
+  GraphStep graph({graphed.w1, graphed.w2});
+  manual_seed(5);
+  std::vector<float> losses_eager;
+  for (int k = 0; k < 4; ++k) {
+    opt_e.zero_grad();
+    losses_eager.push_back(eager.step(gpu_batch(32, 100 + k)).item());
+    opt_e.step();
+  }
+  const uint64_t offset_eager = default_generator().offset;
+  manual_seed(5);
+  std::vector<float> losses_graph;
+  for (int k = 0; k < 4; ++k) {
+    const Batch b = gpu_batch(32, 100 + k);
+    Tensor v = graph.captured() ? graph.replay(b) : graph.capture(b, [&](const Batch& in) { return graphed.step(in); });
+    losses_graph.push_back(v.item());
+    opt_g.step();
+  }
+  CHECK(graph.replays() == 4);
+  CHECK(default_generator().offset == offset_eager);  // the host generator advanced as the eager steps did
+  for (size_t k = 0; k < losses_eager.size(); ++k) CHECK(losses_graph[k] == doctest::Approx(losses_eager[k]).epsilon(1e-6));
+  CHECK(losses_eager[1] != losses_eager[2]);  // different batches and masks: not one replayed value
+  check_close(graphed.w1, eager.w1, 1e-6, 1e-7, "w1 after four steps");
+  check_close(graphed.w2, eager.w2, 1e-6, 1e-7, "w2 after four steps");
+}
+
+TEST_CASE("cuda graph: a step that reads back cannot be captured and leaves nothing behind") {
+  MSMIX_REQUIRE_GPU();
+  Net net;
+  GraphStep graph({net.w1, net.w2});
+  manual_seed(9);
+  const uint64_t before = default_generator().offset;
+  check_throws_with([&] {
+    graph.capture(gpu_batch(8, 1), [&](const Batch& in) {
+      Tensor v = net.step(in);
+      (void)v.item();  // a read back inside the step
+      return v;
+    });
+  }, {"inside a captured CUDA graph step"});
+  CHECK(!graph.captured());
+  CHECK(!cuda::capturing());
+  CHECK(default_generator().offset == before);
+  CHECK(!net.w1.grad().defined());
+  // The GPU works as before afterwards.
+  Tensor x = gpu_leaf(leaf({5}, 3));
+  check_close(mul(x, 2.0f), mul(leaf({5}, 3), 2.0f), 0, 0, "after the failed capture");
+}
+
+// Whole runs: every epoch's losses and the test metrics equal with and without cuda_graph, and the graph
+// replayed all full-size steps after the first (the last, smaller batch of each epoch runs uncaptured).
+TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's numbers") {
+  MSMIX_REQUIRE_GPU();
+  struct Case {
+    const char* model;
+    std::vector<std::string> overrides;
+    bool persistent_lstm;
+  };
+  const std::vector<std::string> small = {"synthetic_scale=0.125", "synthetic_max_steps=4", "batch_size=8"};
+  const std::vector<Case> cases = {
+      {"lf_dnn", {}, false},
+      {"lf_dnn", {}, true},
+      {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8", "grad_clip_norm=1"}, false},
+      {"lmf", {}, true},
+      {"mult",
+       {"dst_feature_dim_nheads=[8,2]", "nlevels=1", "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1",
+        "conv1d_kernel_size_v=1", "update_epochs=1"},
+       false},
+  };
+  struct Restore {
+    bool before = cuda::persistent_lstm();
+    ~Restore() { cuda::set_persistent_lstm(before); }
+  } restore;
+  for (const Case& c : cases) {
+    CAPTURE(c.model);
+    CAPTURE(c.persistent_lstm);
+    cuda::set_persistent_lstm(c.persistent_lstm);
+    TrainResult runs[2];
+    for (int graph = 0; graph < 2; ++graph) {
+      RunSpec spec;
+      spec.model = c.model;
+      spec.data = "synthetic:mosi";
+      spec.mix = "none";
+      spec.seed = 1111;
+      spec.device = "cuda";
+      spec.max_epochs = 2;
+      spec.overrides = small;
+      spec.overrides.insert(spec.overrides.end(), c.overrides.begin(), c.overrides.end());
+      spec.overrides.push_back(graph ? "cuda_graph=true" : "cuda_graph=false");
+      Config config = make_run_config(spec);
+      Dataset data = load_data(config);
+      prepare_data(data, config);
+      Trainer trainer(config, data);
+      runs[graph] = trainer.fit();
+      if (graph) {
+        CAPTURE(trainer.graph_status());
+        CHECK(trainer.graph_replays() >= 2 * (trainer.steps_per_epoch() - 1) - 1);
+      }
+    }
+    REQUIRE(runs[0].log.size() == runs[1].log.size());
+    for (size_t e = 0; e < runs[0].log.size(); ++e)
+      for (const char* key : {"train_loss", "train_task_loss", "valid_loss"}) {
+        CAPTURE(e);
+        CAPTURE(key);
+        const double a = runs[0].log[e][key].get<double>(), b = runs[1].log[e][key].get<double>();
+        CHECK(std::abs(a - b) <= 1e-6 * std::abs(a) + (std::string(key) == "valid_loss" ? 1e-4 : 0.0));
+      }
+    REQUIRE(runs[1].test.size() == runs[0].test.size());
+    for (size_t m = 0; m < runs[0].test.size(); ++m) {
+      CAPTURE(runs[0].test[m].first);
+      const double a = runs[0].test[m].second, b = runs[1].test[m].second;
+      CHECK(((std::isnan(a) && std::isnan(b)) || b == doctest::Approx(a).epsilon(1e-4)));
+    }
+  }
+}
