@@ -299,8 +299,8 @@ void Trainer::fail(const std::string& message) {
 }
 
 // Forward, loss, backward and clipping of one batch: no zeroing, no optimizer step (what a CUDA graph
-// captures). Returns the step's loss values [total, task(, mix(, sal))] on the device; `mix` is the mixer's,
-// `loss` (when given) the total loss, detached.
+// captures). Returns the step's loss values [total, task(, mix(, sal))] on the device; `mix` gets the mixer's
+// result and `total` (when given) the total loss, detached.
 Tensor Trainer::forward_backward(const Batch& batch, MixResult& mix, Tensor* total) {
   const int64_t B = batch.size();
   std::optional<ProfileRange> forward_range(std::in_place, "forward");
