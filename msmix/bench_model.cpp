@@ -155,6 +155,7 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
   last_cpu = process_cpu_ms();
   last = Clock::now();
   trainer.fit();  // then scores the two-sample valid and test splits, outside the timing
+  r.cuda_graph = trainer.graph_status();
   MSMIX_CHECK(int64_t(all_ms.size()) == total, "bench: {} steps ran, expected {}", all_ms.size(), total);
 
   r.step_ms.assign(all_ms.begin() + o.warmup, all_ms.end());
@@ -184,6 +185,7 @@ std::string bench_text(const BenchResult& r) {
   out += fmt::format("  median {:.2f} ms, min {:.2f} ms, max {:.2f} ms, {:.1f} items/s; process CPU time {:.2f} ms "
                      "per step (median)\n",
                      r.median_ms, r.min_ms, r.max_ms, r.items_per_s, r.cpu_ms);
+  if (!r.cuda_graph.empty()) out += fmt::format("  cuda_graph: {}\n", r.cuda_graph);
   if (r.gpu_calls > 0) out += fmt::format("  {:.0f} kernel launches, cuBLAS calls, copies and memsets per step\n", r.gpu_calls);
   out += fmt::format("  peak memory {} live ({} before the steps: weights, optimizer state, data)\n", mib(r.peak_bytes),
                      mib(r.base_bytes));
@@ -198,6 +200,7 @@ Json bench_json(const BenchResult& r) {
   j["dataset"] = config_string(c, "dataset");
   j["mix"] = config_string(c, "mix");
   j["device"] = config_string(c, "device");
+  if (!r.cuda_graph.empty()) j["cuda_graph"] = r.cuda_graph;
   j["threads"] = r.threads;
   j["batch"] = r.batch;
   j["steps"] = r.step_ms.size();

@@ -47,6 +47,7 @@ struct BenchResult {
   size_t base_bytes = 0;         // live bytes when the timing started (weights, optimizer state, data)
   std::vector<std::pair<std::string, Shape>> inputs;  // per-sample input shapes after MMSA's loader
   double setup_s = 0;            // data generation and model construction, not timed in step_ms
+  std::string cuda_graph;        // with --set cuda_graph=true: Trainer::graph_status() (replays, or why none)
 };
 
 // Runs the benchmark; `on_step(k, total, ms)` (optional) after every step, warmup ones included.

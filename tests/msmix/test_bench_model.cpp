@@ -65,6 +65,15 @@ TEST_CASE("bench: times the trainer's steps on the run config, with one optimize
   CHECK(j["batch"] == 8);
   CHECK(j["inputs"]["text"] == Json::array({4, 768}));
   CHECK(bench_text(r).find("trainable parameters: ") != std::string::npos);
+  CHECK(j["gpu_calls_per_step"] == 0);  // the CPU queues nothing on a GPU
+  CHECK_FALSE(j.contains("cuda_graph"));
+
+  // With cuda_graph the report says what became of it (on the CPU: nothing captured).
+  BenchOptions g = tiny_tfn();
+  g.overrides.push_back("cuda_graph=true");
+  BenchResult rg = bench_model(g);
+  CHECK(bench_json(rg)["cuda_graph"] == "not used: the CPU runs uncaptured");
+  CHECK(bench_text(rg).find("cuda_graph: not used") != std::string::npos);
 }
 
 TEST_CASE("bench: default batch from the table, --set wins over the bench's own keys, msmix mixing inside") {
