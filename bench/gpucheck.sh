@@ -216,7 +216,7 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   [ -f "$BUILD/step-$1.txt" ] || return 0
   echo "## $2"
   echo '```'
-  grep '^{' "$BUILD/step-$1.txt" | sed 's/[{}"]//g' | cut -c1-420
+  grep '^{' "$BUILD/step-$1.txt" | sed 's/[{}"]//g' | cut -c1-700
   echo '```'
   echo
 }
