@@ -158,11 +158,21 @@ if ! grep -q '^gpu 0:' "$BUILD/step-info.txt" 2>/dev/null; then
   FAILED=1
 fi
 # The CUDA suites first, synchronising after every launch so an asynchronous fault names its kernel; then the
-# training-step comparison with PyTorch (the issue's goal), the op benchmarks, a real-data run when the data
-# was carried, and last the rest of the suite (the CPU suites also run in CI).
+# training-step comparison with PyTorch (the issue's goal) and the persistent LSTM / CUDA graph step, the op
+# benchmarks, a real-data run when the data was carried, the rest of the suite (the CPU suites also run in
+# CI), the sanitizers, the fused attention, and last the CPU op benchmark.
 step cuda-tests 100 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
 step bench-models 150 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 python3 bench/compare_models.py \
   --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 --warmup 3 --markdown
+# The persistent LSTM scan (off by default until this passes): every CUDA test through it (the LSTM tests run
+# both scans anyway); then, whatever the tests said, the three LSTM backbones' training steps with the stepwise
+# scan, the persistent one, and the persistent one inside a captured CUDA graph (cuda_graph, also new). Early,
+# since it is what the step goal waits on; racecheck / synccheck over the LSTM tests come with the sanitizers.
+step persistent-lstm 120 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
+  "cd tests && '$BIN/test_msmix' -tc='cuda*'; rc=\$?; for m in lf_dnn tfn lmf; do for l in stepwise persistent graph; do \
+  MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\${l/graph/persistent} '$BIN/msmix' bench --model \$m --data synthetic:mosi \
+  --device cuda --steps 20 --warmup 3 --set cuda_graph=\$([ \$l = graph ] && echo true || echo false) --json \
+  | tail -1; done; done; exit \$rc"
 step bench-cuda 45 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
 step bench-torch 60 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
 # Real MOSI (copy ../shared/data/mosi-utterance/mosi_utterance.pkl into build-gpudeps/ and carry that): one
@@ -173,7 +183,6 @@ if [ -f "$DATA" ]; then
     --out "$BIN/run-mult-msmix-cuda"
 fi
 step other-tests 150 env OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tce='cuda*'"
-step bench-cpu 40 "$BIN/bench_ops"
 # compute-sanitizer's memcheck over the kernels with the most index arithmetic (plain cudaMalloc, so every
 # block is checked), when the image has it and time is left.
 SANITIZER=$(command -v compute-sanitizer || ls "$CUDA_HOME"/bin/compute-sanitizer 2>/dev/null || true)
@@ -184,26 +193,17 @@ if [ -n "$SANITIZER" ]; then
   step racecheck 90 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool racecheck \
     --error-exitcode 1 '$BIN/test_msmix' -tc='cuda attention: rows*,cuda attention: dropout*' && '$SANITIZER' \
     --tool synccheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda attention: rows*,cuda attention: dropout*'"
+  # The persistent LSTM kernels keep h and c (dh and dc) in shared memory between __syncthreads.
+  step lstm-racecheck 60 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool \
+    racecheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm*' && '$SANITIZER' --tool synccheck \
+    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm*'"
 fi
 # The fused CUDA attention inside the models (off by default until this passes): MulT's GPU-vs-CPU tests
 # through it, and MulT's training step with it beside the composite's.
 step fused-attention 90 env MSMIX_CUDA_FUSED_ATTENTION=1 MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
   "cd tests && '$BIN/test_msmix' -tc='cuda*' && for f in 0 1; do MSMIX_CUDA_SYNC=0 MSMIX_CUDA_FUSED_ATTENTION=\$f \
   '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 --warmup 2 --json | tail -1; done"
-# The persistent LSTM scan (off by default until this passes): every CUDA test through it (the LSTM tests run
-# both scans anyway); then the three LSTM backbones' training steps with the stepwise scan, the persistent
-# one, and the persistent one inside a captured CUDA graph (cuda_graph, also new); racecheck / synccheck over
-# the LSTM tests (the persistent kernels keep h and c in shared memory).
-step persistent-lstm 120 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
-  "cd tests && '$BIN/test_msmix' -tc='cuda*' && for m in lf_dnn tfn lmf; do for l in stepwise persistent graph; do \
-  MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\${l/graph/persistent} '$BIN/msmix' bench --model \$m --data synthetic:mosi \
-  --device cuda --steps 20 --warmup 3 --set cuda_graph=\$([ \$l = graph ] && echo true || echo false) --json \
-  | tail -1; done; done"
-if [ -n "$SANITIZER" ]; then
-  step lstm-racecheck 60 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool \
-    racecheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm*' && '$SANITIZER' --tool synccheck \
-    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm*'"
-fi
+step bench-cpu 40 "$BIN/bench_ops"
 
 # ---- report
 summary() {  # the doctest summary lines of a test step, and its first failures
