@@ -2,8 +2,9 @@
 // argument for argument (same enums, same layout, pointers into device memory), so a dispatch point reads
 // `if (dev.is_cuda()) cuda::f(args) else cpu::f(args)` and the CPU kernel is the test reference.
 // Implemented by ops/cuda/<family>.cu in a CUDA build and by ops/nocuda/kernels.cpp (throws "built without
-// CUDA") otherwise. All work is queued on the default stream: a call returns before the GPU finishes, and
-// reading results back (Tensor::to_vector, item) synchronises. Errors throw msmix::Error naming the call.
+// CUDA") otherwise. All work is queued on the per-thread default stream: a call returns before the GPU
+// finishes, and reading results back (Tensor::to_vector, item) synchronises. Errors throw msmix::Error naming
+// the call.
 #pragma once
 #include <cstdint>
 #include <utility>
