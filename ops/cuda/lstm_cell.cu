@@ -6,12 +6,13 @@
 //   or dh = ggates @ w_hh backward) and one cell kernel that also applies the per-sample lengths (a sample past
 //   its length keeps its state, outputs 0 and gets no gate grad). Bound: launches for small B * H (5 per step
 //   forward, 3 backward: 400 for MMSA's 50-step text LSTM), the GEMMs for large.
-// - persistent (MSMIX_CUDA_LSTM=persistent, or set_persistent_lstm): one kernel walks all T steps, a block
-//   owning kScanRows samples, their h and c in shared memory; each step's gate GEMM is done in the block
-//   (thread j: gate j of each of its samples, w_hh^T read coalesced from L2), then the same cell as above;
-//   a __syncthreads between the phases. Backward likewise (dh = ggates @ w_hh, thread k: column k). Two
-//   launches forward (a transpose of w_hh, the scan), one backward plus the w_hh GEMM. For H up to
-//   kMaxPersistentH; bound by L2 reads of w_hh (4H * H floats per block per step).
+// - persistent (MSMIX_CUDA_LSTM=persistent, or set_persistent_lstm; the bodies are in lstm_scan_block.h, which
+//   a CPU test also runs): one kernel walks all T steps, a block owning kScanRows samples, their h and c in
+//   shared memory; each step's gate GEMM is done in the block (thread j: gate j of each of its samples, w_hh^T
+//   read coalesced from L2), then the same cell as above; a __syncthreads between the phases. Backward likewise
+//   (dh = ggates @ w_hh, thread k: column k). Two launches forward (a transpose of w_hh, the scan), one
+//   backward plus the w_hh GEMM. For H up to kMaxPersistentH; bound by L2 reads of w_hh (4H * H floats per
+//   block per step).
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -19,37 +20,15 @@
 #include "engine/cuda_runtime.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/kernels.h"
+#include "ops/cuda/lstm_scan_block.h"
 
 namespace msmix::cuda {
 namespace {
 
-__device__ float sigmoid_of(float x) { return 1.0f / (1.0f + expf(-x)); }
-__device__ float tanh_of(float x) { return 2.0f / (1.0f + expf(-2.0f * x)) - 1.0f; }
+using namespace lstm_scan_block;  // the cell and the persistent scan's bodies, shared with a CPU emulation
 
-// gates / acts rows of 4H (acts may alias gates), c_prev, h, c rows of H.
-__device__ void cell_forward(const float* gates, const float* cp, float* acts, float* h, float* c, int64_t H,
-                             int64_t j) {
-  const float i = sigmoid_of(gates[j]), f = sigmoid_of(gates[H + j]);
-  const float g = tanh_of(gates[2 * H + j]), o = sigmoid_of(gates[3 * H + j]);
-  const float cn = f * cp[j] + i * g;
-  acts[j] = i, acts[H + j] = f, acts[2 * H + j] = g, acts[3 * H + j] = o;
-  c[j] = cn;
-  h[j] = o * tanh_of(cn);
-}
 
-// gc_prev may alias gc (each element is read before it is written, by the same thread).
-__device__ void cell_backward(const float* acts, const float* cp, float gh, const float* gc, float* ggates,
-                              float* gcp, int64_t H, int64_t j) {
-  const float i = acts[j], f = acts[H + j], g = acts[2 * H + j], o = acts[3 * H + j];
-  const float cpv = cp[j];
-  const float tc = tanh_of(f * cpv + i * g);
-  const float dc = gc[j] + gh * o * (1.0f - tc * tc);
-  ggates[j] = dc * g * i * (1.0f - i);
-  ggates[H + j] = dc * cpv * f * (1.0f - f);
-  ggates[2 * H + j] = dc * i * (1.0f - g * g);
-  ggates[3 * H + j] = gh * tc * o * (1.0f - o);
-  gcp[j] = dc * f;
-}
+
 
 __global__ void cell_forward_kernel(const float* gates, const float* c_prev, float* acts, float* h, float* c,
                                     int64_t H, int64_t n) {
@@ -116,7 +95,6 @@ class DeviceLengths {
 
 // ---- the persistent scan
 
-constexpr int kScanRows = 4;             // samples per block
 constexpr int kScanThreads = 256;
 constexpr int64_t kMaxPersistentH = 256;  // w_hh^T of 1 MiB: still L2-resident on the GPUs we target
 
@@ -128,114 +106,29 @@ __global__ void transpose_kernel(const float* w, float* wt, int64_t G, int64_t H
   }
 }
 
-// Block x owns samples b0 = x * kScanRows .. b0 + rows - 1 (the last block may own fewer).
-__device__ int rows_of_block(int64_t B) {
-  const int64_t left = B - int64_t(blockIdx.x) * kScanRows;
-  return left < kScanRows ? int(left) : kScanRows;
-}
+// The CUDA block as lstm_scan_block.h's Block.
+struct DeviceBlock {
+  __device__ int block() const { return blockIdx.x; }
+  __device__ int thread() const { return threadIdx.x; }
+  __device__ int threads() const { return blockDim.x; }
+  __device__ void sync() const { __syncthreads(); }
+  __device__ float* shared() const {
+    extern __shared__ float state[];
+    return state;
+  }
+};
 
-// Shared: h, c [kScanRows, H]. acts doubles as the gate buffer.
 __global__ void scan_forward_persistent_kernel(const float* xgates, const float* wt, const float* h0, const float* c0,
                                                float* y, float* acts, float* h_prev, float* c_prev,
                                                const int64_t* lengths, int64_t T, int64_t B, int64_t H, bool reverse) {
-  extern __shared__ float state[];
-  float* hs = state;
-  float* cs = state + kScanRows * H;
-  const int64_t b0 = int64_t(blockIdx.x) * kScanRows, G = 4 * H, BH = B * H;
-  const int rows = rows_of_block(B);
-  for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {
-    const int64_t at = (b0 + i / H) * H + i % H;
-    hs[i] = h0 ? h0[at] : 0.0f;
-    cs[i] = c0 ? c0[at] : 0.0f;
-  }
-  __syncthreads();
-  for (int64_t step = 0; step < T; ++step) {
-    const int64_t t = reverse ? T - 1 - step : step;
-    for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {  // the state entering step t, for backward
-      const int64_t at = t * BH + (b0 + i / H) * H + i % H;
-      h_prev[at] = hs[i];
-      c_prev[at] = cs[i];
-    }
-    // gates = xgates_t + h @ w_hh^T, row by row of this block's samples
-    float* a = acts + (t * B + b0) * G;
-    const float* x = xgates + (t * B + b0) * G;
-    for (int64_t j = threadIdx.x; j < G; j += blockDim.x) {
-      float acc[kScanRows] = {};
-      for (int64_t k = 0; k < H; ++k) {
-        const float w = wt[k * G + j];
-#pragma unroll
-        for (int r = 0; r < kScanRows; ++r)
-          if (r < rows) acc[r] = fmaf(hs[r * H + k], w, acc[r]);
-      }
-#pragma unroll
-      for (int r = 0; r < kScanRows; ++r)
-        if (r < rows) a[r * G + j] = x[r * G + j] + acc[r];
-    }
-    __syncthreads();
-    for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {
-      const int64_t r = i / H, k = i - r * H, b = b0 + r;
-      float* yt = y + t * BH + b * H;
-      if (t < lengths[b]) {
-        cell_forward(a + r * G, cs + r * H, a + r * G, hs + r * H, cs + r * H, H, k);
-        yt[k] = hs[i];
-      } else {
-        yt[k] = 0.0f;
-      }
-    }
-    __syncthreads();
-  }
-  for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {  // h_n, c_n
-    const int64_t at = (b0 + i / H) * H + i % H;
-    y[T * BH + at] = hs[i];
-    y[(T + 1) * BH + at] = cs[i];
-  }
+  scan_forward_persistent(DeviceBlock{}, xgates, wt, h0, c0, y, acts, h_prev, c_prev, lengths, T, B, H, reverse);
 }
 
-// Shared: dh, dc [kScanRows, H], the grads of the state leaving the step being undone.
 __global__ void scan_backward_persistent_kernel(const float* gy, const float* w, const float* acts,
                                                 const float* c_prev, float* gx, float* gh0, float* gc0,
                                                 const int64_t* lengths, int64_t T, int64_t B, int64_t H,
                                                 bool reverse) {
-  extern __shared__ float state[];
-  float* dh = state;
-  float* dc = state + kScanRows * H;
-  const int64_t b0 = int64_t(blockIdx.x) * kScanRows, G = 4 * H, BH = B * H;
-  const int rows = rows_of_block(B);
-  for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {  // from the grads of h_n and c_n
-    const int64_t at = (b0 + i / H) * H + i % H;
-    dh[i] = gy[T * BH + at];
-    dc[i] = gy[(T + 1) * BH + at];
-  }
-  __syncthreads();
-  for (int64_t step = T - 1; step >= 0; --step) {
-    const int64_t t = reverse ? T - 1 - step : step;
-    for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {
-      const int64_t r = i / H, k = i - r * H, b = b0 + r;
-      const int64_t row = (t * B + b) * G;
-      if (t < lengths[b]) {
-        cell_backward(acts + row, c_prev + t * BH + b * H, dh[i] + gy[t * BH + b * H + k], dc + r * H, gx + row,
-                      dc + r * H, H, k);
-      } else {
-        for (int q = 0; q < 4; ++q) gx[row + q * H + k] = 0.0f;
-      }
-    }
-    __syncthreads();
-    // dh = ggates_t @ w_hh for the samples that took part in step t (the others keep theirs)
-    for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {
-      const int64_t r = i / H, k = i - r * H, b = b0 + r;
-      if (t >= lengths[b]) continue;
-      const float* g = gx + (t * B + b) * G;
-      float acc = 0.0f;
-      for (int64_t j = 0; j < G; ++j) acc = fmaf(g[j], w[j * H + k], acc);
-      dh[i] = acc;
-    }
-    __syncthreads();
-  }
-  for (int64_t i = threadIdx.x; i < rows * H; i += blockDim.x) {
-    const int64_t at = (b0 + i / H) * H + i % H;
-    if (gh0) gh0[at] = dh[i];
-    if (gc0) gc0[at] = dc[i];
-  }
+  scan_backward_persistent(DeviceBlock{}, gy, w, acts, c_prev, gx, gh0, gc0, lengths, T, B, H, reverse);
 }
 
 bool use_persistent(const cpu::LstmScan& s) {

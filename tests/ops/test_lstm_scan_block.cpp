@@ -1,0 +1,139 @@
+// The persistent LSTM scan's CUDA kernel bodies (ops/cuda/lstm_scan_block.h) run on the CPU: one std::thread
+// per CUDA thread, a barrier for __syncthreads, the block's shared memory filled with NaN so a read before a
+// write shows. Every output and grad must match the CPU scan (ops/cpu/lstm_cell.h), over lengths (0, partial,
+// full), reverse scans, initial states, part-filled blocks and block sizes smaller than a row. This is what
+// checks the kernels' indexing and phases in CI; tests/cuda/test_cuda_lstm.cpp runs them on a GPU.
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "ops/cpu/lstm_cell.h"
+#include "ops/cuda/lstm_scan_block.h"
+#include "tests/testing.h"
+
+using namespace msmix;
+using namespace msmix::testing;
+
+namespace {
+
+// __syncthreads for n threads: the last to arrive releases the others.
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const uint64_t generation = generation_;
+    if (++arrived_ == n_) {
+      arrived_ = 0;
+      ++generation_;
+      released_.notify_all();
+    } else {
+      released_.wait(lock, [&] { return generation_ != generation; });
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  int n_, arrived_ = 0;
+  uint64_t generation_ = 0;
+};
+
+// lstm_scan_block.h's Block, for one emulated thread.
+struct EmulatedBlock {
+  int b, t, n;
+  float* memory;
+  Barrier* barrier;
+  int block() const { return b; }
+  int thread() const { return t; }
+  int threads() const { return n; }
+  void sync() const { barrier->wait(); }
+  float* shared() const { return memory; }
+};
+
+// Runs body(block) for every thread of every block, the blocks one after another.
+template <class Body>
+void launch(int blocks, int threads, size_t shared_floats, Body body) {
+  for (int b = 0; b < blocks; ++b) {
+    std::vector<float> shared(shared_floats, NAN);
+    Barrier barrier(threads);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] { body(EmulatedBlock{b, t, threads, shared.data(), &barrier}); });
+    for (std::thread& th : pool) th.join();
+  }
+}
+
+std::vector<float> random_values(size_t n, uint64_t seed, float scale) {
+  return leaf({int64_t(n)}, seed, scale).to_vector();
+}
+
+}  // namespace
+
+TEST_CASE("lstm scan block: the persistent CUDA kernels' code, emulated on the CPU, gives the CPU scan's results") {
+  using lstm_scan_block::kScanRows;
+  struct Case {
+    int64_t T, B, H;
+    std::vector<int64_t> lengths;
+    bool reverse, states;
+    int threads;  // per block: the CUDA launch uses 256; fewer than a row's H exercises the strided loops
+  };
+  const std::vector<Case> cases = {
+      {5, 3, 4, {}, false, false, 256},
+      {7, 4, 9, {7, 0, 3, 5}, true, true, 64},
+      {9, 5, 17, {9, 2, 0, 9, 4}, false, true, 16},
+      {6, 9, 33, {}, true, false, 32},
+      {12, 2, 33, {12, 1}, true, true, 8},
+      {1, 1, 1, {}, false, false, 4},
+  };
+  uint64_t seed = 7100;
+  for (const Case& c : cases) {
+    const int64_t T = c.T, B = c.B, H = c.H, G = 4 * H, BH = B * H;
+    CAPTURE(T);
+    CAPTURE(B);
+    CAPTURE(H);
+    CAPTURE(c.reverse);
+    CAPTURE(c.threads);
+    const std::vector<int64_t> len = c.lengths.empty() ? std::vector<int64_t>(size_t(B), T) : c.lengths;
+    const std::vector<float> xg = random_values(size_t(T * B * G), seed++, 1),
+                             w = random_values(size_t(G * H), seed++, 0.3f), h0 = random_values(size_t(BH), seed++, 1),
+                             c0 = random_values(size_t(BH), seed++, 1),
+                             gy = random_values(size_t((T + 2) * BH), seed++, 1);
+    const float* h0p = c.states ? h0.data() : nullptr;
+    const float* c0p = c.states ? c0.data() : nullptr;
+
+    // The CPU scan.
+    std::vector<float> acts(size_t(T * B * G)), hp(size_t(T * BH)), cp(size_t(T * BH)), y(size_t((T + 2) * BH));
+    cpu::LstmScan s;
+    s.T = T, s.B = B, s.H = H, s.reverse = c.reverse, s.lengths = len.data(), s.w_hh = w.data();
+    s.acts = acts.data(), s.h_prev = hp.data(), s.c_prev = cp.data();
+    cpu::lstm_scan_forward(s, xg.data(), h0p, c0p, y.data());
+    std::vector<float> gx(size_t(T * B * G)), gw(static_cast<size_t>(G * H)), gh0(static_cast<size_t>(BH)),
+        gc0(static_cast<size_t>(BH));
+    cpu::lstm_scan_backward(s, gy.data(), gx.data(), gw.data(), gh0.data(), gc0.data());
+
+    // The kernels' code: forward reads w_hh transposed, as the CUDA path passes it.
+    std::vector<float> wt(static_cast<size_t>(G * H));
+    for (int64_t j = 0; j < G; ++j)
+      for (int64_t k = 0; k < H; ++k) wt[size_t(k * G + j)] = w[size_t(j * H + k)];
+    std::vector<float> acts2(acts.size(), NAN), hp2(hp.size(), NAN), cp2(cp.size(), NAN), y2(y.size(), NAN);
+    const int blocks = int((B + kScanRows - 1) / kScanRows);
+    const size_t shared = size_t(2 * kScanRows * H);
+    launch(blocks, c.threads, shared, [&](const EmulatedBlock& blk) {
+      lstm_scan_block::scan_forward_persistent(blk, xg.data(), wt.data(), h0p, c0p, y2.data(), acts2.data(), hp2.data(),
+                                               cp2.data(), len.data(), T, B, H, c.reverse);
+    });
+    std::vector<float> gx2(gx.size(), NAN), gh02(gh0.size(), NAN), gc02(gc0.size(), NAN);
+    launch(blocks, c.threads, shared, [&](const EmulatedBlock& blk) {
+      lstm_scan_block::scan_backward_persistent(blk, gy.data(), w.data(), acts2.data(), cp2.data(), gx2.data(),
+                                                gh02.data(), gc02.data(), len.data(), T, B, H, c.reverse);
+    });
+    // The CPU's exp is vectorised, the kernels' is expf, and the gate sums run in another order: a few ulps.
+    check_close(y2, y, 1e-5, 1e-6, "outputs and final state");
+    check_close(hp2, hp, 1e-5, 1e-6, "saved h_prev");
+    check_close(cp2, cp, 1e-5, 1e-6, "saved c_prev");
+    check_close(gx2, gx, 1e-5, 1e-6, "gate grads");
+    check_close(gh02, gh0, 1e-5, 1e-6, "grad of h0");
+    check_close(gc02, gc0, 1e-5, 1e-6, "grad of c0");
+  }
+}
