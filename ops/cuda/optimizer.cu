@@ -47,26 +47,60 @@ __global__ void adam_kernel(float* param, const float* grad, float* exp_avg, flo
   MSMIX_GRID_LOOP(i, n) adam_element(param, grad, exp_avg, exp_avg_sq, s, i);
 }
 
-// The multi-tensor update: the tensors cut into chunks of kAdamChunk elements, numbered across the list
-// (first_chunk: a tensor's first chunk number); block x takes chunks x, x + grid, ... and finds each one's
-// tensor by binary search over first_chunk.
-constexpr int64_t kAdamChunk = 8192;
+// ---- Multi-tensor kernels (Adam, clip_grad_norm): the tensors are cut into chunks of kChunk elements, numbered
+// across the list (an entry's first_chunk: the number of its first chunk). Block x takes chunks x, x + grid, ...,
+// finds each one's entry by binary search over first_chunk, and its threads stride over the chunk's elements.
+constexpr int64_t kChunk = 8192;
+
+// The entry holding chunk c (the last with first_chunk <= c) and the chunk's elements [begin, end) in it.
+template <class Entry>
+__device__ const Entry& chunk_entry(const Entry* e, int count, int64_t c, int64_t& begin, int64_t& end) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (e[mid].first_chunk <= c) lo = mid;
+    else hi = mid - 1;
+  }
+  begin = (c - e[lo].first_chunk) * kChunk;
+  end = begin + kChunk < e[lo].size() ? begin + kChunk : e[lo].size();
+  return e[lo];
+}
+
+// Numbers the chunks of `entries` (dropping empty ones); returns how many there are.
+template <class Entry>
+int64_t number_chunks(std::vector<Entry>& entries) {
+  std::vector<Entry> kept;
+  int64_t chunks = 0;
+  for (Entry e : entries) {
+    if (e.size() == 0) continue;
+    e.first_chunk = chunks;
+    chunks += (e.size() + kChunk - 1) / kChunk;
+    kept.push_back(e);
+  }
+  entries.swap(kept);
+  return chunks;
+}
+
+// The entries copied to the device (an upload queued on the stream, no wait).
+template <class Entry>
+struct DeviceTable {
+  explicit DeviceTable(const std::vector<Entry>& e) : buffer((std::max<size_t>(1, e.size()) * sizeof(Entry) + 3) / 4) {
+    if (!e.empty()) memcpy_host_to_device(buffer.get(), e.data(), e.size() * sizeof(Entry));
+  }
+  const Entry* get() const { return reinterpret_cast<const Entry*>(buffer.get()); }
+  DeviceBuffer buffer;  // floats
+};
+
 struct AdamEntry {
   cpu::AdamTensor t;
   int64_t first_chunk;
+  __host__ __device__ int64_t size() const { return t.n; }
 };
 
 __global__ void adam_many_kernel(const AdamEntry* entries, int count, int64_t chunks) {
   for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-    int lo = 0, hi = count - 1;  // the last entry with first_chunk <= c
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (entries[mid].first_chunk <= c) lo = mid;
-      else hi = mid - 1;
-    }
-    const cpu::AdamTensor& t = entries[lo].t;
-    const int64_t begin = (c - entries[lo].first_chunk) * kAdamChunk;
-    const int64_t end = begin + kAdamChunk < t.n ? begin + kAdamChunk : t.n;
+    int64_t begin, end;
+    const cpu::AdamTensor& t = chunk_entry(entries, count, c, begin, end).t;
     for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
       adam_element(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.s, i);
   }
@@ -76,38 +110,24 @@ __global__ void clamp_kernel(float* g, int64_t n, float lo, float hi) {
   MSMIX_GRID_LOOP(i, n) g[i] = g[i] < lo ? lo : (g[i] > hi ? hi : g[i]);  // NaN passes through
 }
 
-// ---- clip_grad_norm over many tensors, three launches and no read back. The tensors are cut into chunks of
-// kClipChunk elements numbered across the list (ChunkTable below); pass 1 writes each chunk's sum of squares
-// in double to partial[c], pass 2 sums the partials in one block and decides norm and coefficient on the
-// device, pass 3 scales. Fixed chunks and fixed orders: the same value on every run.
-constexpr int64_t kClipChunk = 8192;
+// ---- clip_grad_norm over many tensors, three launches and no read back: pass 1 writes each chunk's sum of
+// squares in double to partial[c], pass 2 sums the partials in one block and decides norm and coefficient on
+// the device, pass 3 scales. Fixed chunks and fixed orders: the same value on every run.
 struct GradEntry {
   float* g;
   int64_t n, first_chunk;
+  __host__ __device__ int64_t size() const { return n; }
 };
-
-// The entry holding chunk c: the last one with first_chunk <= c.
-__device__ int entry_of(const GradEntry* e, int count, int64_t c) {
-  int lo = 0, hi = count - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (e[mid].first_chunk <= c) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}
 
 __global__ void chunk_squares_kernel(const GradEntry* e, int count, int64_t chunks, double* partial) {
   __shared__ double scratch[kThreads / 32];
   for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-    const GradEntry& t = e[entry_of(e, count, c)];
-    const int64_t begin = (c - t.first_chunk) * kClipChunk;
-    const int64_t end = begin + kClipChunk < t.n ? begin + kClipChunk : t.n;
+    int64_t begin, end;
+    const float* g = chunk_entry(e, count, c, begin, end).g;
     double s = 0;
-    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += double(t.g[i]) * double(t.g[i]);
-    s = group_reduce<kThreads>(s, SumOp{}, scratch);
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += double(g[i]) * double(g[i]);
+    s = group_reduce<kThreads>(s, SumOp{}, scratch);  // its leading barrier protects scratch across chunks
     if (threadIdx.x == 0) partial[c] = s;
-    __syncthreads();  // scratch is reused by the next chunk
   }
 }
 
@@ -130,10 +150,9 @@ __global__ void clip_scale_kernel(const GradEntry* e, int count, int64_t chunks,
   const float coef = decision[1];
   if (coef == 1.0f) return;
   for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-    const GradEntry& t = e[entry_of(e, count, c)];
-    const int64_t begin = (c - t.first_chunk) * kClipChunk;
-    const int64_t end = begin + kClipChunk < t.n ? begin + kClipChunk : t.n;
-    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) t.g[i] = __fmul_rn(t.g[i], coef);
+    int64_t begin, end;
+    float* g = chunk_entry(e, count, c, begin, end).g;
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) g[i] = __fmul_rn(g[i], coef);
   }
 }
 
@@ -154,19 +173,12 @@ void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg
 
 void adam_update_many(const std::vector<cpu::AdamTensor>& tensors) {
   std::vector<AdamEntry> entries;
-  int64_t chunks = 0;
-  for (const cpu::AdamTensor& t : tensors) {
-    if (t.n == 0) continue;
-    entries.push_back({t, chunks});
-    chunks += (t.n + kAdamChunk - 1) / kAdamChunk;
-  }
-  if (entries.empty()) return;
-  const size_t bytes = entries.size() * sizeof(AdamEntry);
-  DeviceBuffer table((bytes + sizeof(float) - 1) / sizeof(float));
-  memcpy_host_to_device(table.get(), entries.data(), bytes);  // queued: no wait for the stream
-  const unsigned blocks = unsigned(std::min<int64_t>(chunks, kMaxBlocks));
-  adam_many_kernel<<<blocks, kThreads>>>(reinterpret_cast<const AdamEntry*>(table.get()), int(entries.size()),
-                                         chunks);
+  for (const cpu::AdamTensor& t : tensors) entries.push_back({t, 0});
+  const int64_t chunks = number_chunks(entries);
+  if (chunks == 0) return;
+  const DeviceTable<AdamEntry> table(entries);
+  adam_many_kernel<<<unsigned(std::min<int64_t>(chunks, kMaxBlocks)), kThreads>>>(table.get(), int(entries.size()),
+                                                                                   chunks);
   CUDA_CHECK_LAUNCH("adam_many_kernel");
 }
 
@@ -178,26 +190,20 @@ void clamp_inplace(float* g, int64_t n, float lo, float hi) {
 
 void clip_grad_norm_many(const std::vector<std::pair<float*, int64_t>>& grads, float max_norm, float* decision) {
   std::vector<GradEntry> entries;
-  int64_t chunks = 0;
-  for (const auto& [g, n] : grads) {
-    if (n == 0) continue;
-    entries.push_back({g, n, chunks});
-    chunks += (n + kClipChunk - 1) / kClipChunk;
-  }
-  DeviceBuffer table(std::max<size_t>(1, (entries.size() * sizeof(GradEntry) + 3) / 4));
+  for (const auto& [g, n] : grads) entries.push_back({g, n, 0});
+  const int64_t chunks = number_chunks(entries);
+  const DeviceTable<GradEntry> table(entries);
   DeviceBuffer partial(size_t(2 * std::max<int64_t>(chunks, 1)));  // doubles
-  if (!entries.empty()) memcpy_host_to_device(table.get(), entries.data(), entries.size() * sizeof(GradEntry));
-  const auto* e = reinterpret_cast<const GradEntry*>(table.get());
   auto* part = reinterpret_cast<double*>(partial.get());
   const unsigned blocks = unsigned(std::max<int64_t>(1, std::min<int64_t>(chunks, kMaxBlocks)));
   if (chunks > 0) {
-    chunk_squares_kernel<<<blocks, kThreads>>>(e, int(entries.size()), chunks, part);
+    chunk_squares_kernel<<<blocks, kThreads>>>(table.get(), int(entries.size()), chunks, part);
     CUDA_CHECK_LAUNCH("chunk_squares_kernel");
   }
   clip_decide_kernel<<<1, kThreads>>>(part, chunks, max_norm, decision);
   CUDA_CHECK_LAUNCH("clip_decide_kernel");
   if (chunks > 0) {
-    clip_scale_kernel<<<blocks, kThreads>>>(e, int(entries.size()), chunks, decision);
+    clip_scale_kernel<<<blocks, kThreads>>>(table.get(), int(entries.size()), chunks, decision);
     CUDA_CHECK_LAUNCH("clip_scale_kernel");
   }
 }
