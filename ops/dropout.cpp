@@ -33,13 +33,13 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
   // p == 1 drops everything (no uniform in [0, 1) is >= 1); scale 0 avoids 0 * inf.
   const float scale = p < 1 ? 1.0f / (1.0f - p) : 0.0f;
   Tensor y = Tensor::empty(x.shape(), x.device());
-  if (x.is_cuda()) cuda::dropout_apply_at(x.data(), y.data(), n, p, scale, seed, offset, base);
+  if (x.is_cuda()) cuda::dropout_apply(x.data(), y.data(), n, p, scale, seed, offset, base);
   else cpu::dropout_apply(x.data(), y.data(), n, p, scale, seed, offset);
 
   if (any_requires_grad({&x})) {
     record(y, "dropout", {x}, [n, p, scale, seed, offset, base](const Tensor& g, const std::vector<bool>&) {
       Tensor gx = Tensor::empty(g.shape(), g.device());
-      if (g.is_cuda()) cuda::dropout_apply_at(g.data(), gx.data(), n, p, scale, seed, offset, base);
+      if (g.is_cuda()) cuda::dropout_apply(g.data(), gx.data(), n, p, scale, seed, offset, base);
       else cpu::dropout_apply(g.data(), gx.data(), n, p, scale, seed, offset);
       return Grads{gx};
     });

@@ -25,14 +25,10 @@ __global__ void dropout_kernel(const float* in, float* out, int64_t n, float p, 
 
 }  // namespace
 
-void dropout_apply(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t offset) {
-  dropout_apply_at(in, out, n, p, scale, seed, offset, nullptr);
-}
-
-void dropout_apply_at(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t delta,
-                      const uint64_t* offset_base) {
+void dropout_apply(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t offset,
+                   const uint64_t* offset_base) {
   if (n == 0) return;
-  dropout_kernel<<<blocks_for((n + 3) / 4), kThreads>>>(in, out, n, p, scale, seed, delta, offset_base);
+  dropout_kernel<<<blocks_for((n + 3) / 4), kThreads>>>(in, out, n, p, scale, seed, offset, offset_base);
   CUDA_CHECK_LAUNCH("dropout_kernel");
 }
 

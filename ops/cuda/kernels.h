@@ -112,10 +112,10 @@ bool persistent_lstm();
 void set_persistent_lstm(bool on);
 
 // ---- dropout.cu: the CPU's Philox mask, bit for bit (twin: ops/cpu/dropout.h)
-void dropout_apply(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t offset);
-// The same at offset *offset_base + delta, read on the device (a captured graph step: engine/random.h).
-void dropout_apply_at(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t delta,
-                      const uint64_t* offset_base);
+// One argument more than the twin: offset_base (device memory, or null) is added to offset on the device, for a
+// captured graph step (engine/random.h).
+void dropout_apply(const float* in, float* out, int64_t n, float p, float scale, uint64_t seed, uint64_t offset,
+                   const uint64_t* offset_base);
 
 // ---- optimizer.cu: the optimizers' updates and gradient clipping's passes (twin: ops/cpu/optimizer.h). The same
 // float operations in the same order as the CPU (no FMA contraction), so an update equals the CPU's bit for bit.

@@ -115,9 +115,8 @@ void lstm_scan_backward(const cpu::LstmScan&, const float*, float*, float*, floa
 bool persistent_lstm() { return false; }
 void set_persistent_lstm(bool) {}
 
-void dropout_apply(const float*, float*, int64_t, float, float, uint64_t, uint64_t) { no_cuda("dropout_apply"); }
-void dropout_apply_at(const float*, float*, int64_t, float, float, uint64_t, uint64_t, const uint64_t*) {
-  no_cuda("dropout_apply_at");
+void dropout_apply(const float*, float*, int64_t, float, float, uint64_t, uint64_t, const uint64_t*) {
+  no_cuda("dropout_apply");
 }
 
 void sgd_update(float*, const float*, float*, int64_t, const cpu::SGDScalars&) { no_cuda("sgd_update"); }
