@@ -38,11 +38,12 @@ std::string position(int64_t flat, const Shape& shape) {
 }
 
 // Throws, naming the op, the first bad value and its position, unless every value of `index` is an integer in
-// [0, limit). `target` says what is indexed: "dim 1 of x [3, 4] cpu". A device index is read back to the host
-// for the check (one small copy that synchronises): kernels never see a bad index.
+// [0, limit). `target` says what is indexed: "dim 1 of x [3, 4] cpu". An index made by index_tensor() is checked
+// on its host values; any other device index is read back to the host for the check (one small copy that
+// synchronises): kernels never see a bad index.
 void check_indices(const char* op, const char* name, const Tensor& index_in, int64_t limit,
                    const std::string& target) {
-  if (const auto& host = index_in.impl()->storage->host_index) {  // made by index_tensor(): checked on the host
+  if (const auto& host = index_in.impl()->storage->host_index) {  // non-negative integers by construction
     for (size_t k = 0; k < host->size(); ++k)
       MSMIX_CHECK((*host)[k] < limit, "{}: {}{} = {} is out of range [0, {}) for {}", op, name,
                   position(int64_t(k), index_in.shape()), (*host)[k], limit, target);

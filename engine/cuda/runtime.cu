@@ -1,4 +1,5 @@
-// The engine's CUDA runtime: device discovery, raw allocation and copies on the default stream.
+// The engine's CUDA runtime: device discovery, raw allocation, copies on the engine's one stream (the per-thread
+// default stream), the queued-work count, and CUDA graph capture and replay.
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -98,6 +99,8 @@ StagingSlots& staging() {
   return *slots;
 }
 
+std::atomic<int64_t> g_queued{0};  // queued_count()
+
 // The capture under way, if any (see CUDA graphs below).
 struct Capture {
   bool on = false;
@@ -144,9 +147,6 @@ void memset_zero(void* dst, size_t bytes) {
   CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, 0));
 }
 
-namespace {
-std::atomic<int64_t> g_queued{0};
-}
 int64_t queued_count() { return g_queued.load(); }
 void count_queued() { ++g_queued; }
 void synchronize() {

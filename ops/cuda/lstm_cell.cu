@@ -27,9 +27,6 @@ namespace {
 
 using namespace lstm_scan_block;  // the cell and the persistent scan's bodies, shared with a CPU emulation
 
-
-
-
 __global__ void cell_forward_kernel(const float* gates, const float* c_prev, float* acts, float* h, float* c,
                                     int64_t H, int64_t n) {
   MSMIX_GRID_LOOP(i, n) {
