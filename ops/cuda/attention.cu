@@ -1,377 +1,59 @@
-// fused attention (twin: ops/cpu/attention.h): per (b, h), P = dropout(softmax(q_h scale k_h^T + mask, padded
-// keys -inf)), out_h = P v_h, without storing P; the backward recomputes P from q, k and the forward's row stats
-// (max, 1 / sum of exps). Heads sit side by side: head h of q [B, L, H D] is columns [h D, (h + 1) D).
-// Launch shapes (blocks of kWarps warps, one (b, h) per block and round, grid-stride over such tiles):
-//   forward        one warp per query row: lanes take the keys lane, lane + 32, ... of each chunk of K and V
-//                  staged in shared memory, each lane runs its own online softmax (running max, sum of exps,
-//                  weighted sum of v rows in registers), then the 32 partial states are merged.
-//   backward rows  one warp per query row, two passes over the keys: t = sum_s P dP (softmax's row term, kept
-//                  in a [B H, L] scratch for the keys kernel), then dq = scale sum_s P (dP - t) k_s.
-//   backward keys  one warp per key: lanes take the query rows of each staged chunk of (q scale, dO, stats, t)
-//                  and sum dk = sum_l dS q_l scale and dv = sum_l dropout(P) dO_l.
-// Every sum has a fixed order (no atomics): the grads are the same bits from run to run. Dropout evaluates
-// engine/philox.h on element ((b H + h) L + l) S + s of (seed, offset), as the CPU, so the masks are equal.
-// Bound: the per-pair arithmetic (2 D multiply-adds, an exp, a Philox block with dropout); K, V and q, dO
-// are read once per block of kWarps rows (or keys) from L2. Head widths up to 64, held as register rows of DM
-// columns (5 or 10 exactly for MulT, else 8, 16, 32, 64; at 64 the backward kernels spill some to local
-// memory). A query row with no open key is NaN, as on the CPU.
-#include <cmath>
-
+// The fused attention's CUDA kernels (twin: ops/cpu/attention.h). Their bodies, and the design, are in
+// ops/cuda/attention_block.h, which a CPU test also runs; this file launches them.
+// Bound: the per-pair arithmetic (2 D multiply-adds, an exp, a Philox block with dropout); K, V and q, dO are
+// read once per block of kWarps rows (or keys) from L2. Head widths 5 or 10 exactly for MulT, else 8, 16, 32,
+// 64 (at 64 the backward kernels spill some registers to local memory).
 #include "engine/error.h"
-#include "engine/philox.h"
+#include "ops/cuda/attention_block.h"
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/device_block.cuh"
 #include "ops/cuda/kernels.h"
 
 namespace msmix::cuda {
 namespace {
 
-using cpu::AttentionArgs;
-using cpu::AttentionDims;
+using namespace attention_block;
 
-constexpr int kWarps = 8;  // query rows (or keys) per block: one per warp
-constexpr unsigned kFull = 0xffffffffu;
-
-// Rows staged per chunk for head widths up to DM: the shared arrays stay under 34 KiB (2 x 64 x 65 floats at
-// DM = 64), under the 48 KiB a static allocation may use.
 template <int DM>
-struct ChunkRows {
-  static constexpr int value = DM <= 32 ? 128 : 64;
-};
-
-// Is element i of the dropout stream kept? Word i % 4 of Philox block i / 4, as philox::uniform, picked without
-// indexing the array by a run-time value (that would put it in local memory).
-__device__ __forceinline__ bool kept(const AttentionArgs& a, int64_t i) {
-  const philox::U32x4 r = philox::block(a.seed, a.offset, uint64_t(i) / 4);
-  const int w = int(i & 3);
-  const uint32_t word = w == 0 ? r.v[0] : w == 1 ? r.v[1] : w == 2 ? r.v[2] : r.v[3];
-  return philox::to_unit(word) >= a.dropout_p;
-}
-
-// sum_j x[j] y[j] over the DM padded columns (columns past D are 0 in both), in column order with explicit
-// fmaf, so every kernel computes a score or a dP with the same bits.
-template <int DM>
-__device__ __forceinline__ float dot(const float* x, const float* y) {
-  float acc = 0.0f;
-#pragma unroll
-  for (int j = 0; j < DM; ++j) acc = fmaf(x[j], y[j], acc);
-  return acc;
-}
-
-// Score of query row l and key s from the dot product of q scale and k: + mask[l, s], -inf where s is padding.
-// mask_row: the mask's row of l (S floats) or null; pad_row: batch b's padding row (S floats) or null.
-__device__ __forceinline__ float masked(float x, const float* mask_row, const float* pad_row, int64_t s) {
-  if (mask_row) x += mask_row[s];
-  if (pad_row && pad_row[s] != 0.0f) x = -INFINITY;
-  return x;
-}
-
-// The mask row of query row l of head bh, or null: [L, S] shared by all heads, or [B H, L, S].
-__device__ __forceinline__ const float* mask_row_of(const AttentionArgs& a, const AttentionDims& d, int64_t bh,
-                                                    int64_t l) {
-  if (!a.attn_mask) return nullptr;
-  return a.attn_mask + ((a.mask_per_head ? bh * d.L : 0) + l) * d.S;
-}
-
-// Floats per staged row: DM rounded up to an odd number, so that the 32 lanes reading one row each hit 32
-// distinct shared-memory banks.
-template <int DM>
-struct Stride {
-  static constexpr int value = DM % 2 ? DM : DM + 1;
-};
-
-// rows [r0, r0 + n) of head h of x [B, N, H D] (batch b) into dst[r][j] (rows of Stride<DM> floats), times
-// `mul`; columns j >= D (up to DM) and rows past n are 0. All threads of the block call it.
-template <int DM, int R>
-__device__ __forceinline__ void stage_rows(const float* x, const AttentionDims& d, int64_t N, int64_t b, int64_t h,
-                                           int64_t r0, int n, float mul, float (*dst)[Stride<DM>::value]) {
-  const int64_t E = d.H * d.D;
-  for (int i = threadIdx.x; i < R * DM; i += blockDim.x) {
-    const int r = i / DM, j = i % DM;
-    dst[r][j] = r < n && j < d.D ? x[(b * N + r0 + r) * E + h * d.D + j] * mul : 0.0f;
-  }
-}
-
-// ---- forward: grid-stride over tiles (bh, block of kWarps query rows); warp w takes row l = l0 + w.
-// out [B, L, H D]; stats [B H, L, 2] = (row max, 1 / sum of exps).
-template <int DM>
-__global__ void __launch_bounds__(kWarps * 32)
+__global__ void __launch_bounds__(kBlockThreads)
     attention_forward_kernel(const AttentionArgs a, const AttentionDims d, float* out, float* stats) {
-  constexpr int R = ChunkRows<DM>::value;
-  __shared__ float ks[R][Stride<DM>::value], vs[R][Stride<DM>::value];  // a chunk of keys: k and v rows of head h
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t E = d.H * d.D, row_tiles = (d.L + kWarps - 1) / kWarps, tiles = d.B * d.H * row_tiles;
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {  // the same tile for the whole block
-    const int64_t bh = tile / row_tiles, b = bh / d.H, h = bh % d.H;
-    const int64_t l = (tile % row_tiles) * kWarps + warp;
-    const bool active = l < d.L;  // a warp past the last row still stages and syncs with the others
-    float qs[DM];                 // this row of q times scale, 0 past D (as the CPU: rounded to float first)
-#pragma unroll
-    for (int j = 0; j < DM; ++j) qs[j] = active && j < d.D ? a.q[(b * d.L + l) * E + h * d.D + j] * a.scale : 0.0f;
-    const float* mask_row = active ? mask_row_of(a, d, bh, l) : nullptr;
-    const float* pad_row = a.key_padding ? a.key_padding + b * d.S : nullptr;
-    const int64_t stream = (bh * d.L + l) * d.S;  // dropout element of (b, h, l, 0)
-    // This lane's online softmax over its keys: max m, sum of exp(x - m), sum of exp(x - m) * kept v rows.
-    float m = -INFINITY, sum = 0.0f, acc[DM];
-#pragma unroll
-    for (int j = 0; j < DM; ++j) acc[j] = 0.0f;
-    for (int64_t s0 = 0; s0 < d.S; s0 += R) {
-      const int n = int(d.S - s0 < R ? d.S - s0 : R);
-      __syncthreads();  // the previous chunk's readers are done
-      stage_rows<DM, R>(a.k, d, d.S, b, h, s0, n, 1.0f, ks);
-      stage_rows<DM, R>(a.v, d, d.S, b, h, s0, n, 1.0f, vs);
-      __syncthreads();
-      if (!active) continue;
-      for (int r = lane; r < n; r += 32) {
-        const int64_t s = s0 + r;
-        const float x = masked(dot<DM>(qs, ks[r]), mask_row, pad_row, s);
-        if (x == -INFINITY) continue;  // probability 0 (skipping it keeps exp(-inf - -inf) out of the sums)
-        const bool keep = !a.dropout || kept(a, stream + s);
-        if (x > m) {  // new max: rescale what this lane has (exp(-inf) = 0 on the lane's first key)
-          const float c = expf(m - x);
-          sum = fmaf(sum, c, 1.0f);
-#pragma unroll
-          for (int j = 0; j < DM; ++j) acc[j] = keep ? fmaf(acc[j], c, vs[r][j]) : acc[j] * c;
-          m = x;
-        } else {
-          const float e = expf(x - m);
-          sum += e;
-          if (keep) {
-#pragma unroll
-            for (int j = 0; j < DM; ++j) acc[j] = fmaf(e, vs[r][j], acc[j]);
-          }
-        }
-      }
-    }
-    if (!active) continue;  // warp-uniform: the shuffles below see all 32 lanes
-    // Merge the lanes' states (xor butterfly). Lane 0's result is written; the others' may differ in the
-    // last bit (the two products of a merge are fused in lane order), which nothing reads.
-    for (int o = 16; o > 0; o >>= 1) {
-      const float m2 = __shfl_xor_sync(kFull, m, o), sum2 = __shfl_xor_sync(kFull, sum, o);
-      const float mn = fmaxf(m, m2);
-      const bool live = mn != -INFINITY;  // both -inf: both sums are 0, nothing to scale
-      const float c1 = live ? expf(m - mn) : 0.0f, c2 = live ? expf(m2 - mn) : 0.0f;
-      if (live) sum = sum * c1 + sum2 * c2;
-#pragma unroll
-      for (int j = 0; j < DM; ++j) {
-        const float other = __shfl_xor_sync(kFull, acc[j], o);
-        if (live) acc[j] = acc[j] * c1 + other * c2;
-      }
-      m = mn;
-    }
-    // No open key (m = -inf): the CPU's exp(-inf - -inf) makes the probabilities and the sum NaN, so 1 / sum
-    // is NaN, and the output NaN, also when dropout drops every key (as PyTorch's dropout, NaN * 0, and the
-    // CPU kernel, whose row tail past S carries the NaN). S = 0: the sum is 0, 1 / sum inf, the output 0.
-    const bool closed = m == -INFINITY;
-    if (lane == 0) {
-      const float nan = __int_as_float(0x7fc00000);  // quiet NaN
-      const float inv = closed ? (d.S > 0 ? nan : INFINITY) : 1.0f / sum;
-      stats[(bh * d.L + l) * 2] = m;
-      stats[(bh * d.L + l) * 2 + 1] = inv;
-      const float f = a.dropout ? a.dropout_scale : 1.0f;  // kept probabilities are scaled by 1 / (1 - p)
-      float* o = out + (b * d.L + l) * E + h * d.D;
-#pragma unroll
-      for (int j = 0; j < DM; ++j)
-        if (j < d.D) o[j] = closed ? (d.S > 0 ? nan : 0.0f) : acc[j] * inv * f;
-    }
-  }
+  forward<DM>(DeviceBlock{}, a, d, out, stats);
 }
 
-// What the backward needs per (l, s), from the score x: P (the forward's probability, recomputed from the saved
-// stats: NaN on a row with no open key, as on the CPU), Pd = dropout(P), and dP = dropout(dPd) where
-// dPd = dO_l . v_s is the grad of Pd. The kernels skip a masked key (x = -inf) of a row with an open key
-// (m finite) before calling it: there P = Pd = 0 and every term it feeds (P dP, P (dP - t), Pd dO) is 0 for
-// finite inputs, as the CPU's loops stop at a row's last open key and its masked probabilities are 0.
-struct PairGrad {
-  float p, pd, dp;
-};
-__device__ __forceinline__ PairGrad pair_grad(const AttentionArgs& a, float x, float m, float inv, float dpd,
-                                              int64_t element) {
-  PairGrad g;
-  g.p = expf(x - m) * inv;
-  if (a.dropout) {
-    const bool keep = kept(a, element);
-    g.pd = keep ? g.p * a.dropout_scale : 0.0f;
-    g.dp = keep ? dpd * a.dropout_scale : 0.0f;
-  } else {
-    g.pd = g.p, g.dp = dpd;
-  }
-  return g;
-}
-
-// Warp sum by xor butterfly: a + b == b + a in IEEE, so every lane ends with the same bits.
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  return v;
-}
-
-// ---- backward rows: tiles as the forward. t_rows [B H, L] gets t = sum_s P dP; gq (or null) gets
-// dq = scale sum_s P (dP - t) k_s.
 template <int DM>
-__global__ void __launch_bounds__(kWarps * 32)
-    attention_backward_rows_kernel(const AttentionArgs a, const AttentionDims d, const float* stats,
-                                   const float* gout, float* t_rows, float* gq) {
-  constexpr int R = ChunkRows<DM>::value;
-  __shared__ float ks[R][Stride<DM>::value], vs[R][Stride<DM>::value];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t E = d.H * d.D, row_tiles = (d.L + kWarps - 1) / kWarps, tiles = d.B * d.H * row_tiles;
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const int64_t bh = tile / row_tiles, b = bh / d.H, h = bh % d.H;
-    const int64_t l = (tile % row_tiles) * kWarps + warp;
-    const bool active = l < d.L;
-    const int64_t at = (b * d.L + l) * E + h * d.D;  // row l, head h of q, dO and dq
-    float qs[DM], go[DM];
-#pragma unroll
-    for (int j = 0; j < DM; ++j) {
-      qs[j] = active && j < d.D ? a.q[at + j] * a.scale : 0.0f;
-      go[j] = active && j < d.D ? gout[at + j] : 0.0f;
-    }
-    const float m = active ? stats[(bh * d.L + l) * 2] : 0.0f, inv = active ? stats[(bh * d.L + l) * 2 + 1] : 0.0f;
-    const float* mask_row = active ? mask_row_of(a, d, bh, l) : nullptr;
-    const float* pad_row = a.key_padding ? a.key_padding + b * d.S : nullptr;
-    const int64_t stream = (bh * d.L + l) * d.S;
-    // Pass 1: t = sum_s P dP over this lane's keys, then over the warp.
-    float t = 0.0f;
-    for (int64_t s0 = 0; s0 < d.S; s0 += R) {
-      const int n = int(d.S - s0 < R ? d.S - s0 : R);
-      __syncthreads();
-      stage_rows<DM, R>(a.k, d, d.S, b, h, s0, n, 1.0f, ks);
-      stage_rows<DM, R>(a.v, d, d.S, b, h, s0, n, 1.0f, vs);
-      __syncthreads();
-      if (!active) continue;
-      for (int r = lane; r < n; r += 32) {
-        const int64_t s = s0 + r;
-        const float x = masked(dot<DM>(qs, ks[r]), mask_row, pad_row, s);
-        if (x == -INFINITY && m != -INFINITY) continue;  // P = 0: adds nothing (see pair_grad)
-        const PairGrad g = pair_grad(a, x, m, inv, dot<DM>(go, vs[r]), stream + s);
-        t = fmaf(g.p, g.dp, t);
-      }
-    }
-    if (active) {  // warp-uniform
-      t = warp_sum(t);
-      if (lane == 0) t_rows[bh * d.L + l] = t;
-    }
-    if (!gq) continue;  // the same for the whole grid
-    // Pass 2: dq = scale sum_s dS k_s, dS = P (dP - t).
-    float dq[DM];
-#pragma unroll
-    for (int j = 0; j < DM; ++j) dq[j] = 0.0f;
-    for (int64_t s0 = 0; s0 < d.S; s0 += R) {
-      const int n = int(d.S - s0 < R ? d.S - s0 : R);
-      __syncthreads();
-      stage_rows<DM, R>(a.k, d, d.S, b, h, s0, n, 1.0f, ks);
-      stage_rows<DM, R>(a.v, d, d.S, b, h, s0, n, 1.0f, vs);
-      __syncthreads();
-      if (!active) continue;
-      for (int r = lane; r < n; r += 32) {
-        const int64_t s = s0 + r;
-        const float x = masked(dot<DM>(qs, ks[r]), mask_row, pad_row, s);
-        if (x == -INFINITY && m != -INFINITY) continue;
-        const PairGrad g = pair_grad(a, x, m, inv, dot<DM>(go, vs[r]), stream + s);
-        const float ds = g.p * (g.dp - t);
-#pragma unroll
-        for (int j = 0; j < DM; ++j) dq[j] = fmaf(ds, ks[r][j], dq[j]);
-      }
-    }
-    if (!active) continue;
-#pragma unroll
-    for (int j = 0; j < DM; ++j) dq[j] = warp_sum(dq[j]);
-    if (lane == 0) {
-#pragma unroll
-      for (int j = 0; j < DM; ++j)
-        if (j < d.D) gq[at + j] = dq[j] * a.scale;
-    }
-  }
+__global__ void __launch_bounds__(kBlockThreads)
+    attention_backward_rows_kernel(const AttentionArgs a, const AttentionDims d, const float* stats, const float* gout,
+                                   float* t_rows, float* gq) {
+  backward_rows<DM>(DeviceBlock{}, a, d, stats, gout, t_rows, gq);
 }
 
-// ---- backward keys: grid-stride over tiles (bh, block of kWarps keys); warp w takes key s = s0 + w and its
-// lanes the query rows of each staged chunk. gk (or null) gets dk = sum_l dS (q_l scale), gv (or null)
-// dv = sum_l Pd dO_l. t_rows is read only for gk.
 template <int DM>
-__global__ void __launch_bounds__(kWarps * 32)
-    attention_backward_keys_kernel(const AttentionArgs a, const AttentionDims d, const float* stats,
-                                   const float* gout, const float* t_rows, float* gk, float* gv) {
-  constexpr int R = 64;  // query rows per chunk (2 per lane); 34 KiB of shared memory at DM = 64
-  __shared__ float qss[R][Stride<DM>::value], gos[R][Stride<DM>::value];  // rows of q scale and dO of head h
-  __shared__ float ms[R], invs[R], ts[R];           // their stats and t
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t E = d.H * d.D, key_tiles = (d.S + kWarps - 1) / kWarps, tiles = d.B * d.H * key_tiles;
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const int64_t bh = tile / key_tiles, b = bh / d.H, h = bh % d.H;
-    const int64_t s = (tile % key_tiles) * kWarps + warp;
-    const bool active = s < d.S;
-    const int64_t at = (b * d.S + s) * E + h * d.D;  // key s, head h of k, v, dk and dv
-    float kr[DM], vr[DM];
-#pragma unroll
-    for (int j = 0; j < DM; ++j) {
-      kr[j] = active && j < d.D ? a.k[at + j] : 0.0f;
-      vr[j] = active && j < d.D ? a.v[at + j] : 0.0f;
-    }
-    const bool padded = active && a.key_padding && a.key_padding[b * d.S + s] != 0.0f;
-    float dk[DM], dv[DM];
-#pragma unroll
-    for (int j = 0; j < DM; ++j) dk[j] = 0.0f, dv[j] = 0.0f;
-    for (int64_t l0 = 0; l0 < d.L; l0 += R) {
-      const int n = int(d.L - l0 < R ? d.L - l0 : R);
-      __syncthreads();
-      stage_rows<DM, R>(a.q, d, d.L, b, h, l0, n, a.scale, qss);
-      stage_rows<DM, R>(gout, d, d.L, b, h, l0, n, 1.0f, gos);
-      for (int r = threadIdx.x; r < n; r += blockDim.x) {
-        ms[r] = stats[(bh * d.L + l0 + r) * 2];
-        invs[r] = stats[(bh * d.L + l0 + r) * 2 + 1];
-        ts[r] = gk ? t_rows[bh * d.L + l0 + r] : 0.0f;
-      }
-      __syncthreads();
-      if (!active) continue;
-      for (int r = lane; r < n; r += 32) {
-        const int64_t l = l0 + r;
-        // The same score as the rows kernel: dot(q scale, k) in column order, + mask, padding -inf.
-        float x = dot<DM>(qss[r], kr);
-        if (a.attn_mask) x += mask_row_of(a, d, bh, l)[s];
-        if (padded) x = -INFINITY;
-        if (x == -INFINITY && ms[r] != -INFINITY) continue;
-        const PairGrad g = pair_grad(a, x, ms[r], invs[r], dot<DM>(gos[r], vr), (bh * d.L + l) * d.S + s);
-        const float ds = g.p * (g.dp - ts[r]);
-#pragma unroll
-        for (int j = 0; j < DM; ++j) {
-          dv[j] = fmaf(g.pd, gos[r][j], dv[j]);
-          dk[j] = fmaf(ds, qss[r][j], dk[j]);
-        }
-      }
-    }
-    if (!active) continue;
-#pragma unroll
-    for (int j = 0; j < DM; ++j) dk[j] = warp_sum(dk[j]), dv[j] = warp_sum(dv[j]);
-    if (lane == 0) {
-#pragma unroll
-      for (int j = 0; j < DM; ++j) {
-        if (j >= d.D) continue;
-        if (gk) gk[at + j] = dk[j];
-        if (gv) gv[at + j] = dv[j];
-      }
-    }
-  }
+__global__ void __launch_bounds__(kBlockThreads)
+    attention_backward_keys_kernel(const AttentionArgs a, const AttentionDims d, const float* stats, const float* gout,
+                                   const float* t_rows, float* gk, float* gv) {
+  backward_keys<DM>(DeviceBlock{}, a, d, stats, gout, t_rows, gk, gv);
 }
 
-// Calls launch(std::integral_constant<int, DM>{}) with the register width DM >= D: exactly 5 or 10 for MOSI's
-// MulT (50 or 100 wide over 10 heads: no padded columns to multiply), else 8, 16, 32 or 64.
+// Checks D against the kernels' widest head, then calls launch with the register width
+// (attention_block::with_register_width).
 template <class Launch>
 void with_head_width(const char* what, const AttentionDims& d, Launch launch) {
   MSMIX_CHECK(d.D >= 0 && d.D <= kAttentionMaxHeadDim,
               "cuda::{}: head width D = {} (E = {} over {} heads) is above the CUDA kernel's {}; use the composite "
               "attention (matmul, softmax, matmul) for wider heads",
               what, d.D, d.H * d.D, d.H, kAttentionMaxHeadDim);
-  if (d.D == 5) return launch(std::integral_constant<int, 5>{});
-  if (d.D == 10) return launch(std::integral_constant<int, 10>{});
-  if (d.D <= 8) return launch(std::integral_constant<int, 8>{});
-  if (d.D <= 16) return launch(std::integral_constant<int, 16>{});
-  if (d.D <= 32) return launch(std::integral_constant<int, 32>{});
-  return launch(std::integral_constant<int, 64>{});
+  with_register_width(d.D, launch);
 }
 
-static_assert(kAttentionMaxHeadDim == 64, "with_head_width's widths end at 64");
+static_assert(kAttentionMaxHeadDim == kMaxRegisterWidth, "the kernels are built for heads up to kAttentionMaxHeadDim");
 
 // Blocks for `tiles` tiles of one block each, capped (the kernels loop over the rest).
 unsigned tile_blocks(int64_t tiles) { return unsigned(std::max<int64_t>(1, std::min<int64_t>(tiles, kMaxBlocks))); }
+
+// Dynamic shared memory of a kernel that needs `floats` floats (at most 34 KiB: no opt-in above 48 KiB needed).
+constexpr size_t bytes_of(int floats) { return size_t(floats) * sizeof(float); }
+static_assert(bytes_of(rows_shared_floats<64>()) <= 48 * 1024 && bytes_of(keys_shared_floats<64>()) <= 48 * 1024,
+              "the attention kernels' shared memory fits the 48 KiB a launch gets without opting in");
 
 }  // namespace
 
@@ -379,8 +61,9 @@ void attention_forward(const AttentionArgs& a, const AttentionDims& d, float* ou
   with_head_width("attention_forward", d, [&](auto width) {
     constexpr int DM = decltype(width)::value;
     const int64_t tiles = d.B * d.H * ((d.L + kWarps - 1) / kWarps);  // (bh, block of rows)
-    if (tiles == 0) return;                                            // no query row: nothing to write
-    attention_forward_kernel<DM><<<tile_blocks(tiles), kWarps * 32>>>(a, d, out, stats);
+    if (tiles == 0) return;                                           // no query row: nothing to write
+    attention_forward_kernel<DM>
+        <<<tile_blocks(tiles), kBlockThreads, bytes_of(rows_shared_floats<DM>())>>>(a, d, out, stats);
     CUDA_CHECK_LAUNCH("attention_forward_kernel");
   });
 }
@@ -395,13 +78,14 @@ void attention_backward(const AttentionArgs& a, const AttentionDims& d, const fl
     DeviceBuffer t_rows(size_t(d.B * d.H * d.L));  // [B H, L]: t = sum_s P dP per query row
     // t is needed by dq and dk; dv alone needs neither it nor the rows kernel.
     if ((gq || gk) && row_tiles > 0) {
-      attention_backward_rows_kernel<DM><<<tile_blocks(row_tiles), kWarps * 32>>>(a, d, stats, gout, t_rows.get(), gq);
+      attention_backward_rows_kernel<DM><<<tile_blocks(row_tiles), kBlockThreads, bytes_of(rows_shared_floats<DM>())>>>(
+          a, d, stats, gout, t_rows.get(), gq);
       CUDA_CHECK_LAUNCH("attention_backward_rows_kernel");
     }
     // Also with L = 0: the keys' grads are then 0 and must still be written.
     if ((gk || gv) && key_tiles > 0) {
-      attention_backward_keys_kernel<DM>
-          <<<tile_blocks(key_tiles), kWarps * 32>>>(a, d, stats, gout, t_rows.get(), gk, gv);
+      attention_backward_keys_kernel<DM><<<tile_blocks(key_tiles), kBlockThreads, bytes_of(keys_shared_floats<DM>())>>>(
+          a, d, stats, gout, t_rows.get(), gk, gv);
       CUDA_CHECK_LAUNCH("attention_backward_keys_kernel");
     }
   });

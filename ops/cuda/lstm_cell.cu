@@ -19,6 +19,7 @@
 
 #include "engine/cuda_runtime.h"
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/device_block.cuh"
 #include "ops/cuda/kernels.h"
 #include "ops/cuda/lstm_scan_block.h"
 
@@ -102,18 +103,6 @@ __global__ void transpose_kernel(const float* w, float* wt, int64_t G, int64_t H
     wt[k * G + j] = w[i];
   }
 }
-
-// The CUDA block as lstm_scan_block.h's Block.
-struct DeviceBlock {
-  __device__ int block() const { return blockIdx.x; }
-  __device__ int thread() const { return threadIdx.x; }
-  __device__ int threads() const { return blockDim.x; }
-  __device__ void sync() const { __syncthreads(); }
-  __device__ float* shared() const {
-    extern __shared__ float state[];
-    return state;
-  }
-};
 
 __global__ void scan_forward_persistent_kernel(const float* xgates, const float* wt, const float* h0, const float* c0,
                                                float* y, float* acts, float* h_prev, float* c_prev,

@@ -1,33 +1,22 @@
 // The persistent LSTM scan's kernel bodies and the cell they share with the stepwise kernels, written once for
-// two compilers: nvcc builds them into the CUDA kernels of ops/cuda/lstm_cell.cu (Block: the CUDA block), and
-// tests/ops/test_lstm_scan_block.cpp runs the same code on the CPU, one std::thread per CUDA thread and a
-// barrier for __syncthreads (Block: that emulation), against the CPU scan. So the kernels' indexing and
-// phases are checked in CI, without a GPU.
-//
-// A Block gives: block() (blockIdx.x), thread() (threadIdx.x), threads() (blockDim.x), sync()
-// (__syncthreads) and shared() (the block's dynamic shared memory, 2 * kScanRows * H floats).
+// two compilers (ops/cuda/block_code.h): nvcc builds them into the CUDA kernels of ops/cuda/lstm_cell.cu, and
+// tests/ops/test_lstm_scan_block.cpp runs the same code on the CPU against the CPU scan. Shared memory:
+// 2 * kScanRows * H floats.
 #pragma once
-#include <math.h>
-
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define MSMIX_HD __device__ __forceinline__
-#define MSMIX_UNROLL _Pragma("unroll")
-#else
-#define MSMIX_HD inline
-#define MSMIX_UNROLL
-#endif
+#include "ops/cuda/block_code.h"
 
 namespace msmix::lstm_scan_block {
 
 constexpr int kScanRows = 4;  // samples per block
 
-MSMIX_HD float sigmoid_of(float x) { return 1.0f / (1.0f + expf(-x)); }
-MSMIX_HD float tanh_of(float x) { return 2.0f / (1.0f + expf(-2.0f * x)) - 1.0f; }
+MSMIX_BLOCK_FN float sigmoid_of(float x) { return 1.0f / (1.0f + expf(-x)); }
+MSMIX_BLOCK_FN float tanh_of(float x) { return 2.0f / (1.0f + expf(-2.0f * x)) - 1.0f; }
 
 // gates / acts rows of 4H (acts may alias gates), c_prev, h, c rows of H.
-MSMIX_HD void cell_forward(const float* gates, const float* cp, float* acts, float* h, float* c, int64_t H, int64_t j) {
+MSMIX_BLOCK_FN void cell_forward(const float* gates, const float* cp, float* acts, float* h, float* c, int64_t H,
+                                 int64_t j) {
   const float i = sigmoid_of(gates[j]), f = sigmoid_of(gates[H + j]);
   const float g = tanh_of(gates[2 * H + j]), o = sigmoid_of(gates[3 * H + j]);
   const float cn = f * cp[j] + i * g;
@@ -37,8 +26,8 @@ MSMIX_HD void cell_forward(const float* gates, const float* cp, float* acts, flo
 }
 
 // gc_prev may alias gc (each element is read before it is written, by the same thread).
-MSMIX_HD void cell_backward(const float* acts, const float* cp, float gh, const float* gc, float* ggates, float* gcp,
-                            int64_t H, int64_t j) {
+MSMIX_BLOCK_FN void cell_backward(const float* acts, const float* cp, float gh, const float* gc, float* ggates,
+                                  float* gcp, int64_t H, int64_t j) {
   const float i = acts[j], f = acts[H + j], g = acts[2 * H + j], o = acts[3 * H + j];
   const float cpv = cp[j];
   const float tc = tanh_of(f * cpv + i * g);
@@ -52,16 +41,16 @@ MSMIX_HD void cell_backward(const float* acts, const float* cp, float gh, const 
 
 // Block x owns samples b0 = x * kScanRows .. b0 + rows - 1 (the last block may own fewer).
 template <class Block>
-MSMIX_HD int rows_of_block(const Block& blk, int64_t B) {
+MSMIX_BLOCK_FN int rows_of_block(const Block& blk, int64_t B) {
   const int64_t left = B - int64_t(blk.block()) * kScanRows;
   return left < kScanRows ? int(left) : kScanRows;
 }
 
 // Shared: h, c [kScanRows, H]. acts doubles as the gate buffer.
 template <class Block>
-MSMIX_HD void scan_forward_persistent(const Block& blk, const float* xgates, const float* wt, const float* h0,
-                                      const float* c0, float* y, float* acts, float* h_prev, float* c_prev,
-                                      const int64_t* lengths, int64_t T, int64_t B, int64_t H, bool reverse) {
+MSMIX_BLOCK_FN void scan_forward_persistent(const Block& blk, const float* xgates, const float* wt, const float* h0,
+                                            const float* c0, float* y, float* acts, float* h_prev, float* c_prev,
+                                            const int64_t* lengths, int64_t T, int64_t B, int64_t H, bool reverse) {
   float* state = blk.shared();
   float* hs = state;
   float* cs = state + kScanRows * H;
@@ -117,9 +106,9 @@ MSMIX_HD void scan_forward_persistent(const Block& blk, const float* xgates, con
 
 // Shared: dh, dc [kScanRows, H], the grads of the state leaving the step being undone.
 template <class Block>
-MSMIX_HD void scan_backward_persistent(const Block& blk, const float* gy, const float* w, const float* acts,
-                                       const float* c_prev, float* gx, float* gh0, float* gc0, const int64_t* lengths,
-                                       int64_t T, int64_t B, int64_t H, bool reverse) {
+MSMIX_BLOCK_FN void scan_backward_persistent(const Block& blk, const float* gy, const float* w, const float* acts,
+                                             const float* c_prev, float* gx, float* gh0, float* gc0,
+                                             const int64_t* lengths, int64_t T, int64_t B, int64_t H, bool reverse) {
   float* state = blk.shared();
   float* dh = state;
   float* dc = state + kScanRows * H;

@@ -1,5 +1,5 @@
 // The optimizers' updates and gradient clipping's passes (twin: ops/cpu/optimizer.cpp). One thread per element,
-// grid-stride. Every product and sum is written with an explicit rounding intrinsic (__fmul_rn, __fadd_rn, ...)
+// grid-stride. Every product and sum is written with an explicit rounding intrinsic (rn::mul: __fmul_rn, ...)
 // so nvcc cannot contract a multiply-add into an FMA: each element then sees the CPU's float operations in the
 // CPU's order, and the parameters after a step equal the CPU's bit for bit. Memory-bound: a few reads and
 // writes per element.
@@ -8,38 +8,27 @@
 
 #include "engine/cuda_runtime.h"
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/device_block.cuh"
 #include "ops/cuda/kernels.h"
+#include "ops/cuda/multi_tensor_block.h"
 
 namespace msmix::cuda {
 namespace {
 
+using namespace multi_tensor_block;
+
 __global__ void sgd_kernel(float* param, const float* grad, float* momentum_buf, int64_t n, cpu::SGDScalars s) {
   MSMIX_GRID_LOOP(i, n) {
     float g = grad[i];
-    if (s.weight_decay != 0) g = __fadd_rn(g, __fmul_rn(s.weight_decay, param[i]));
+    if (s.weight_decay != 0) g = rn::add(g, rn::mul(s.weight_decay, param[i]));
     if (momentum_buf) {
-      const float buf = s.first_step ? g
-                                     : __fadd_rn(__fmul_rn(momentum_buf[i], s.momentum),
-                                                 __fmul_rn(s.one_minus_dampening, g));
+      const float buf =
+          s.first_step ? g : rn::add(rn::mul(momentum_buf[i], s.momentum), rn::mul(s.one_minus_dampening, g));
       momentum_buf[i] = buf;
-      g = s.nesterov ? __fadd_rn(g, __fmul_rn(s.momentum, buf)) : buf;
+      g = s.nesterov ? rn::add(g, rn::mul(s.momentum, buf)) : buf;
     }
-    param[i] = __fsub_rn(param[i], __fmul_rn(s.lr, g));
+    param[i] = rn::sub(param[i], rn::mul(s.lr, g));
   }
-}
-
-// Element i of one tensor's Adam update.
-__device__ __forceinline__ void adam_element(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
-                                             const cpu::AdamScalars& s, int64_t i) {
-  const float p = __fmul_rn(param[i], s.param_scale);
-  float g = grad[i];
-  if (s.l2_weight_decay != 0) g = __fadd_rn(g, __fmul_rn(s.l2_weight_decay, p));
-  const float m = __fadd_rn(__fmul_rn(exp_avg[i], s.beta1), __fmul_rn(s.one_minus_beta1, g));
-  const float v = __fadd_rn(__fmul_rn(exp_avg_sq[i], s.beta2), __fmul_rn(__fmul_rn(s.one_minus_beta2, g), g));
-  exp_avg[i] = m;
-  exp_avg_sq[i] = v;
-  const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), s.bias_correction2_sqrt), s.eps);
-  param[i] = __fsub_rn(p, __fdiv_rn(__fmul_rn(s.step_size, m), denom));
 }
 
 __global__ void adam_kernel(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
@@ -47,39 +36,7 @@ __global__ void adam_kernel(float* param, const float* grad, float* exp_avg, flo
   MSMIX_GRID_LOOP(i, n) adam_element(param, grad, exp_avg, exp_avg_sq, s, i);
 }
 
-// ---- Multi-tensor kernels (Adam, clip_grad_norm): the tensors are cut into chunks of kChunk elements, numbered
-// across the list (an entry's first_chunk: the number of its first chunk). Block x takes chunks x, x + grid, ...,
-// finds each one's entry by binary search over first_chunk, and its threads stride over the chunk's elements.
-constexpr int64_t kChunk = 8192;
-
-// The entry holding chunk c (the last with first_chunk <= c) and the chunk's elements [begin, end) in it.
-template <class Entry>
-__device__ const Entry& chunk_entry(const Entry* e, int count, int64_t c, int64_t& begin, int64_t& end) {
-  int lo = 0, hi = count - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (e[mid].first_chunk <= c) lo = mid;
-    else hi = mid - 1;
-  }
-  begin = (c - e[lo].first_chunk) * kChunk;
-  end = begin + kChunk < e[lo].size() ? begin + kChunk : e[lo].size();
-  return e[lo];
-}
-
-// Numbers the chunks of `entries` (dropping empty ones); returns how many there are.
-template <class Entry>
-int64_t number_chunks(std::vector<Entry>& entries) {
-  std::vector<Entry> kept;
-  int64_t chunks = 0;
-  for (Entry e : entries) {
-    if (e.size() == 0) continue;
-    e.first_chunk = chunks;
-    chunks += (e.size() + kChunk - 1) / kChunk;
-    kept.push_back(e);
-  }
-  entries.swap(kept);
-  return chunks;
-}
+// ---- Multi-tensor kernels (Adam, clip_grad_norm): bodies and chunk table in ops/cuda/multi_tensor_block.h.
 
 // The entries copied to the device (an upload queued on the stream, no wait).
 template <class Entry>
@@ -91,70 +48,29 @@ struct DeviceTable {
   DeviceBuffer buffer;  // floats
 };
 
-struct AdamEntry {
-  cpu::AdamTensor t;
-  int64_t first_chunk;
-  __host__ __device__ int64_t size() const { return t.n; }
-};
-
 __global__ void adam_many_kernel(const AdamEntry* entries, int count, int64_t chunks) {
-  for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-    int64_t begin, end;
-    const cpu::AdamTensor& t = chunk_entry(entries, count, c, begin, end).t;
-    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
-      adam_element(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.s, i);
-  }
+  adam_many(DeviceBlock{}, entries, count, chunks);
 }
 
 __global__ void clamp_kernel(float* g, int64_t n, float lo, float hi) {
   MSMIX_GRID_LOOP(i, n) g[i] = g[i] < lo ? lo : (g[i] > hi ? hi : g[i]);  // NaN passes through
 }
 
-// ---- clip_grad_norm over many tensors, three launches and no read back: pass 1 writes each chunk's sum of
-// squares in double to partial[c], pass 2 sums the partials in one block and decides norm and coefficient on
-// the device, pass 3 scales. Fixed chunks and fixed orders: the same value on every run.
-struct GradEntry {
-  float* g;
-  int64_t n, first_chunk;
-  __host__ __device__ int64_t size() const { return n; }
-};
-
+// clip_grad_norm's passes (multi_tensor_block.h); the first and last in blocks of kThreads threads.
 __global__ void chunk_squares_kernel(const GradEntry* e, int count, int64_t chunks, double* partial) {
-  __shared__ double scratch[kThreads / 32];
-  for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-    int64_t begin, end;
-    const float* g = chunk_entry(e, count, c, begin, end).g;
-    double s = 0;
-    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += double(g[i]) * double(g[i]);
-    s = group_reduce<kThreads>(s, SumOp{}, scratch);  // its leading barrier protects scratch across chunks
-    if (threadIdx.x == 0) partial[c] = s;
-  }
+  chunk_squares(DeviceBlock{}, e, count, chunks, partial);
 }
 
-// decision[0] = norm, decision[1] = the coefficient, or 1 when nothing is to be scaled (norm within max_norm,
-// or not finite: reported, not applied, as the CPU path).
 __global__ void clip_decide_kernel(const double* partial, int64_t chunks, float max_norm, float* decision) {
-  __shared__ double scratch[kThreads / 32];
-  double s = 0;
-  for (int64_t i = threadIdx.x; i < chunks; i += blockDim.x) s += partial[i];
-  s = group_reduce<kThreads>(s, SumOp{}, scratch);
-  if (threadIdx.x == 0) {
-    const float norm = float(sqrt(s));
-    const float coef = __fdiv_rn(max_norm, __fadd_rn(norm, 1e-6f));  // float, as the CPU
-    decision[0] = norm;
-    decision[1] = isfinite(norm) && coef < 1.0f ? coef : 1.0f;
-  }
+  clip_decide(DeviceBlock{}, partial, chunks, max_norm, decision);
 }
 
 __global__ void clip_scale_kernel(const GradEntry* e, int count, int64_t chunks, const float* decision) {
-  const float coef = decision[1];
-  if (coef == 1.0f) return;
-  for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-    int64_t begin, end;
-    float* g = chunk_entry(e, count, c, begin, end).g;
-    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) g[i] = __fmul_rn(g[i], coef);
-  }
+  clip_scale(DeviceBlock{}, e, count, chunks, decision);
 }
+
+// Dynamic shared memory of the passes that sum over a block of kThreads threads.
+constexpr size_t kClipSharedBytes = size_t(clip_shared_floats(kThreads)) * sizeof(float);
 
 }  // namespace
 
@@ -178,7 +94,7 @@ void adam_update_many(const std::vector<cpu::AdamTensor>& tensors) {
   if (chunks == 0) return;
   const DeviceTable<AdamEntry> table(entries);
   adam_many_kernel<<<unsigned(std::min<int64_t>(chunks, kMaxBlocks)), kThreads>>>(table.get(), int(entries.size()),
-                                                                                   chunks);
+                                                                                  chunks);
   CUDA_CHECK_LAUNCH("adam_many_kernel");
 }
 
@@ -197,10 +113,10 @@ void clip_grad_norm_many(const std::vector<std::pair<float*, int64_t>>& grads, f
   auto* part = reinterpret_cast<double*>(partial.get());
   const unsigned blocks = unsigned(std::max<int64_t>(1, std::min<int64_t>(chunks, kMaxBlocks)));
   if (chunks > 0) {
-    chunk_squares_kernel<<<blocks, kThreads>>>(table.get(), int(entries.size()), chunks, part);
+    chunk_squares_kernel<<<blocks, kThreads, kClipSharedBytes>>>(table.get(), int(entries.size()), chunks, part);
     CUDA_CHECK_LAUNCH("chunk_squares_kernel");
   }
-  clip_decide_kernel<<<1, kThreads>>>(part, chunks, max_norm, decision);
+  clip_decide_kernel<<<1, kThreads, kClipSharedBytes>>>(part, chunks, max_norm, decision);
   CUDA_CHECK_LAUNCH("clip_decide_kernel");
   if (chunks > 0) {
     clip_scale_kernel<<<blocks, kThreads>>>(table.get(), int(entries.size()), chunks, decision);

@@ -1,68 +1,17 @@
-// The persistent LSTM scan's CUDA kernel bodies (ops/cuda/lstm_scan_block.h) run on the CPU: one std::thread
-// per CUDA thread, a barrier for __syncthreads, the block's shared memory filled with NaN so a read before a
-// write shows. Every output and grad must match the CPU scan (ops/cpu/lstm_cell.h), over lengths (0, partial,
-// full), reverse scans, initial states, part-filled blocks and block sizes smaller than a row. This is what
-// checks the kernels' indexing and phases in CI; tests/cuda/test_cuda_lstm.cpp runs them on a GPU.
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
+// The persistent LSTM scan's CUDA kernel bodies (ops/cuda/lstm_scan_block.h) run on the CPU through
+// tests/ops/emulated_block.h (a fiber per CUDA thread, a barrier for __syncthreads, NaN-filled shared memory).
+// Every output and grad must match the CPU scan (ops/cpu/lstm_cell.h), over lengths (0, partial, full), reverse
+// scans, initial states, part-filled blocks and block sizes smaller than a row. This is what checks the kernels'
+// indexing and phases in CI; tests/cuda/test_cuda_lstm.cpp runs them on a GPU.
 #include "ops/cpu/lstm_cell.h"
 #include "ops/cuda/lstm_scan_block.h"
+#include "tests/ops/emulated_block.h"
 #include "tests/testing.h"
 
 using namespace msmix;
 using namespace msmix::testing;
 
 namespace {
-
-// __syncthreads for n threads: the last to arrive releases the others.
-class Barrier {
- public:
-  explicit Barrier(int n) : n_(n) {}
-  void wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const uint64_t generation = generation_;
-    if (++arrived_ == n_) {
-      arrived_ = 0;
-      ++generation_;
-      released_.notify_all();
-    } else {
-      released_.wait(lock, [&] { return generation_ != generation; });
-    }
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable released_;
-  int n_, arrived_ = 0;
-  uint64_t generation_ = 0;
-};
-
-// lstm_scan_block.h's Block, for one emulated thread.
-struct EmulatedBlock {
-  int b, t, n;
-  float* memory;
-  Barrier* barrier;
-  int block() const { return b; }
-  int thread() const { return t; }
-  int threads() const { return n; }
-  void sync() const { barrier->wait(); }
-  float* shared() const { return memory; }
-};
-
-// Runs body(block) for every thread of every block, the blocks one after another.
-template <class Body>
-void launch(int blocks, int threads, size_t shared_floats, Body body) {
-  for (int b = 0; b < blocks; ++b) {
-    std::vector<float> shared(shared_floats, NAN);
-    Barrier barrier(threads);
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&, t] { body(EmulatedBlock{b, t, threads, shared.data(), &barrier}); });
-    for (std::thread& th : pool) th.join();
-  }
-}
 
 std::vector<float> random_values(size_t n, uint64_t seed, float scale) {
   return leaf({int64_t(n)}, seed, scale).to_vector();
@@ -119,12 +68,12 @@ TEST_CASE("lstm scan block: the persistent CUDA kernels' code, emulated on the C
     std::vector<float> acts2(acts.size(), NAN), hp2(hp.size(), NAN), cp2(cp.size(), NAN), y2(y.size(), NAN);
     const int blocks = int((B + kScanRows - 1) / kScanRows);
     const size_t shared = size_t(2 * kScanRows * H);
-    launch(blocks, c.threads, shared, [&](const EmulatedBlock& blk) {
+    emulate_grid(blocks, c.threads, shared, [&](const EmulatedBlock& blk) {
       lstm_scan_block::scan_forward_persistent(blk, xg.data(), wt.data(), h0p, c0p, y2.data(), acts2.data(), hp2.data(),
                                                cp2.data(), len.data(), T, B, H, c.reverse);
     });
     std::vector<float> gx2(gx.size(), NAN), gh02(gh0.size(), NAN), gc02(gc0.size(), NAN);
-    launch(blocks, c.threads, shared, [&](const EmulatedBlock& blk) {
+    emulate_grid(blocks, c.threads, shared, [&](const EmulatedBlock& blk) {
       lstm_scan_block::scan_backward_persistent(blk, gy.data(), w.data(), acts2.data(), cp2.data(), gx2.data(),
                                                 gh02.data(), gc02.data(), len.data(), T, B, H, c.reverse);
     });
