@@ -134,6 +134,25 @@ MSMIX_BLOCK_FN int stage_keys(const Block& blk, const AttentionArgs& a, const At
   return n;
 }
 
+// Calls visit(r, s, x) for each key s of this lane (lane, lane + 32, ... of every staged chunk; k and v rows at
+// ks[r], vs[r]) with x its score against the query row qs (masked; -inf where closed). Every thread of the block
+// stages; only an active warp visits.
+template <int DM, class Block, class Visit>
+MSMIX_BLOCK_FN void for_each_key(const Block& blk, const AttentionArgs& a, const AttentionDims& d, int64_t b, int64_t h,
+                                 bool active, const float* qs, const float* mask_row, const float* pad_row,
+                                 StagedRow<DM>* ks, StagedRow<DM>* vs, Visit visit) {
+  constexpr int R = ChunkRows<DM>::value;
+  const int lane = blk.thread() % 32;
+  for (int64_t s0 = 0; s0 < d.S; s0 += R) {
+    const int n = stage_keys<DM>(blk, a, d, b, h, s0, ks, vs);
+    if (!active) continue;
+    for (int r = lane; r < n; r += 32) {
+      const int64_t s = s0 + r;
+      visit(r, s, masked(dot<DM>(qs, ks[r]), mask_row, pad_row, s));
+    }
+  }
+}
+
 // Warp sum by xor butterfly: a + b == b + a in IEEE, so every lane ends with the same bits.
 template <class Block>
 MSMIX_BLOCK_FN float warp_sum(const Block& blk, float v) {
@@ -165,30 +184,24 @@ MSMIX_BLOCK_FN void forward(const Block& blk, const AttentionArgs& a, const Atte
     float m = -INFINITY, sum = 0.0f, acc[DM];
     MSMIX_UNROLL
     for (int j = 0; j < DM; ++j) acc[j] = 0.0f;
-    for (int64_t s0 = 0; s0 < d.S; s0 += R) {
-      const int n = stage_keys<DM>(blk, a, d, b, h, s0, ks, vs);
-      if (!active) continue;
-      for (int r = lane; r < n; r += 32) {
-        const int64_t s = s0 + r;
-        const float x = masked(dot<DM>(qs, ks[r]), mask_row, pad_row, s);
-        if (x == -INFINITY) continue;  // probability 0 (skipping it keeps exp(-inf - -inf) out of the sums)
-        const bool keep = !a.dropout || kept(a, stream + s);
-        if (x > m) {  // new max: rescale what this lane has (exp(-inf) = 0 on the lane's first key)
-          const float c = expf(m - x);
-          sum = fmaf(sum, c, 1.0f);
+    for_each_key<DM>(blk, a, d, b, h, active, qs, mask_row, pad_row, ks, vs, [&](int r, int64_t s, float x) {
+      if (x == -INFINITY) return;  // probability 0 (skipping it keeps exp(-inf - -inf) out of the sums)
+      const bool keep = !a.dropout || kept(a, stream + s);
+      if (x > m) {  // new max: rescale what this lane has (exp(-inf) = 0 on the lane's first key)
+        const float c = expf(m - x);
+        sum = fmaf(sum, c, 1.0f);
+        MSMIX_UNROLL
+        for (int j = 0; j < DM; ++j) acc[j] = keep ? fmaf(acc[j], c, vs[r][j]) : acc[j] * c;
+        m = x;
+      } else {
+        const float e = expf(x - m);
+        sum += e;
+        if (keep) {
           MSMIX_UNROLL
-          for (int j = 0; j < DM; ++j) acc[j] = keep ? fmaf(acc[j], c, vs[r][j]) : acc[j] * c;
-          m = x;
-        } else {
-          const float e = expf(x - m);
-          sum += e;
-          if (keep) {
-            MSMIX_UNROLL
-            for (int j = 0; j < DM; ++j) acc[j] = fmaf(e, vs[r][j], acc[j]);
-          }
+          for (int j = 0; j < DM; ++j) acc[j] = fmaf(e, vs[r][j], acc[j]);
         }
       }
-    }
+    });
     if (!active) continue;  // warp-uniform: the shuffles below see all 32 lanes
     // Merge the lanes' states (xor butterfly). Lane 0's result is written; the others' may differ in the
     // last bit (the two products of a merge are fused in lane order), which nothing reads.
@@ -270,17 +283,11 @@ MSMIX_BLOCK_FN void backward_rows(const Block& blk, const AttentionArgs& a, cons
     const int64_t stream = (bh * d.L + l) * d.S;
     // Pass 1: t = sum_s P dP over this lane's keys, then over the warp.
     float t = 0.0f;
-    for (int64_t s0 = 0; s0 < d.S; s0 += R) {
-      const int n = stage_keys<DM>(blk, a, d, b, h, s0, ks, vs);
-      if (!active) continue;
-      for (int r = lane; r < n; r += 32) {
-        const int64_t s = s0 + r;
-        const float x = masked(dot<DM>(qs, ks[r]), mask_row, pad_row, s);
-        if (x == -INFINITY && m != -INFINITY) continue;  // P = 0: adds nothing (see pair_grad)
-        const PairGrad g = pair_grad(a, x, m, inv, dot<DM>(go, vs[r]), stream + s);
-        t = fmaf(g.p, g.dp, t);
-      }
-    }
+    for_each_key<DM>(blk, a, d, b, h, active, qs, mask_row, pad_row, ks, vs, [&](int r, int64_t s, float x) {
+      if (x == -INFINITY && m != -INFINITY) return;  // P = 0: adds nothing (see pair_grad)
+      const PairGrad g = pair_grad(a, x, m, inv, dot<DM>(go, vs[r]), stream + s);
+      t = fmaf(g.p, g.dp, t);
+    });
     if (active) {  // warp-uniform
       t = warp_sum(blk, t);
       if (lane == 0) t_rows[bh * d.L + l] = t;
@@ -290,19 +297,13 @@ MSMIX_BLOCK_FN void backward_rows(const Block& blk, const AttentionArgs& a, cons
     float dq[DM];
     MSMIX_UNROLL
     for (int j = 0; j < DM; ++j) dq[j] = 0.0f;
-    for (int64_t s0 = 0; s0 < d.S; s0 += R) {
-      const int n = stage_keys<DM>(blk, a, d, b, h, s0, ks, vs);
-      if (!active) continue;
-      for (int r = lane; r < n; r += 32) {
-        const int64_t s = s0 + r;
-        const float x = masked(dot<DM>(qs, ks[r]), mask_row, pad_row, s);
-        if (x == -INFINITY && m != -INFINITY) continue;
-        const PairGrad g = pair_grad(a, x, m, inv, dot<DM>(go, vs[r]), stream + s);
-        const float ds = g.p * (g.dp - t);
-        MSMIX_UNROLL
-        for (int j = 0; j < DM; ++j) dq[j] = fmaf(ds, ks[r][j], dq[j]);
-      }
-    }
+    for_each_key<DM>(blk, a, d, b, h, active, qs, mask_row, pad_row, ks, vs, [&](int r, int64_t s, float x) {
+      if (x == -INFINITY && m != -INFINITY) return;
+      const PairGrad g = pair_grad(a, x, m, inv, dot<DM>(go, vs[r]), stream + s);
+      const float ds = g.p * (g.dp - t);
+      MSMIX_UNROLL
+      for (int j = 0; j < DM; ++j) dq[j] = fmaf(ds, ks[r][j], dq[j]);
+    });
     if (!active) continue;
     MSMIX_UNROLL
     for (int j = 0; j < DM; ++j) dq[j] = warp_sum(blk, dq[j]);
