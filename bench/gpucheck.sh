@@ -159,7 +159,7 @@ if ! grep -q '^gpu 0:' "$BUILD/step-info.txt" 2>/dev/null; then
 fi
 # The CUDA suites first, synchronising after every launch so an asynchronous fault names its kernel; then the
 # training-step comparison with PyTorch (the issue's goal) and the persistent LSTM / CUDA graph step, the op
-# benchmarks, a real-data run when the data was carried, the rest of the suite (the CPU suites also run in
+# benchmarks and a step's op profile, a real-data run when the data was carried, the rest of the suite (the CPU suites also run in
 # CI), the sanitizers, the fused attention, and last the CPU op benchmark.
 step cuda-tests 100 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
 step bench-models 150 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 python3 bench/compare_models.py \
@@ -175,6 +175,9 @@ step persistent-lstm 120 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_SYNC=1 OMP_WA
   | tail -1; done; done; exit \$rc"
 step bench-cuda 45 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
 step bench-torch 60 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
+# Where a GPU step's time goes, op by op (msmix bench --ops: every range waits for its kernels).
+step ops-profile 40 bash -c "for m in lf_dnn mult; do '$BIN/msmix' bench --model \$m --data synthetic:mosi \
+  --device cuda --steps 5 --warmup 2 --ops | sed -n '/^bench:/p;/^where/,/^  inside ranges/p'; done"
 # Real MOSI (copy ../shared/data/mosi-utterance/mosi_utterance.pkl into build-gpudeps/ and carry that): one
 # MulT run with MS-Mix on the GPU, to set beside the CPU's (docs/results.md, seed 1111).
 DATA=${MSMIX_DATA:-${MSMIX_DEBS:-build-gpudeps}/mosi_utterance.pkl}
@@ -261,6 +264,13 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   echo
   bench_lines fused-attention "MulT training steps on the GPU, composite attention (first) and fused (second)"
   bench_lines persistent-lstm "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph"
+  if [ -f "$BUILD/step-ops-profile.txt" ]; then
+    echo "## where a GPU training step's time goes (msmix bench --ops)"
+    echo '```'
+    grep -v '^step ' "$BUILD/step-ops-profile.txt" | head -70
+    echo '```'
+    echo
+  fi
   echo "## CUDA ops (bench/bench_cuda_ops.cpp)"
   echo '```'
   [ -f "$BUILD/step-bench-cuda.txt" ] && grep '^{' "$BUILD/step-bench-cuda.txt" | sed 's/[{}"]//g'

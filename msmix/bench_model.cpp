@@ -85,8 +85,8 @@ Dataset sized_data(const Config& config, int64_t train, int64_t valid, int64_t t
 }
 
 BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t, int64_t, double)>& on_step) {
-  MSMIX_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be >= 1 and --warmup >= 0 (got {} and {})",
-              o.steps, o.warmup);
+  MSMIX_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be >= 1 and --warmup >= 0 (got {} and {})", o.steps,
+              o.warmup);
   MSMIX_CHECK(o.batch >= 0, "bench: --batch must be positive (got {})", o.batch);
   const auto setup_start = Clock::now();
   RunSpec spec;
@@ -103,7 +103,8 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
   if (o.batch > 0) config["batch_size"] = o.batch;
   config["max_epochs"] = 1;  // one epoch of exactly warmup + steps batches
   config["checkpoint"] = false;
-  const int64_t B = config_int(config, "batch_size"), total = o.warmup + o.steps;
+  const int64_t B = config_int(config, "batch_size"), timed_end = o.warmup + o.steps;
+  const int64_t total = timed_end + (o.ops ? o.steps : 0);  // then the profiled steps
   MSMIX_CHECK(B > 0, "bench: batch size must be positive (got {})", B);
 
   BenchResult r;
@@ -129,7 +130,8 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
   // A step's time: from the end of the previous on_step (or the start of fit) to its own on_step. The
   // callback's own work (progress, allocator stats) is left out.
   std::vector<double> all_ms, all_cpu_ms, all_calls;
-  Clock::time_point last;
+  OpProfile profile;
+  Clock::time_point last, profile_start;
   double last_cpu = 0;
   int64_t last_calls = 0;
   auto mark_start = [&] {
@@ -143,8 +145,17 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
     all_cpu_ms.push_back(process_cpu_ms() - last_cpu);
     all_calls.push_back(double(cuda::queued_count() - last_calls));
     if (s.step == o.warmup) mark_start();
-    if (s.step == total) r.peak_bytes = allocator_stats(device).peak_in_use;
+    if (s.step == timed_end) r.peak_bytes = allocator_stats(device).peak_in_use;
+    if (o.ops && s.step == total) {
+      profile.stop();
+      r.ops_ms = std::chrono::duration<double, std::milli>(Clock::now() - profile_start).count();
+    }
     if (on_step) on_step(s.step, total, ms);
+    if (o.ops && s.step == timed_end) {  // the next steps are profiled
+      r.ops_synchronized = device.is_cuda();
+      profile.start(r.ops_synchronized);
+      profile_start = Clock::now();
+    }
     last_cpu = process_cpu_ms();
     last_calls = cuda::queued_count();
     last = Clock::now();
@@ -158,9 +169,14 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
   r.cuda_graph = trainer.graph_status();
   MSMIX_CHECK(int64_t(all_ms.size()) == total, "bench: {} steps ran, expected {}", all_ms.size(), total);
 
-  r.step_ms.assign(all_ms.begin() + o.warmup, all_ms.end());
-  r.cpu_ms = median(std::vector<double>(all_cpu_ms.begin() + o.warmup, all_cpu_ms.end()));
-  r.gpu_calls = median(std::vector<double>(all_calls.begin() + o.warmup, all_calls.end()));
+  r.step_ms.assign(all_ms.begin() + o.warmup, all_ms.begin() + timed_end);
+  r.cpu_ms = median(std::vector<double>(all_cpu_ms.begin() + o.warmup, all_cpu_ms.begin() + timed_end));
+  r.gpu_calls = median(std::vector<double>(all_calls.begin() + o.warmup, all_calls.begin() + timed_end));
+  if (o.ops) {
+    r.ops = profile.entries();
+    r.ops_steps = o.steps;
+    r.ops_ranges_ms = profile.total_ms();
+  }
   r.median_ms = median(r.step_ms);
   r.min_ms = *std::min_element(r.step_ms.begin(), r.step_ms.end());
   r.max_ms = *std::max_element(r.step_ms.begin(), r.step_ms.end());
@@ -168,10 +184,36 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
   return r;
 }
 
+std::string ops_table(const BenchResult& r, size_t rows) {
+  const double n = double(r.ops_steps);
+  std::string out = fmt::format(
+      "where a step's time goes ({} more steps with the op profiler{}; self time: a range's own, less the ranges "
+      "inside it):\n",
+      r.ops_steps, r.ops_synchronized ? ", each range waiting for its GPU work" : "");
+  out += fmt::format("  {:<16} {:<28} {:>10} {:>9} {:>6}\n", "phase", "range", "calls/step", "ms/step", "%");
+  double shown = 0;
+  for (size_t i = 0; i < r.ops.size() && i < rows; ++i) {
+    const OpProfile::Entry& e = r.ops[i];
+    shown += e.self_ms;
+    out += fmt::format("  {:<16} {:<28} {:>10.4g} {:>9.3f} {:>6.1f}\n", e.phase, e.name, double(e.calls) / n,
+                       e.self_ms / n, r.ops_ranges_ms > 0 ? 100.0 * e.self_ms / r.ops_ranges_ms : 0.0);
+  }
+  if (r.ops.size() > rows)
+    out += fmt::format("  {:<16} {:<28} {:>10} {:>9.3f} {:>6.1f}\n", "", fmt::format("({} more)", r.ops.size() - rows),
+                       "", (r.ops_ranges_ms - shown) / n,
+                       r.ops_ranges_ms > 0 ? 100.0 * (r.ops_ranges_ms - shown) / r.ops_ranges_ms : 0.0);
+  out += fmt::format(
+      "  inside ranges: {:.3f} of {:.3f} ms per step (the rest: the loader's next batch, the trainer's "
+      "bookkeeping)\n",
+      r.ops_ranges_ms / n, r.ops_ms / n);
+  return out;
+}
+
 std::string bench_text(const BenchResult& r) {
   const Config& c = r.config;
   std::string inputs;
-  for (const auto& [name, shape] : r.inputs) inputs += fmt::format("{}{} {}", inputs.empty() ? "" : ", ", name, shape_str(shape));
+  for (const auto& [name, shape] : r.inputs)
+    inputs += fmt::format("{}{} {}", inputs.empty() ? "" : ", ", name, shape_str(shape));
   std::string out;
   out += fmt::format("bench: {} on {} ({}), mix {}, {}, {} threads, batch {}\n", config_string(c, "model"),
                      config_string(c, "data"), config_string(c, "dataset"), config_string(c, "mix"),
@@ -182,13 +224,16 @@ std::string bench_text(const BenchResult& r) {
   out += fmt::format("training steps (forward, loss, backward, clipping, {}): {} timed after {} warm-up\n",
                      every == 1 ? "optimizer step" : fmt::format("optimizer step every {}", every), r.step_ms.size(),
                      r.warmup);
-  out += fmt::format("  median {:.2f} ms, min {:.2f} ms, max {:.2f} ms, {:.1f} items/s; process CPU time {:.2f} ms "
-                     "per step (median)\n",
-                     r.median_ms, r.min_ms, r.max_ms, r.items_per_s, r.cpu_ms);
+  out += fmt::format(
+      "  median {:.2f} ms, min {:.2f} ms, max {:.2f} ms, {:.1f} items/s; process CPU time {:.2f} ms "
+      "per step (median)\n",
+      r.median_ms, r.min_ms, r.max_ms, r.items_per_s, r.cpu_ms);
   if (!r.cuda_graph.empty()) out += fmt::format("  cuda_graph: {}\n", r.cuda_graph);
-  if (r.gpu_calls > 0) out += fmt::format("  {:.0f} kernel launches, cuBLAS calls, copies and memsets per step\n", r.gpu_calls);
+  if (r.gpu_calls > 0)
+    out += fmt::format("  {:.0f} kernel launches, cuBLAS calls, copies and memsets per step\n", r.gpu_calls);
   out += fmt::format("  peak memory {} live ({} before the steps: weights, optimizer state, data)\n", mib(r.peak_bytes),
                      mib(r.base_bytes));
+  if (r.ops_steps > 0) out += ops_table(r);
   return out;
 }
 
@@ -219,6 +264,20 @@ Json bench_json(const BenchResult& r) {
   for (const auto& [name, shape] : r.inputs) j["inputs"][name] = shape;
   j["step_ms"] = r.step_ms;
   j["setup_s"] = r.setup_s;
+  if (r.ops_steps > 0) {
+    const double n = double(r.ops_steps);
+    Json ops = Json::array();
+    for (const OpProfile::Entry& e : r.ops)
+      ops.push_back({{"phase", e.phase},
+                     {"range", e.name},
+                     {"calls_per_step", double(e.calls) / n},
+                     {"self_ms_per_step", e.self_ms / n}});
+    j["ops"] = {{"steps", r.ops_steps},
+                {"ms_per_step", r.ops_ms / n},
+                {"ranges_ms_per_step", r.ops_ranges_ms / n},
+                {"synchronized", r.ops_synchronized},
+                {"ranges", ops}};
+  }
   j["msmix_version"] = version_stamp();
   return j;
 }

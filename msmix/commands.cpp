@@ -396,6 +396,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   bench_app->add_option("--seed", bench.seed, "seed of init, dropout and data")->capture_default_str();
   bench_app->add_option("--set", bench.overrides, "key=value overrides of the run config (repeatable)");
   bench_app->add_flag("--json", bench_as_json, "print one JSON object (ms_per_step: the median)");
+  bench_app->add_flag("--ops", bench.ops,
+                      "then as many steps again with the op profiler: self time per op and phase (on a GPU each "
+                      "range waits for its kernels)");
 
   std::string data_spec, data_synth_name, data_write;
   DataSpecOptions data_options;

@@ -1,5 +1,7 @@
 // msmix bench (msmix/bench_model.h): the run config it times, the data it sizes, what it reports. The timings
 // themselves are not asserted (speed belongs in bench/, not in unit tests); tiny models keep this fast.
+#include <fmt/format.h>
+
 #include <cmath>
 #include <fstream>
 
@@ -74,6 +76,53 @@ TEST_CASE("bench: times the trainer's steps on the run config, with one optimize
   BenchResult rg = bench_model(g);
   CHECK(bench_json(rg)["cuda_graph"] == "not used: the CPU runs uncaptured");
   CHECK(bench_text(rg).find("cuda_graph: not used") != std::string::npos);
+}
+
+TEST_CASE("bench --ops: as many steps again with the op profiler, after the timed ones, by phase and op") {
+  BenchOptions o = tiny_tfn();
+  o.ops = true;
+  std::vector<int64_t> seen;
+  BenchResult r = bench_model(o, [&](int64_t step, int64_t total, double) {
+    CHECK(total == 7);  // 1 warm-up, 3 timed, 3 profiled
+    seen.push_back(step);
+  });
+  CHECK(seen.size() == 7);
+  CHECK(r.step_ms.size() == 3);  // the timed steps only
+  CHECK(r.ops_steps == 3);
+  CHECK_FALSE(r.ops_synchronized);  // the CPU: nothing to wait for
+  REQUIRE_FALSE(r.ops.empty());
+  // Every phase of a trainer step, each range entered once per step; the ops inside them.
+  auto calls_of = [&](const std::string& phase, const std::string& name) {
+    for (const OpProfile::Entry& e : r.ops)
+      if (e.phase == phase && e.name == name) return e.calls;
+    return int64_t(0);
+  };
+  CHECK(calls_of("train step", "train step") == 3);
+  CHECK(calls_of("forward", "forward") == 3);
+  CHECK(calls_of("backward", "backward") == 3);
+  CHECK(calls_of("optimizer step", "optimizer step") == 3);
+  CHECK(calls_of("forward", "l1_loss") == 3);  // MMSA's loss, once per step
+  CHECK(calls_of("forward", "linear") > 0);
+  CHECK(calls_of("backward", "linear") > 0);
+  double self = 0;
+  for (const OpProfile::Entry& e : r.ops) {
+    CHECK(e.calls % 3 == 0);  // the same ops every step
+    CHECK(e.self_ms >= 0);
+    self += e.self_ms;
+    if (&e != &r.ops[0]) CHECK((&e - 1)->self_ms >= e.self_ms);  // largest first
+  }
+  CHECK(self == doctest::Approx(r.ops_ranges_ms));
+  CHECK(r.ops_ranges_ms <= r.ops_ms);  // the ranges sit inside the profiled steps' wall time
+
+  const Json j = bench_json(r);
+  CHECK(j["ops"]["steps"] == 3);
+  CHECK(j["ops"]["ranges"].size() == r.ops.size());
+  CHECK(j["ops"]["ranges"][0]["self_ms_per_step"].get<double>() == doctest::Approx(r.ops[0].self_ms / 3));
+  const std::string text = bench_text(r);
+  CHECK(text.find("where a step's time goes (3 more steps with the op profiler") != std::string::npos);
+  CHECK(text.find("optimizer step") != std::string::npos);
+  CHECK(ops_table(r, 2).find(fmt::format("({} more)", r.ops.size() - 2)) != std::string::npos);
+  CHECK_FALSE(bench_json(bench_model(tiny_tfn())).contains("ops"));  // only when asked
 }
 
 TEST_CASE("bench: default batch from the table, --set wins over the bench's own keys, msmix mixing inside") {

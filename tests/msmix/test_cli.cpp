@@ -214,6 +214,17 @@ TEST_CASE("cli: bench --json prints one JSON object with ms_per_step on its last
   CHECK(o.err.find("step 3/3") != std::string::npos);
   check_error({"bench", "--model", "tfn", "--data", "synthetic:mosi", "--mix", "cutmix"}, {"'cutmix'"});
   check_error({"bench", "--model", "tfn"}, {"--data"});
+
+  // --ops: the op table after the timing lines.
+  Outcome p = cli({"bench", "--model", "lf_dnn", "--data", "synthetic:mosi", "--batch", "4", "--steps", "2",
+                   "--warmup", "0", "--set", "synthetic_max_steps=3", "--set", "hidden_dims=[8,4,8]", "--set",
+                   "text_out=4", "--set", "post_fusion_dim=8", "--ops"});
+  CAPTURE(p.err);
+  REQUIRE(p.code == 0);
+  CHECK(p.out.find("where a step's time goes (2 more steps") != std::string::npos);
+  CHECK(p.out.find("lstm_scan") != std::string::npos);
+  CHECK(p.out.find("inside ranges: ") != std::string::npos);
+  CHECK(p.err.find("step 4/4") != std::string::npos);
 }
 
 TEST_CASE("cli: train --weights starts from a state dict, records it in config.json, and rejects a mismatch") {

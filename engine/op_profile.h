@@ -1,0 +1,65 @@
+// Where the time goes, by named range: a recorder that the ProfileRanges of engine/profile.h (every op's
+// forward, every autograd node's backward, the trainer's phases) feed while it is started on the calling
+// thread. Each (phase, range name) gets its calls and its self time: its own time less that of the ranges
+// nested in it, so the self times add up to the time spent inside the outermost ranges. The phase is the name
+// of the range one level below the outermost ("forward", "backward", "clip_grad_norm", "optimizer step" inside
+// the trainer's "train step"), or the outermost range's own name.
+//
+//   OpProfile profile;                 // the clock: steady_clock
+//   profile.start();                   // this thread's ranges are recorded from here
+//   ... training steps ...
+//   profile.stop();
+//   for (const OpProfile::Entry& e : profile.entries()) ...   // by self time, largest first
+//
+// On a GPU the ops only queue kernels: with synchronize_cuda, every range waits for the GPU when it opens and
+// when it closes, so a range's time is its kernels' time (and a step gets slower: use it to see where the time
+// goes, not to time the step). Ranges opened before start() are not recorded, and neither is their end.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace msmix {
+
+class OpProfile {
+ public:
+  struct Entry {
+    std::string phase, name;
+    int64_t calls = 0;
+    double self_ms = 0;
+  };
+
+  // now_ms: the clock, in milliseconds (tests pass their own).
+  explicit OpProfile(std::function<double()> now_ms = nullptr);
+  ~OpProfile();
+  OpProfile(const OpProfile&) = delete;
+  OpProfile& operator=(const OpProfile&) = delete;
+
+  // Records this thread's ranges until stop() (one profile per thread at a time; start() throws otherwise).
+  void start(bool synchronize_cuda = false);
+  void stop();  // ranges still open are dropped
+
+  std::vector<Entry> entries() const;  // by self time, largest first; ties by phase, then name
+  double total_ms() const;             // the time inside the outermost ranges: the sum of every self time
+
+  // The profile recording on this thread, or null (what ProfileRange checks).
+  static OpProfile* active();
+  void enter(const char* name);
+  void leave();
+
+ private:
+  struct Open {
+    const char* name;
+    double start_ms, nested_ms;  // nested_ms: the time of the ranges closed inside it
+  };
+  std::function<double()> now_ms_;
+  bool sync_ = false;
+  std::vector<Open> open_;
+  std::map<std::pair<std::string, std::string>, Entry> entries_;
+  double total_ms_ = 0;
+};
+
+}  // namespace msmix
