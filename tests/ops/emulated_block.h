@@ -196,8 +196,7 @@ class EmulatedBlockRun {
     swapcontext(save, target);
     running_ = from;  // back on this fiber (or the scheduler)
 #ifdef MSMIX_FIBER_ASAN
-    __sanitizer_finish_switch_fiber(fake, from < 0 ? &scheduler_stack_ : nullptr,
-                                    from < 0 ? &scheduler_stack_size_ : nullptr);
+    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);  // the scheduler's stack is learned once, on entry
 #endif
   }
 
