@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "engine/cuda_runtime.h"
 #include "engine/error.h"
@@ -26,10 +27,11 @@ OpProfile::~OpProfile() {
 
 OpProfile* OpProfile::active() { return t_active; }
 
-void OpProfile::start(bool synchronize_cuda) {
+void OpProfile::start(bool synchronize_cuda, int64_t trace_outermost) {
   MSMIX_CHECK(t_active == nullptr || t_active == this,
               "OpProfile::start: another profile is already recording on this thread");
   sync_ = synchronize_cuda;
+  trace_left_ = trace_outermost;
   open_.clear();
   t_active = this;
 }
@@ -41,7 +43,12 @@ void OpProfile::stop() {
 
 void OpProfile::enter(const char* name) {
   if (sync_) cuda::synchronize();  // what was queued before belongs to the enclosing range
-  open_.push_back({name, now_ms_(), 0.0});
+  int64_t event = -1;
+  if (trace_left_ > 0) {
+    event = int64_t(trace_.size());
+    trace_.push_back({int(open_.size()), name, NAN});  // its time when it closes
+  }
+  open_.push_back({name, now_ms_(), 0.0, event});
 }
 
 void OpProfile::leave() {
@@ -50,6 +57,8 @@ void OpProfile::leave() {
   const Open o = open_.back();
   open_.pop_back();
   const double ms = now_ms_() - o.start_ms;
+  if (o.event >= 0) trace_[size_t(o.event)].ms = ms;
+  if (open_.empty() && trace_left_ > 0) --trace_left_;
   // The phase: the range one level below the outermost (open_[1] while this one is deeper), else its own name.
   const char* phase = open_.size() >= 2 ? open_[1].name : o.name;
   Entry& e = entries_[{phase, o.name}];

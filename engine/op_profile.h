@@ -31,6 +31,13 @@ class OpProfile {
     int64_t calls = 0;
     double self_ms = 0;
   };
+  // One range of a traced step, in the order the ranges opened: its nesting depth (0: outermost) and its
+  // inclusive time (NaN if it was still open at stop()).
+  struct Event {
+    int depth;
+    std::string name;
+    double ms;
+  };
 
   // now_ms: the clock, in milliseconds (tests pass their own).
   explicit OpProfile(std::function<double()> now_ms = nullptr);
@@ -39,11 +46,13 @@ class OpProfile {
   OpProfile& operator=(const OpProfile&) = delete;
 
   // Records this thread's ranges until stop() (one profile per thread at a time; start() throws otherwise).
-  void start(bool synchronize_cuda = false);
+  // trace_outermost: also keep, range by range, the first that many outermost ranges (a training step each).
+  void start(bool synchronize_cuda = false, int64_t trace_outermost = 0);
   void stop();  // ranges still open are dropped
 
   std::vector<Entry> entries() const;  // by self time, largest first; ties by phase, then name
   double total_ms() const;             // the time inside the outermost ranges: the sum of every self time
+  const std::vector<Event>& trace() const { return trace_; }  // the traced ranges, in opening order
 
   // The profile recording on this thread, or null (what ProfileRange checks).
   static OpProfile* active();
@@ -54,12 +63,15 @@ class OpProfile {
   struct Open {
     const char* name;
     double start_ms, nested_ms;  // nested_ms: the time of the ranges closed inside it
+    int64_t event;               // its place in trace_, or -1
   };
   std::function<double()> now_ms_;
   bool sync_ = false;
   std::vector<Open> open_;
   std::map<std::pair<std::string, std::string>, Entry> entries_;
   double total_ms_ = 0;
+  int64_t trace_left_ = 0;  // outermost ranges still to trace (the one open counts until it closes)
+  std::vector<Event> trace_;
 };
 
 }  // namespace msmix

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "data/loader.h"
 #include "data/synthetic.h"
@@ -104,7 +105,8 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
   config["max_epochs"] = 1;  // one epoch of exactly warmup + steps batches
   config["checkpoint"] = false;
   const int64_t B = config_int(config, "batch_size"), timed_end = o.warmup + o.steps;
-  const int64_t total = timed_end + (o.ops ? o.steps : 0);  // then the profiled steps
+  const int64_t profiled = o.ops ? o.steps : o.trace ? 1 : 0;
+  const int64_t total = timed_end + profiled;  // then the profiled steps
   MSMIX_CHECK(B > 0, "bench: batch size must be positive (got {})", B);
 
   BenchResult r;
@@ -146,14 +148,14 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
     all_calls.push_back(double(cuda::queued_count() - last_calls));
     if (s.step == o.warmup) mark_start();
     if (s.step == timed_end) r.peak_bytes = allocator_stats(device).peak_in_use;
-    if (o.ops && s.step == total) {
+    if (profiled > 0 && s.step == total) {
       profile.stop();
       r.ops_ms = std::chrono::duration<double, std::milli>(Clock::now() - profile_start).count();
     }
     if (on_step) on_step(s.step, total, ms);
-    if (o.ops && s.step == timed_end) {  // the next steps are profiled
+    if (profiled > 0 && s.step == timed_end) {  // the next steps are profiled
       r.ops_synchronized = device.is_cuda();
-      profile.start(r.ops_synchronized);
+      profile.start(r.ops_synchronized, o.trace ? 1 : 0);
       profile_start = Clock::now();
     }
     last_cpu = process_cpu_ms();
@@ -172,10 +174,11 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
   r.step_ms.assign(all_ms.begin() + o.warmup, all_ms.begin() + timed_end);
   r.cpu_ms = median(std::vector<double>(all_cpu_ms.begin() + o.warmup, all_cpu_ms.begin() + timed_end));
   r.gpu_calls = median(std::vector<double>(all_calls.begin() + o.warmup, all_calls.begin() + timed_end));
-  if (o.ops) {
+  if (profiled > 0) {
     r.ops = profile.entries();
-    r.ops_steps = o.steps;
+    r.ops_steps = profiled;
     r.ops_ranges_ms = profile.total_ms();
+    r.trace = profile.trace();
   }
   r.median_ms = median(r.step_ms);
   r.min_ms = *std::min_element(r.step_ms.begin(), r.step_ms.end());
@@ -187,9 +190,9 @@ BenchResult bench_model(const BenchOptions& o, const std::function<void(int64_t,
 std::string ops_table(const BenchResult& r, size_t rows) {
   const double n = double(r.ops_steps);
   std::string out = fmt::format(
-      "where a step's time goes ({} more steps with the op profiler{}; self time: a range's own, less the ranges "
+      "where a step's time goes ({} more step{} with the op profiler{}; self time: a range's own, less the ranges "
       "inside it):\n",
-      r.ops_steps, r.ops_synchronized ? ", each range waiting for its GPU work" : "");
+      r.ops_steps, r.ops_steps == 1 ? "" : "s", r.ops_synchronized ? ", each range waiting for its GPU work" : "");
   out += fmt::format("  {:<16} {:<28} {:>10} {:>9} {:>6}\n", "phase", "range", "calls/step", "ms/step", "%");
   double shown = 0;
   for (size_t i = 0; i < r.ops.size() && i < rows; ++i) {
@@ -206,6 +209,14 @@ std::string ops_table(const BenchResult& r, size_t rows) {
       "  inside ranges: {:.3f} of {:.3f} ms per step (the rest: the loader's next batch, the trainer's "
       "bookkeeping)\n",
       r.ops_ranges_ms / n, r.ops_ms / n);
+  return out;
+}
+
+std::string trace_text(const BenchResult& r) {
+  std::string out = fmt::format("one training step, range by range (in the order they ran; inclusive ms{}):\n",
+                                r.ops_synchronized ? ", each range waiting for its GPU work" : "");
+  for (const OpProfile::Event& e : r.trace)
+    out += fmt::format("  {:<44} {:>9.3f}\n", std::string(size_t(2 * e.depth), ' ') + e.name, e.ms);
   return out;
 }
 
@@ -234,6 +245,7 @@ std::string bench_text(const BenchResult& r) {
   out += fmt::format("  peak memory {} live ({} before the steps: weights, optimizer state, data)\n", mib(r.peak_bytes),
                      mib(r.base_bytes));
   if (r.ops_steps > 0) out += ops_table(r);
+  if (!r.trace.empty()) out += trace_text(r);
   return out;
 }
 
@@ -272,6 +284,10 @@ Json bench_json(const BenchResult& r) {
                      {"range", e.name},
                      {"calls_per_step", double(e.calls) / n},
                      {"self_ms_per_step", e.self_ms / n}});
+    Json trace = Json::array();
+    for (const OpProfile::Event& e : r.trace)
+      trace.push_back({{"depth", e.depth}, {"range", e.name}, {"ms", std::isfinite(e.ms) ? Json(e.ms) : Json()}});
+    if (!r.trace.empty()) j["trace"] = trace;
     j["ops"] = {{"steps", r.ops_steps},
                 {"ms_per_step", r.ops_ms / n},
                 {"ranges_ms_per_step", r.ops_ranges_ms / n},

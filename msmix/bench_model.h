@@ -11,7 +11,8 @@
 // update_epochs is 1 (every timed step ends with an optimizer step; `--set update_epochs=8` restores MulT's
 // accumulation) and the valid / test splits hold two samples (fit() scores them after the timed steps).
 // With `ops`, the epoch holds as many steps again after the timed ones, run with the op profiler
-// (engine/op_profile.h): where a step's time goes, by op and phase, without slowing the timed steps.
+// (engine/op_profile.h): where a step's time goes, by op and phase, without slowing the timed steps. With
+// `trace`, the first of those steps (one more step, if not `ops`) is also kept range by range, in order.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -35,6 +36,8 @@ struct BenchOptions {
   uint64_t seed = 1111;
   std::vector<std::string> overrides;  // --set key=value, applied last
   bool ops = false;                    // --ops: after the timed steps, as many again with the op profiler
+  bool trace = false;                  // --trace: keep the first profiled step range by range (one step, if
+                                       // not --ops)
 };
 
 struct BenchResult {
@@ -55,9 +58,10 @@ struct BenchResult {
   // With ops: the profiled steps (engine/op_profile.h), after the timed ones.
   std::vector<OpProfile::Entry> ops;  // by self time, largest first
   int64_t ops_steps = 0;
-  double ops_ms = 0;              // wall time of the profiled steps
-  double ops_ranges_ms = 0;       // of which inside the ranges (the sum of the entries' self times)
-  bool ops_synchronized = false;  // on a GPU: every range waited for its kernels
+  double ops_ms = 0;                    // wall time of the profiled steps
+  double ops_ranges_ms = 0;             // of which inside the ranges (the sum of the entries' self times)
+  bool ops_synchronized = false;        // on a GPU: every range waited for its kernels
+  std::vector<OpProfile::Event> trace;  // with trace: the first profiled step's ranges, in opening order
 };
 
 // Runs the benchmark; `on_step(k, total, ms)` (optional) after every step, warmup ones included.
@@ -65,6 +69,7 @@ BenchResult bench_model(const BenchOptions& options,
                         const std::function<void(int64_t, int64_t, double)>& on_step = nullptr);
 std::string bench_text(const BenchResult& r);                   // a few "key: value" lines (and, with ops, ops_table)
 std::string ops_table(const BenchResult& r, size_t rows = 25);  // the profiled ranges, largest self time first
+std::string trace_text(const BenchResult& r);                   // the traced step, indented by nesting
 Json bench_json(const BenchResult& r);                          // one object; "ms_per_step" is the median
 
 // A copy of config["data"] with the given split sizes, before prepare_data: synthetic:NAME is generated at

@@ -399,6 +399,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   bench_app->add_flag("--ops", bench.ops,
                       "then as many steps again with the op profiler: self time per op and phase (on a GPU each "
                       "range waits for its kernels)");
+  bench_app->add_flag("--trace", bench.trace,
+                      "then print one profiled step range by range: every op and autograd node in the order they "
+                      "ran, nested, with their times");
 
   std::string data_spec, data_synth_name, data_write;
   DataSpecOptions data_options;

@@ -1,6 +1,7 @@
 // engine/op_profile.h: calls, self times and phases of nested ProfileRanges, on a clock the test moves by
 // hand; only the recording thread's ranges count; ranges open at start() or stop() are dropped; and a real
 // training step's ops show up under the trainer's phases.
+#include <cmath>
 #include <thread>
 
 #include "engine/op_profile.h"
@@ -104,4 +105,45 @@ TEST_CASE("op profile: other threads, ranges open at start or stop, and one prof
   CHECK(OpProfile::active() == &b);
   b.stop();
   CHECK(OpProfile::active() == nullptr);
+}
+
+TEST_CASE("op profile: the trace keeps the first outermost ranges range by range, in opening order") {
+  double now = 0;
+  OpProfile profile([&] { return now; });
+  profile.start(false, 1);  // the first step only
+  for (int step = 0; step < 2; ++step) {
+    ProfileRange outer("train step");
+    {
+      ProfileRange phase("forward");
+      ProfileRange op("linear");
+      now += 1;
+      ProfileRange inner("matmul");
+      now += 2;
+    }
+    ProfileRange phase("backward");
+    now += 4;
+  }
+  {
+    ProfileRange left("left open");
+    profile.stop();
+  }
+  const std::vector<OpProfile::Event>& t = profile.trace();
+  REQUIRE(t.size() == 5);  // the second step is not traced
+  const std::vector<std::pair<int, std::string>> shape = {
+      {0, "train step"}, {1, "forward"}, {2, "linear"}, {3, "matmul"}, {1, "backward"}};
+  const std::vector<double> ms = {7, 3, 3, 2, 4};
+  for (size_t i = 0; i < t.size(); ++i) {
+    CAPTURE(i);
+    CHECK(t[i].depth == shape[i].first);
+    CHECK(t[i].name == shape[i].second);
+    CHECK(t[i].ms == ms[i]);
+  }
+  CHECK(profile.total_ms() == 14);  // both steps in the table
+
+  OpProfile open_at_stop([&] { return now; });
+  open_at_stop.start(false, 1);
+  ProfileRange never_closed("train step");
+  open_at_stop.stop();
+  REQUIRE(open_at_stop.trace().size() == 1);
+  CHECK(std::isnan(open_at_stop.trace()[0].ms));
 }

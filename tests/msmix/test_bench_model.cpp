@@ -125,6 +125,32 @@ TEST_CASE("bench --ops: as many steps again with the op profiler, after the time
   CHECK_FALSE(bench_json(bench_model(tiny_tfn())).contains("ops"));  // only when asked
 }
 
+TEST_CASE("bench --trace: one profiled step, every range in the order it ran, nested under the step") {
+  BenchOptions o = tiny_tfn();
+  o.trace = true;
+  BenchResult r = bench_model(o);
+  CHECK(r.step_ms.size() == 3);
+  CHECK(r.ops_steps == 1);  // one more step, traced
+  REQUIRE(r.trace.size() > 10);
+  CHECK(r.trace[0].depth == 0);
+  CHECK(r.trace[0].name == "train step");
+  std::vector<std::string> phases;
+  for (size_t i = 1; i < r.trace.size(); ++i) {
+    const OpProfile::Event& e = r.trace[i];
+    CAPTURE(i);
+    CHECK(e.depth >= 1);                             // one step: a single outermost range
+    CHECK(e.depth <= r.trace[i - 1].depth + 1);      // opened inside the range before it, or after it closed
+    CHECK(e.ms >= 0);
+    CHECK(e.ms <= r.trace[0].ms);
+    if (e.depth == 1 && e.name != "reshape" && e.name != "concat") phases.push_back(e.name);  // the loss values
+  }
+  CHECK(phases == std::vector<std::string>{"forward", "backward", "optimizer step"});
+  const Json j = bench_json(r);
+  CHECK(j["trace"].size() == r.trace.size());
+  CHECK(j["trace"][0]["range"] == "train step");
+  CHECK(bench_text(r).find("one training step, range by range") != std::string::npos);
+}
+
 TEST_CASE("bench: default batch from the table, --set wins over the bench's own keys, msmix mixing inside") {
   BenchOptions o = tiny_tfn();
   o.batch = 0;  // the table's: TFN on MOSI is 32
