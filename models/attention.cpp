@@ -49,6 +49,7 @@ Tensor split_heads(const Tensor& x, int64_t heads) {
 AttentionOutput MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
                                             const Tensor& key_padding_mask, const Tensor& attn_mask,
                                             bool need_weights) {
+  ProfileRange range(range_name());
   MSMIX_CHECK(query.defined() && key.defined() && value.defined(), "MultiheadAttention: undefined input");
   const int64_t E = embed_dim, nh = num_heads;
   const char* layout = batch_first ? "[B, L, E]" : "[L, B, E]";

@@ -17,6 +17,7 @@ struct AttentionOutput {
 
 class MultiheadAttention : public Module {
  public:
+  const char* kind() const override { return "MultiheadAttention"; }
   // in_proj_weight [3E, E] ~ xavier_uniform, in_proj_bias [3E] = 0, out_proj (Linear E -> E) with its
   // default weight init and a zero bias. bias = false registers neither bias.
   MultiheadAttention(int64_t embed_dim, int64_t num_heads, float dropout = 0, bool bias = true,

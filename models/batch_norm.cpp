@@ -22,6 +22,7 @@ BatchNorm1d::BatchNorm1d(int64_t num_features_, float eps_, float momentum_, boo
 }
 
 Tensor BatchNorm1d::forward(const Tensor& x) {
+  ProfileRange range(range_name());
   MSMIX_CHECK(x.defined(), "BatchNorm1d: undefined input");
   MSMIX_CHECK((x.dim() == 2 || x.dim() == 3) && x.size(1) == num_features,
               "BatchNorm1d({}): expected input [N, {}] or [N, {}, L], got {}", num_features, num_features,

@@ -7,6 +7,7 @@ namespace msmix {
 
 class BatchNorm1d : public Module {
  public:
+  const char* kind() const override { return "BatchNorm1d"; }
   // affine: weight [C] = 1, bias [C] = 0. track_running_stats: buffers running_mean [C] = 0,
   // running_var [C] = 1 and num_batches_tracked []; without it none of them exists and batch statistics
   // are used in eval too (as PyTorch).

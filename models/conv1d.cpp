@@ -23,6 +23,9 @@ Conv1d::Conv1d(int64_t in_channels_, int64_t out_channels_, int64_t kernel_size_
   }
 }
 
-Tensor Conv1d::forward(const Tensor& x) { return conv1d(x, weight, bias, padding); }
+Tensor Conv1d::forward(const Tensor& x) {
+  ProfileRange range(range_name());
+  return conv1d(x, weight, bias, padding);
+}
 
 }  // namespace msmix

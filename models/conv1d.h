@@ -7,6 +7,7 @@ namespace msmix {
 
 class Conv1d : public Module {
  public:
+  const char* kind() const override { return "Conv1d"; }
   // weight [Cout, Cin, K] ~ kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(Cin*K), 1/sqrt(Cin*K)); bias [Cout] ~
   // the same.
   Conv1d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t padding = 0, bool bias = true);

@@ -7,6 +7,7 @@ namespace msmix {
 
 class Dropout : public Module {
  public:
+  const char* kind() const override { return "Dropout"; }
   explicit Dropout(float p = 0.5f);
   Tensor forward(const Tensor& x);
 

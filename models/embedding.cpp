@@ -21,6 +21,7 @@ Embedding::Embedding(int64_t num_embeddings_, int64_t embedding_dim_, int64_t pa
 }
 
 Tensor Embedding::forward(const Tensor& ids) {
+  ProfileRange range(range_name());
   Tensor out = embedding(ids, weight);  // [..., D]
   if (padding_idx < 0 || !weight.requires_grad() || !grad_mode_enabled()) return out;
   // PyTorch gives the padding row no grad. Positions holding padding_idx take the row detached instead:

@@ -6,6 +6,7 @@ namespace msmix {
 
 class Embedding : public Module {
  public:
+  const char* kind() const override { return "Embedding"; }
   // weight [V, D] ~ N(0, 1). padding_idx in [0, V): that row starts at zero and never receives a grad
   // (its output stays whatever the row holds, e.g. after load_state_dict). -1: no padding row (unlike
   // PyTorch, where a negative padding_idx counts from the end).

@@ -15,6 +15,7 @@ LayerNorm::LayerNorm(int64_t normalized_size_, float eps_, bool elementwise_affi
 }
 
 Tensor LayerNorm::forward(const Tensor& x) {
+  ProfileRange range(range_name());
   MSMIX_CHECK(x.defined(), "LayerNorm: undefined input");
   MSMIX_CHECK(x.dim() >= 1 && x.size(-1) == normalized_size, "LayerNorm({}): expected input [..., {}], got {}",
               normalized_size, normalized_size, describe(x));

@@ -6,6 +6,7 @@ namespace msmix {
 
 class LayerNorm : public Module {
  public:
+  const char* kind() const override { return "LayerNorm"; }
   // affine: weight [C] = 1 and bias [C] = 0; without it neither is registered.
   explicit LayerNorm(int64_t normalized_size, float eps = 1e-5f, bool elementwise_affine = true);
   Tensor forward(const Tensor& x);  // x [..., C] -> [..., C]

@@ -17,6 +17,7 @@ namespace msmix {
 
 class LFDNN : public Backbone {
  public:
+  const char* kind() const override { return "LF_DNN"; }
   LFDNN(const FeatureDims& dims, const Config& config);
   std::string name() const override { return "lf_dnn"; }
   // text [B, T, Dt]; audio and vision averaged over time, [B, 1, D] or [B, D]. Lengths are not used.

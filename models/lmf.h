@@ -25,6 +25,7 @@ namespace msmix {
 
 class LMF : public Backbone {
  public:
+  const char* kind() const override { return "LMF"; }
   LMF(const FeatureDims& dims, const Config& config);
   std::string name() const override { return "lmf"; }
   Representations encode(const ModelInput& input) override;

@@ -55,6 +55,7 @@ LSTMOutput LSTM::forward(const Tensor& x, const Tensor& lengths) {
 }
 
 LSTMOutput LSTM::forward(const Tensor& x, const std::vector<int64_t>& lengths) {
+  ProfileRange range(range_name());
   MSMIX_CHECK(x.defined(), "LSTM: undefined input");
   MSMIX_CHECK(x.dim() == 3 && x.size(2) == input_size, "LSTM({}, {}): expected input {} with {} features, got {}",
               input_size, hidden_size, batch_first ? "[B, T, in]" : "[T, B, in]", input_size, describe(x));

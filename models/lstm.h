@@ -20,6 +20,7 @@ struct LSTMOutput {
 
 class LSTM : public Module {
  public:
+  const char* kind() const override { return "LSTM"; }
   // Parameters per layer k and direction (suffix "" or "_reverse"): weight_ih_l<k> [4H, in_k],
   // weight_hh_l<k> [4H, H], bias_ih_l<k> [4H], bias_hh_l<k> [4H]; in_0 = input_size, in_k = D * H after.
   // All ~ U(-1/sqrt(H), 1/sqrt(H)). dropout: applied to each layer's output but the last, in training.

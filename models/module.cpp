@@ -31,6 +31,12 @@ Tensor Module::register_buffer(const std::string& name, Tensor value) {
   return value;
 }
 
+void Module::prefix_path(const std::string& parent) {
+  path_ = path_.empty() ? parent : parent + "." + path_;
+  range_name_ = path_ + " (" + kind() + ")";
+  for (const auto& [name, child] : children_) child->prefix_path(parent);
+}
+
 void Module::collect(const std::string& prefix, bool parameters, NamedTensors& out) const {
   for (const auto& [name, t] : parameters ? params_ : buffers_) out.emplace_back(prefix + name, t);
   for (const auto& [name, child] : children_) child->collect(prefix + name + ".", parameters, out);

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/profile.h"  // each module's forward opens a range named range_name()
 #include "engine/tensor.h"
 
 namespace msmix {
@@ -36,6 +37,13 @@ class Module {
 
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
 
+  // What the module is ("Linear", "LSTM", ...), its dotted path from the root it is registered under
+  // ("text_subnet.rnn"; "" for a root), and the name of the profiling range its forward opens
+  // ("text_subnet.rnn (LSTM)"; a root's: its kind). Paths are the state dict's prefixes.
+  virtual const char* kind() const { return "Module"; }
+  const std::string& path() const { return path_; }
+  const char* range_name() const { return path_.empty() ? kind() : range_name_.c_str(); }
+
  protected:
   // Registers a leaf that requires grad; returns the handle to keep as a member.
   Tensor register_parameter(const std::string& name, Tensor value, bool requires_grad = true);
@@ -44,6 +52,7 @@ class Module {
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
     check_name(name);
     children_.emplace_back(name, module);
+    module->prefix_path(path_.empty() ? name : path_ + "." + name);  // also when this module is registered already
     return module;
   }
   bool training_ = true;
@@ -51,8 +60,10 @@ class Module {
  private:
   void check_name(const std::string& name) const;
   void collect(const std::string& prefix, bool parameters, NamedTensors& out) const;
+  void prefix_path(const std::string& parent);  // this subtree now sits under `parent` (a dotted path)
   NamedTensors params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::string path_, range_name_;
 };
 
 }  // namespace msmix

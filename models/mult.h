@@ -38,6 +38,7 @@ Config mult_defaults(const std::string& dataset);
 
 class MULT : public Backbone {
  public:
+  const char* kind() const override { return "MulT"; }
   // Reads dst_feature_dim_nheads, nlevels, conv1d_kernel_size_{l,a,v}, attn_dropout{,_a,_v}, relu_dropout,
   // embed_dropout, res_dropout, output_dropout, text_dropout, attn_mask.
   MULT(const FeatureDims& dims, const Config& config);

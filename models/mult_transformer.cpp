@@ -54,6 +54,7 @@ MultTransformerEncoderLayer::MultTransformerEncoderLayer(int64_t embed_dim_, int
 
 Tensor MultTransformerEncoderLayer::forward(const Tensor& x, const Tensor& x_k, const Tensor& x_v, const Tensor& mask,
                                             bool last_only) {
+  ProfileRange range(range_name());
   MSMIX_CHECK(x.defined() && x.dim() == 3 && x.size(2) == embed_dim,
               "MulT encoder layer: expected x [B, L, {}], got {}", embed_dim, x.defined() ? describe(x) : "undefined");
   MSMIX_CHECK(x_k.defined() == x_v.defined(), "MulT encoder layer: keys and values must both be given or both not");
@@ -92,6 +93,7 @@ MultTransformerEncoder::MultTransformerEncoder(int64_t embed_dim_, int64_t num_h
 }
 
 Tensor MultTransformerEncoder::forward(const Tensor& x_in, const Tensor& source, bool last_only) {
+  ProfileRange range(range_name());
   MSMIX_CHECK(x_in.defined() && x_in.dim() == 3 && x_in.size(2) == embed_dim && x_in.size(1) > 0,
               "MulT encoder: expected queries [B, L > 0, {}], got {}", embed_dim,
               x_in.defined() ? describe(x_in) : "undefined");

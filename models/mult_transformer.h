@@ -27,6 +27,7 @@ namespace msmix {
 template <class M>
 class MultModuleList : public Module {
  public:
+  const char* kind() const override { return "ModuleList"; }
   std::shared_ptr<M> append(std::shared_ptr<M> module) {
     items.push_back(register_module(std::to_string(items.size()), std::move(module)));
     return items.back();
@@ -43,6 +44,7 @@ Tensor mult_future_mask(int64_t Lq, int64_t Lk, Device device = Device::cpu());
 
 class MultTransformerEncoderLayer : public Module {
  public:
+  const char* kind() const override { return "TransformerEncoderLayer"; }
   MultTransformerEncoderLayer(int64_t embed_dim, int64_t num_heads, float attn_dropout, float relu_dropout,
                               float res_dropout);
 
@@ -61,6 +63,7 @@ class MultTransformerEncoderLayer : public Module {
 
 class MultTransformerEncoder : public Module {
  public:
+  const char* kind() const override { return "TransformerEncoder"; }
   MultTransformerEncoder(int64_t embed_dim, int64_t num_heads, int64_t layers, float attn_dropout,
                          float relu_dropout, float res_dropout, float embed_dropout, bool attn_mask);
 

@@ -16,6 +16,7 @@ SubNet::SubNet(int64_t in_size_, int64_t hidden_size_, float dropout) : in_size(
 }
 
 Tensor SubNet::forward(const Tensor& x) {
+  ProfileRange range(range_name());
   MSMIX_CHECK(x.defined() && x.dim() == 2 && x.size(1) == in_size, "SubNet({}, {}): expected input [B, {}], got {}",
               in_size, hidden_size, in_size, x.defined() ? describe(x) : std::string("undefined"));
   Tensor y = drop->forward(norm->forward(x));
@@ -33,6 +34,7 @@ TextSubNet::TextSubNet(int64_t in_size_, int64_t hidden_size_, int64_t out_size_
 }
 
 Tensor TextSubNet::forward(const Tensor& x) {
+  ProfileRange range(range_name());
   MSMIX_CHECK(x.defined() && x.dim() == 3 && x.size(2) == in_size,
               "TextSubNet({}, {}, {}): expected text [B, T, {}], got {}", in_size, hidden_size, out_size, in_size,
               x.defined() ? describe(x) : std::string("undefined"));

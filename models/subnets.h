@@ -16,6 +16,7 @@ namespace msmix {
 
 class SubNet : public Module {
  public:
+  const char* kind() const override { return "SubNet"; }
   SubNet(int64_t in_size, int64_t hidden_size, float dropout);
   Tensor forward(const Tensor& x);  // [B, in] -> [B, hidden]
 
@@ -27,6 +28,7 @@ class SubNet : public Module {
 
 class TextSubNet : public Module {
  public:
+  const char* kind() const override { return "TextSubNet"; }
   // MMSA builds a 1-layer LSTM and then sets the dropout to 0 (its rule: no dropout with one layer), so the
   // text dropout of the config never acts. `dropout` is accepted for the record and ignored the same way.
   TextSubNet(int64_t in_size, int64_t hidden_size, int64_t out_size, float dropout = 0.2f);

@@ -19,6 +19,7 @@ namespace msmix {
 
 class TFN : public Backbone {
  public:
+  const char* kind() const override { return "TFN"; }
   TFN(const FeatureDims& dims, const Config& config);
   std::string name() const override { return "tfn"; }
   Representations encode(const ModelInput& input) override;

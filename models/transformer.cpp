@@ -37,6 +37,7 @@ Tensor TransformerEncoderLayer::feed_forward_block(const Tensor& x) {
 }
 
 Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mask, const Tensor& src_key_padding_mask) {
+  ProfileRange range(range_name());
   MSMIX_CHECK(src.defined(), "TransformerEncoderLayer: undefined input");
   Tensor x = src;
   if (norm_first) {  // x + f(norm(x)): the residual path stays unnormalised

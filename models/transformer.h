@@ -16,6 +16,7 @@ namespace msmix {
 
 class TransformerEncoderLayer : public Module {
  public:
+  const char* kind() const override { return "TransformerEncoderLayer"; }
   // activation: "relu" or "gelu" (exact erf form).
   TransformerEncoderLayer(int64_t d_model, int64_t nhead, int64_t dim_feedforward = 2048, float dropout = 0.1f,
                           const std::string& activation = "relu", float layer_norm_eps = 1e-5f,

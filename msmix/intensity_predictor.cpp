@@ -23,6 +23,7 @@ IntensityPredictor::IntensityPredictor(int64_t input_dim_, int64_t num_heads_)
 }
 
 Tensor IntensityPredictor::forward(const Tensor& input) {
+  ProfileRange range(range_name());
   MSMIX_CHECK(input.defined() && (input.dim() == 2 || input.dim() == 3) && input.size(-1) == input_dim,
               "IntensityPredictor({}): expected [B, {}] or [B, T, {}], got {}", input_dim, input_dim, input_dim,
               input.defined() ? describe(input) : "undefined");

@@ -25,6 +25,7 @@ namespace msmix {
 
 class IntensityPredictor : public Module {
  public:
+  const char* kind() const override { return "IntensityPredictor"; }
   static constexpr int64_t kReduceAbove = 2000;  // widths above this go through dimension_reducer
   static constexpr int64_t kReducedDim = 1024;
   static constexpr float kRange = 3.0f;          // I = 3 tanh(.)

@@ -95,6 +95,7 @@ enum class TaskLoss { L1, MSE };
 
 class Mixer : public Module {
  public:
+  const char* kind() const override { return "Mixer"; }
   // config.method is set to `method`: the object is what it is, whatever the config said.
   Mixer(const MixConfig& config, MixMethod method);
   std::string name() const { return mix_method_name(config.method); }

@@ -304,15 +304,21 @@ void Trainer::fail(const std::string& message) {
 Tensor Trainer::forward_backward(const Batch& batch, MixResult& mix, Tensor* total) {
   const int64_t B = batch.size();
   std::optional<ProfileRange> forward_range(std::in_place, "forward");
+  // Sub-ranges for the op profiler and Nsight: the backbone's two halves, the mixing between them, the loss.
+  std::optional<ProfileRange> part(std::in_place, "encode");
   Representations reps = model_->encode(model_input(batch, config_));
+  part.emplace("mix");
   mix = mixer_->mix(reps, batch.labels, mix_gen_);
+  part.emplace("fuse");
   ModelOutput out = model_->fuse(mix.active ? concat_batches(reps, mix.mixed) : reps);  // [B or 2B, 1]
+  part.emplace("loss");
   Tensor pred = mix.active ? slice(out.prediction, 0, 0, B) : out.prediction;
   Tensor mixed_pred = mix.active ? slice(out.prediction, 0, B, 2 * B) : Tensor();
   Tensor task = task_loss(config_, pred, reshape(batch.labels, {B, 1}));
   if (out.aux_loss.defined()) task = add(task, out.aux_loss);
   const Mixer::LossTerms terms = mixer_->loss_terms(task, mixed_pred, mix);
   const Tensor& loss = terms.total;
+  part.reset();
   forward_range.reset();
   Tensor values;
   {

@@ -409,3 +409,31 @@ TEST_CASE("backbones: each overfits 64 synthetic samples (L1 falls 10x with Adam
     CHECK(last < first / 10);
   }
 }
+
+TEST_CASE("backbones: every module knows its dotted path (the state dict's prefix) and its range name") {
+  for (const std::string model : {"lf_dnn", "tfn", "lmf", "mult"}) {
+    CAPTURE(model);
+    auto root = at_defaults(model, "mosi");
+    CHECK(root->path().empty());
+    CHECK(std::string(root->range_name()) == root->kind());  // a root's range: its kind
+    // Walk the tree with the names the state dict is built from; each module's path must be that prefix.
+    std::vector<std::pair<std::string, const Module*>> stack;
+    for (const auto& [name, child] : root->children()) stack.emplace_back(name, child.get());
+    int64_t modules = 0;
+    while (!stack.empty()) {
+      const auto [prefix, m] = stack.back();
+      stack.pop_back();
+      ++modules;
+      CHECK(m->path() == prefix);
+      CHECK(std::string(m->range_name()) == prefix + " (" + m->kind() + ")");
+      CHECK(std::string(m->kind()) != "Module");  // every class says what it is
+      for (const auto& [name, t] : m->named_parameters()) {
+        bool found = false;  // its parameters appear in the root's state dict under its path
+        for (const auto& [full, u] : root->named_parameters()) found = found || (full == prefix + "." + name);
+        CHECK_MESSAGE(found, prefix << "." << name);
+      }
+      for (const auto& [name, child] : m->children()) stack.emplace_back(prefix + "." + name, child.get());
+    }
+    CHECK(modules > 3);
+  }
+}

@@ -145,6 +145,16 @@ TEST_CASE("bench --trace: one profiled step, every range in the order it ran, ne
     if (e.depth == 1 && e.name != "reshape" && e.name != "concat") phases.push_back(e.name);  // the loss values
   }
   CHECK(phases == std::vector<std::string>{"forward", "backward", "optimizer step"});
+  // Modules open ranges named by their state-dict path: TFN's text LSTM inside its text subnet, in "encode".
+  bool found = false;
+  for (size_t i = 0; i + 1 < r.trace.size(); ++i)
+    if (r.trace[i].name == "text_subnet (TextSubNet)") {
+      found = true;
+      CHECK(r.trace[i].depth == 3);  // train step > forward > encode > text_subnet
+      CHECK(r.trace[i + 1].name == "text_subnet.rnn (LSTM)");
+      CHECK(r.trace[i + 1].depth == 4);
+    }
+  CHECK(found);
   const Json j = bench_json(r);
   CHECK(j["trace"].size() == r.trace.size());
   CHECK(j["trace"][0]["range"] == "train step");
