@@ -109,9 +109,6 @@ class EmulatedBlockRun {
   }
 
   float* shared() { return shared_.data(); }
-  int block() const { return block_; }
-  int grid() const { return grid_; }
-  int threads() const { return threads_; }
 
  private:
   static constexpr size_t kStackBytes = 256 * 1024;  // the kernel bodies' register arrays; ASan's redzones
