@@ -42,7 +42,7 @@ void OpProfile::stop() {
 }
 
 void OpProfile::enter(const char* name) {
-  if (sync_) cuda::synchronize();  // what was queued before belongs to the enclosing range
+  if (sync_ && !cuda::capturing()) cuda::synchronize();  // what was queued before belongs to the enclosing range
   int64_t event = -1;
   if (trace_left_ > 0) {
     event = int64_t(trace_.size());
@@ -53,7 +53,7 @@ void OpProfile::enter(const char* name) {
 
 void OpProfile::leave() {
   if (open_.empty()) return;  // a range opened before start()
-  if (sync_) cuda::synchronize();
+  if (sync_ && !cuda::capturing()) cuda::synchronize();
   const Open o = open_.back();
   open_.pop_back();
   const double ms = now_ms_() - o.start_ms;

@@ -13,7 +13,8 @@
 //
 // On a GPU the ops only queue kernels: with synchronize_cuda, every range waits for the GPU when it opens and
 // when it closes, so a range's time is its kernels' time (and a step gets slower: use it to see where the time
-// goes, not to time the step). Ranges opened before start() are not recorded, and neither is their end.
+// goes, not to time the step); not while a CUDA graph is being captured (a capture cannot wait), where the
+// ranges then time only the host's work. Ranges opened before start() are not recorded, nor is their end.
 #pragma once
 #include <cstdint>
 #include <functional>
