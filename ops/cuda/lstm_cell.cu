@@ -121,7 +121,7 @@ bool use_persistent(const cpu::LstmScan& s) {
   return persistent_lstm() && s.T > 0 && s.B > 0 && s.H > 0 && s.H <= kMaxPersistentH;
 }
 unsigned scan_blocks(int64_t B) { return unsigned((B + kScanRows - 1) / kScanRows); }
-size_t scan_shared_bytes(int64_t H) { return size_t(2 * kScanRows * H) * sizeof(float); }
+size_t scan_shared_bytes(int64_t H) { return size_t(scan_shared_floats(H)) * sizeof(float); }
 
 int g_persistent = -1;  // -1: not yet read from the environment
 

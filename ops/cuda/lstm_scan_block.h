@@ -1,7 +1,7 @@
 // The persistent LSTM scan's kernel bodies and the cell they share with the stepwise kernels, written once for
 // two compilers (ops/cuda/block_code.h): nvcc builds them into the CUDA kernels of ops/cuda/lstm_cell.cu, and
 // tests/ops/test_lstm_scan_block.cpp runs the same code on the CPU against the CPU scan. Shared memory:
-// 2 * kScanRows * H floats.
+// scan_shared_floats(H).
 #pragma once
 #include <cstdint>
 
@@ -10,6 +10,9 @@
 namespace msmix::lstm_scan_block {
 
 constexpr int kScanRows = 4;  // samples per block
+
+// The persistent kernels' shared memory, in floats: two [kScanRows, H] states (h and c, or dh and dc).
+constexpr int64_t scan_shared_floats(int64_t H) { return 2 * kScanRows * H; }
 
 MSMIX_BLOCK_FN float sigmoid_of(float x) { return 1.0f / (1.0f + expf(-x)); }
 MSMIX_BLOCK_FN float tanh_of(float x) { return 2.0f / (1.0f + expf(-2.0f * x)) - 1.0f; }
