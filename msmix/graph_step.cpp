@@ -8,12 +8,10 @@ namespace msmix {
 
 namespace {
 
-// The batch's tensors, in one fixed order (the graph's inputs).
-std::vector<Tensor*> tensors_of(Batch& b) {
-  return {&b.text, &b.text_bert, &b.audio, &b.vision, &b.labels, &b.labels_t, &b.labels_a, &b.labels_v};
-}
-std::vector<const Tensor*> tensors_of(const Batch& b) {
-  return {&b.text, &b.text_bert, &b.audio, &b.vision, &b.labels, &b.labels_t, &b.labels_a, &b.labels_v};
+// The batch's tensors, in one fixed order (the graph's inputs); B is Batch or const Batch.
+template <class B>
+auto tensors_of(B& b) {
+  return std::vector{&b.text, &b.text_bert, &b.audio, &b.vision, &b.labels, &b.labels_t, &b.labels_a, &b.labels_v};
 }
 
 }  // namespace
