@@ -194,17 +194,17 @@ std::string ops_table(const BenchResult& r, size_t rows) {
       "inside it):\n",
       r.ops_steps, r.ops_steps == 1 ? "" : "s", r.ops_synchronized ? ", each range waiting for its GPU work" : "");
   out += fmt::format("  {:<16} {:<28} {:>10} {:>9} {:>6}\n", "phase", "range", "calls/step", "ms/step", "%");
+  auto percent = [&](double ms) { return r.ops_ranges_ms > 0 ? 100.0 * ms / r.ops_ranges_ms : 0.0; };
   double shown = 0;
   for (size_t i = 0; i < r.ops.size() && i < rows; ++i) {
     const OpProfile::Entry& e = r.ops[i];
     shown += e.self_ms;
     out += fmt::format("  {:<16} {:<28} {:>10.4g} {:>9.3f} {:>6.1f}\n", e.phase, e.name, double(e.calls) / n,
-                       e.self_ms / n, r.ops_ranges_ms > 0 ? 100.0 * e.self_ms / r.ops_ranges_ms : 0.0);
+                       e.self_ms / n, percent(e.self_ms));
   }
   if (r.ops.size() > rows)
     out += fmt::format("  {:<16} {:<28} {:>10} {:>9.3f} {:>6.1f}\n", "", fmt::format("({} more)", r.ops.size() - rows),
-                       "", (r.ops_ranges_ms - shown) / n,
-                       r.ops_ranges_ms > 0 ? 100.0 * (r.ops_ranges_ms - shown) / r.ops_ranges_ms : 0.0);
+                       "", (r.ops_ranges_ms - shown) / n, percent(r.ops_ranges_ms - shown));
   out += fmt::format(
       "  inside ranges: {:.3f} of {:.3f} ms per step (the rest: the loader's next batch, the trainer's "
       "bookkeeping)\n",
