@@ -2,6 +2,7 @@
 
 usage: python3 bench/compare_models.py [--msmix build/msmix] [--baseline OTHER/msmix] [--model M ...]
                                        [--threads 1,2] [--repeats N] [--steps K] [--warmup W] [--markdown]
+                                       [--msmix-arg ARG ...]
 
 For each thread count (OMP_NUM_THREADS for both sides) and model, runs msmix and then PyTorch back to back,
 --repeats times alternating, on MMSA's MOSI shapes and batch sizes (synthetic:mosi: text 50 x 768; audio /
@@ -55,6 +56,8 @@ def main():
     parser.add_argument("--steps", type=int, default=0, help="timed steps (0: per model, see STEPS)")
     parser.add_argument("--warmup", type=int, default=-1, help="warm-up steps (-1: per model)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: both sides train on it")
+    parser.add_argument("--msmix-arg", action="append", default=[],
+                        help="one more argument for msmix bench (repeat: --msmix-arg=--set --msmix-arg=cuda_graph=true)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     models = args.model or MODELS
@@ -68,7 +71,7 @@ def main():
             warmup = args.warmup if args.warmup >= 0 else STEPS[m][1]
             ours, theirs, before = [], [], []
             bench = ["bench", "--model", m, "--data", "synthetic:mosi", "--device", args.device, "--steps", str(steps),
-                     "--warmup", str(warmup), "--json"]
+                     "--warmup", str(warmup), "--json"] + args.msmix_arg
             for rep in range(args.repeats):
                 if args.baseline:
                     print(f"[{t} thread(s)] {m} repeat {rep + 1}/{args.repeats}: baseline ...", file=sys.stderr,

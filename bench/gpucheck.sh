@@ -173,6 +173,11 @@ step persistent-lstm 120 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_SYNC=1 OMP_WA
   MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\${l/graph/persistent} '$BIN/msmix' bench --model \$m --data synthetic:mosi \
   --device cuda --steps 20 --warmup 3 --set cuda_graph=\$([ \$l = graph ] && echo true || echo false) --json \
   | tail -1; done; done; exit \$rc"
+# The training-step goal with everything that waits for this run switched on: the persistent LSTM, the fused
+# attention and the captured step, beside the same PyTorch eager steps.
+step bench-models-fast 150 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_FUSED_ATTENTION=1 TORCH_PYTHON="$(command -v python3)" \
+  PYTHONUNBUFFERED=1 python3 bench/compare_models.py --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 \
+  --warmup 3 --markdown --msmix-arg=--set --msmix-arg=cuda_graph=true
 step bench-cuda 45 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
 step bench-torch 60 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
 # Where a GPU step's time goes, op by op (msmix bench --ops: every range waits for its kernels).
@@ -252,6 +257,9 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   echo
   echo "## training steps on the GPU beside PyTorch eager (bench/compare_models.py; ratio = torch / msmix)"
   [ -f "$BUILD/step-bench-models.txt" ] && grep '^|' "$BUILD/step-bench-models.txt"
+  echo
+  echo "## the same, msmix with the persistent LSTM, the fused attention and cuda_graph=true"
+  [ -f "$BUILD/step-bench-models-fast.txt" ] && grep '^|' "$BUILD/step-bench-models-fast.txt"
   if [ -f "$BIN/run-mult-msmix-cuda/results.json" ]; then
     echo
     echo "## real MOSI, MulT + MS-Mix, seed 1111, on the GPU"
