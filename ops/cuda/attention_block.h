@@ -247,9 +247,11 @@ MSMIX_BLOCK_FN PairGrad pair_grad(const AttentionArgs& a, float x, float m, floa
   PairGrad g;
   g.p = expf(x - m) * inv;
   if (a.dropout) {
-    const bool keep = kept(a, element);
-    g.pd = keep ? g.p * a.dropout_scale : 0.0f;
-    g.dp = keep ? dpd * a.dropout_scale : 0.0f;
+    // A multiply, not a select: a dropped NaN P (a row with no open key) stays NaN in Pd, so it reaches dv as
+    // on the CPU (NaN * 0, as PyTorch's dropout).
+    const float f = kept(a, element) ? a.dropout_scale : 0.0f;
+    g.pd = g.p * f;
+    g.dp = dpd * f;
   } else {
     g.pd = g.p, g.dp = dpd;
   }

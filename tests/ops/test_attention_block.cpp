@@ -19,7 +19,8 @@ namespace ab = msmix::attention_block;
 
 namespace {
 
-enum class MaskKind { none, shared, per_head, future };  // shared: [L, S]; per_head: [B H, L, S]
+// shared: [L, S]; per_head: [B H, L, S]; closed_row: per_head with row 1 all -inf (the other rows open)
+enum class MaskKind { none, shared, per_head, future, closed_row };
 enum class PadKind { none, suffix, closed };             // closed: batch 0's keys are all padding
 
 struct Case {
@@ -52,6 +53,10 @@ void check_case(const Case& c, uint64_t seed) {
   if (c.mask == MaskKind::shared || c.mask == MaskKind::per_head) {
     mask = random_values((c.mask == MaskKind::per_head ? BH : 1) * c.L * c.S, seed + 4);
     for (size_t i = 0; i < mask.size(); i += 5) mask[i] = -INFINITY;  // some closed pairs
+  } else if (c.mask == MaskKind::closed_row) {
+    mask = random_values(BH * c.L * c.S, seed + 4);
+    for (int64_t bh = 0; bh < BH; ++bh)
+      for (int64_t s = 0; s < c.S; ++s) mask[size_t((bh * c.L + 1) * c.S + s)] = -INFINITY;
   } else if (c.mask == MaskKind::future) {
     // MMSA's MulT: -inf where s >= l + 1 + |S - L|
     mask.assign(size_t(c.L * c.S), 0.0f);
@@ -69,7 +74,7 @@ void check_case(const Case& c, uint64_t seed) {
   cpu::AttentionArgs a;
   a.q = q.data(), a.k = k.data(), a.v = v.data();
   a.attn_mask = mask.empty() ? nullptr : mask.data();
-  a.mask_per_head = c.mask == MaskKind::per_head;
+  a.mask_per_head = c.mask == MaskKind::per_head || c.mask == MaskKind::closed_row;
   a.key_padding = pad.empty() ? nullptr : pad.data();
   a.scale = 1.0f / std::sqrt(float(c.D));
   if (c.p > 0) a.dropout = true, a.dropout_p = c.p, a.dropout_scale = 1.0f / (1.0f - c.p);
@@ -141,6 +146,10 @@ TEST_CASE("attention block: the CUDA kernels' code, emulated on the CPU, gives t
 TEST_CASE("attention block: rows with no open key are NaN, as on the CPU; empty key sets and grid of one") {
   check_case({2, 2, 5, 9, 7, MaskKind::none, PadKind::closed, 0.3f}, 9300);      // batch 0: every key padded
   check_case({2, 1, 16, 10, 3, MaskKind::future, PadKind::closed, 0.0f}, 9310);  // batch 0 closed, the rest
+  // One closed row among open ones, with dropout: its NaN P reaches dk and dv of every key, dropped or kept
+  // (the CPU's NaN * 0, as PyTorch's dropout), while the other rows stay finite.
+  check_case({2, 2, 5, 4, 9, MaskKind::closed_row, PadKind::none, 0.3f}, 9340);
+  check_case({1, 2, 16, 9, 33, MaskKind::closed_row, PadKind::suffix, 0.5f}, 9350);
   check_case({1, 1, 8, 5, 0, MaskKind::none, PadKind::none, 0.0f, 1}, 9320);     // S = 0: output 0, no grads
   check_case({1, 1, 8, 0, 6, MaskKind::none, PadKind::none, 0.0f, 1}, 9330);     // L = 0: grads of k, v are 0
 }
