@@ -8,7 +8,8 @@
 #
 # Environment: GPUCHECK_BUILD (build dir, default build-gpucheck, wiped first unless GPUCHECK_REUSE=1, for a
 #   rerun on the same machine after a fix), GPUCHECK_JOBS (default 16), GPUCHECK_SECONDS (deadline, 480),
-#   MSMIX_DEBS (a folder of Debian .debs, used only when the build's headers are missing: unpacked under
+#   GPUCHECK_ONLY (a space-separated list of step names: only those run, with build and info; for a rerun
+#   that checks fixes within the device time left), MSMIX_DEBS (a folder of Debian .debs, used only when the build's headers are missing: unpacked under
 #   /tmp/msmix-deps and built with DEPS_PREFIX, for a machine that cannot reach a package registry).
 # `bash bench/gpucheck.sh --fetch-debs DIR` (on a machine with apt, e.g. the dev box): downloads those .debs.
 # With the device tool: fetch into build-gpudeps (git-ignored), carry it, and run
@@ -52,6 +53,10 @@ log() { echo "$@" | tee -a "$LOG"; }
 step() {
   local name=$1 max=$2
   shift 2
+  if [ -n "${GPUCHECK_ONLY:-}" ] && [[ " build info $GPUCHECK_ONLY " != *" $name "* ]]; then
+    STEPS+="| $name | not selected (GPUCHECK_ONLY) | 0 |"$'\n'
+    return 0
+  fi
   local left=$((DEADLINE - $(date +%s) - 15))
   local limit=$((max < left ? max : left))
   if [ "$limit" -lt 10 ]; then
@@ -202,15 +207,16 @@ if [ -n "$SANITIZER" ]; then
     --error-exitcode 1 '$BIN/test_msmix' -tc='cuda attention: rows*,cuda attention: dropout*' && '$SANITIZER' \
     --tool synccheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda attention: rows*,cuda attention: dropout*'"
   # The persistent LSTM kernels keep h and c (dh and dc) in shared memory between __syncthreads.
-  step lstm-racecheck 60 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool \
-    racecheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm*' && '$SANITIZER' --tool synccheck \
-    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm*'"
+  step lstm-racecheck 90 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool \
+    racecheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent*' && '$SANITIZER' --tool synccheck \
+    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent*'"
 fi
 # The fused CUDA attention inside the models (off by default until this passes): MulT's GPU-vs-CPU tests
 # through it, and MulT's training step with it beside the composite's.
 step fused-attention 90 env MSMIX_CUDA_FUSED_ATTENTION=1 MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
-  "cd tests && '$BIN/test_msmix' -tc='cuda*' && for f in 0 1; do MSMIX_CUDA_SYNC=0 MSMIX_CUDA_FUSED_ATTENTION=\$f \
-  '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 --warmup 2 --json | tail -1; done"
+  "cd tests && '$BIN/test_msmix' -tc='cuda*'; rc=\$?; for f in 0 1; do MSMIX_CUDA_SYNC=0 MSMIX_CUDA_FUSED_ATTENTION=\$f \
+  '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 --warmup 2 --json | tail -1; done; \
+  exit \$rc"
 step bench-cpu 40 "$BIN/bench_ops"
 
 # ---- report

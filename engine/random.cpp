@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/cuda_runtime.h"
 #include "engine/error.h"
 #include "engine/philox.h"
 
@@ -54,6 +55,14 @@ Generator& default_generator() {
 GraphPhilox& graph_philox() {
   static GraphPhilox g;
   return g;
+}
+
+KernelOffset kernel_offset(const Generator& gen, uint64_t offset, bool on_gpu, const char* op) {
+  if (!on_gpu || !cuda::capturing()) return {offset, nullptr};
+  const GraphPhilox& graph = graph_philox();
+  MSMIX_CHECK(graph.device_offset && &gen == &default_generator(),
+              "{}: in a captured CUDA graph step only the default generator's draws can be replayed", op);
+  return {offset - graph.capture_start, graph.device_offset};
 }
 
 void manual_seed(uint64_t seed) { default_generator() = Generator(seed); }

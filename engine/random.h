@@ -40,6 +40,15 @@ struct GraphPhilox {
   uint64_t capture_start = 0;
 };
 GraphPhilox& graph_philox();
+
+// The Philox offset a GPU kernel gets for `offset`, just taken from `gen` by `op`: outside a capture, offset
+// itself and no base; inside a captured graph step, offset relative to the capture's start and the device word
+// the kernel adds to it (an error for any generator but the default one, whose draws a replay cannot redo).
+struct KernelOffset {
+  uint64_t offset = 0;
+  const uint64_t* base = nullptr;  // non-null: the kernel draws at *base + offset
+};
+KernelOffset kernel_offset(const Generator& gen, uint64_t offset, bool on_gpu, const char* op);
 void manual_seed(uint64_t seed);  // resets the default generator to (seed, 0)
 
 }  // namespace msmix

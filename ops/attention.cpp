@@ -48,14 +48,13 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
   args.key_padding = key_padding_mask.defined() ? key_padding_mask.data() : nullptr;
   args.scale = scale;
   args.dropout = training && dropout_p > 0;
-  MSMIX_CHECK(!(args.dropout && dev.is_cuda() && cuda::capturing()),
-              "fused_attention: its dropout cannot be replayed in a captured CUDA graph step yet (the offset is "
-              "fixed at capture)");
   if (args.dropout) {  // as dropout(): one take, p == 1 drops everything with scale 0
     args.dropout_p = dropout_p;
     args.dropout_scale = dropout_p < 1 ? 1.0f / (1.0f - dropout_p) : 0.0f;
     args.seed = gen.seed;
-    args.offset = gen.take(Generator::uniform_blocks(uint64_t(B * heads * L * S)));
+    const KernelOffset drawn = kernel_offset(gen, gen.take(Generator::uniform_blocks(uint64_t(B * heads * L * S))),
+                                             dev.is_cuda(), "fused_attention");
+    args.offset = drawn.offset, args.offset_base = drawn.base;  // a graph step's base: read on the device
   }
   Tensor out = Tensor::empty({B, L, E}, dev);
   Tensor stats = Tensor::empty({B * heads, L, 2}, dev);  // row max, 1 / sum of exps

@@ -7,7 +7,6 @@
 #include "engine/profile.h"
 #include "ops/cpu/conv.h"
 #include "ops/cuda/kernels.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace msmix {

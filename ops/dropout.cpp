@@ -7,7 +7,6 @@
 #include "engine/profile.h"
 #include "ops/cpu/dropout.h"
 #include "ops/cuda/kernels.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace msmix {
@@ -20,16 +19,11 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
 
   const int64_t n = x.numel();
   const uint64_t seed = gen.seed;
-  uint64_t offset = gen.take(Generator::uniform_blocks(uint64_t(n)));
   // Inside a captured graph step the offset is read on the device at each replay (engine/random.h).
-  const uint64_t* base = nullptr;
-  if (x.is_cuda() && cuda::capturing()) {
-    const GraphPhilox& graph = graph_philox();
-    MSMIX_CHECK(graph.device_offset && &gen == &default_generator(),
-                "dropout: in a captured CUDA graph step only the default generator's draws can be replayed");
-    base = graph.device_offset;
-    offset -= graph.capture_start;
-  }
+  const KernelOffset drawn =
+      kernel_offset(gen, gen.take(Generator::uniform_blocks(uint64_t(n))), x.is_cuda(), "dropout");
+  const uint64_t offset = drawn.offset;
+  const uint64_t* base = drawn.base;
   // p == 1 drops everything (no uniform in [0, 1) is >= 1); scale 0 avoids 0 * inf.
   const float scale = p < 1 ? 1.0f / (1.0f - p) : 0.0f;
   Tensor y = Tensor::empty(x.shape(), x.device());

@@ -8,7 +8,6 @@
 #include "engine/profile.h"
 #include "ops/cpu/index.h"
 #include "ops/cuda/kernels.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace msmix {

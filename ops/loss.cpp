@@ -8,7 +8,6 @@
 #include "engine/profile.h"
 #include "ops/cpu/loss.h"
 #include "ops/cuda/kernels.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace msmix {

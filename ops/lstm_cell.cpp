@@ -6,7 +6,6 @@
 #include "engine/profile.h"
 #include "ops/cpu/lstm_cell.h"
 #include "ops/cuda/kernels.h"
-#include "ops/dispatch.h"
 
 namespace msmix {
 

@@ -6,7 +6,6 @@
 #include "engine/profile.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cuda/kernels.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace msmix {

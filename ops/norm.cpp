@@ -4,7 +4,6 @@
 #include "engine/profile.h"
 #include "ops/cpu/norm.h"
 #include "ops/cuda/kernels.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace msmix {

@@ -5,7 +5,6 @@
 #include "engine/profile.h"
 #include "ops/cpu/reduce.h"
 #include "ops/cuda/kernels.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace msmix {

@@ -7,7 +7,6 @@
 #include "ops/cpu/binary.h"
 #include "ops/cpu/permute.h"
 #include "ops/cuda/kernels.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace msmix {

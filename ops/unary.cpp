@@ -3,7 +3,6 @@
 #include "engine/profile.h"
 #include "ops/cpu/unary.h"
 #include "ops/cuda/kernels.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace msmix {

@@ -25,6 +25,7 @@ struct AttentionArgs {
   bool dropout = false;
   float dropout_p = 0, dropout_scale = 1;
   uint64_t seed = 0, offset = 0;
+  const uint64_t* offset_base = nullptr;  // GPU only: a captured graph step's device word added to offset
 };
 
 // out [B, L, H D]; stats [B H, L, 2] (row max, 1 / sum of exps) for the backward.

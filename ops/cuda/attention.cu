@@ -14,24 +14,31 @@ namespace {
 
 using namespace attention_block;
 
+// The args with a captured graph step's dropout offset resolved (engine/random.h: the step's start, read from
+// the device at each replay, plus the offset at capture); once per thread, before any Philox draw.
+__device__ AttentionArgs with_graph_offset(AttentionArgs a) {
+  if (a.offset_base) a.offset += *a.offset_base;
+  return a;
+}
+
 template <int DM>
 __global__ void __launch_bounds__(kBlockThreads)
     attention_forward_kernel(const AttentionArgs a, const AttentionDims d, float* out, float* stats) {
-  forward<DM>(DeviceBlock{}, a, d, out, stats);
+  forward<DM>(DeviceBlock{}, with_graph_offset(a), d, out, stats);
 }
 
 template <int DM>
 __global__ void __launch_bounds__(kBlockThreads)
     attention_backward_rows_kernel(const AttentionArgs a, const AttentionDims d, const float* stats, const float* gout,
                                    float* t_rows, float* gq) {
-  backward_rows<DM>(DeviceBlock{}, a, d, stats, gout, t_rows, gq);
+  backward_rows<DM>(DeviceBlock{}, with_graph_offset(a), d, stats, gout, t_rows, gq);
 }
 
 template <int DM>
 __global__ void __launch_bounds__(kBlockThreads)
     attention_backward_keys_kernel(const AttentionArgs a, const AttentionDims d, const float* stats, const float* gout,
                                    const float* t_rows, float* gk, float* gv) {
-  backward_keys<DM>(DeviceBlock{}, a, d, stats, gout, t_rows, gk, gv);
+  backward_keys<DM>(DeviceBlock{}, with_graph_offset(a), d, stats, gout, t_rows, gk, gv);
 }
 
 // Checks D against the kernels' widest head, then calls launch with the register width

@@ -8,6 +8,7 @@
 #include "msmix/graph_step.h"
 #include "msmix/optimizer.h"
 #include "msmix/trainer.h"
+#include "ops/attention.h"
 #include "ops/cuda/kernels.h"
 #include "ops/ops.h"
 #include "tests/cuda/cuda_testing.h"
@@ -17,9 +18,11 @@ using namespace msmix::testing;
 
 namespace {
 
-// A batch of n random rows on the GPU (only the tensors a GraphStep copies matter here).
+// A batch of n random rows on the GPU (only the tensors a GraphStep copies matter here); text [n, 7, 10] for
+// the attention net.
 Batch gpu_batch(int64_t n, uint64_t seed) {
   Batch b;
+  b.text = leaf({n, 7, 10}, seed + 2).detach().to(Device::cuda());
   b.audio = leaf({n, 6}, seed).detach().to(Device::cuda());
   b.labels = leaf({n}, seed + 1).detach().to(Device::cuda());
   for (int64_t i = 0; i < n; ++i) b.indices.push_back(i);
@@ -27,8 +30,10 @@ Batch gpu_batch(int64_t n, uint64_t seed) {
 }
 
 // A two-layer net with dropout: loss = mean((dropout(relu(x w1)) w2 - y)^2); the body a GraphStep captures.
+// Two nets built alike hold equal weights in their own storage.
 struct Net {
   Tensor w1 = gpu_leaf(leaf({6, 16}, 90, 0.5f)), w2 = gpu_leaf(leaf({16, 1}, 91, 0.5f));
+  std::vector<Tensor> params() const { return {w1, w2}; }
   Tensor step(const Batch& b) {
     Tensor h = dropout(relu(matmul(b.audio, w1)), 0.3f, true);
     Tensor loss = mse_loss(reshape(matmul(h, w2), {b.size()}), b.labels);
@@ -37,16 +42,29 @@ struct Net {
   }
 };
 
-}  // namespace
+// Self-attention over the text with the fused kernel's own dropout on the probabilities (2 heads of width 5).
+struct AttentionNet {
+  Tensor w = gpu_leaf(leaf({10, 10}, 92, 0.4f));
+  std::vector<Tensor> params() const { return {w}; }
+  Tensor step(const Batch& b) {
+    Tensor q = matmul(b.text, w);
+    Tensor o = fused_attention(q, b.text, b.text, 2, 0.45f, Tensor(), Tensor(), 0.3f, true, default_generator());
+    Tensor loss = mse_loss(reshape(sum(o, {1, 2}), {b.size()}), b.labels);
+    loss.backward();
+    return reshape(loss.detach(), {1});
+  }
+};
 
-TEST_CASE("cuda graph: replays equal uncaptured steps bit for bit, dropout included") {
-  MSMIX_REQUIRE_GPU();
-  Net eager, graphed;
-  graphed.w1 = gpu_leaf(eager.w1), graphed.w2 = gpu_leaf(eager.w2);
+// Four Adam steps of a net uncaptured, then of a second one through a GraphStep (captured at the first, then
+// replayed), from the same seed: the same losses, generator offset and weights.
+template <class N>
+void check_replays_equal_eager() {
+  N eager, graphed;
+  for (size_t i = 0; i < eager.params().size(); ++i) REQUIRE(eager.params()[i].data() != graphed.params()[i].data());
   AdamOptions o;
   o.lr = 1e-2f;
-  Adam opt_e({eager.w1, eager.w2}, o), opt_g({graphed.w1, graphed.w2}, o);
-  GraphStep graph({graphed.w1, graphed.w2});
+  Adam opt_e(eager.params(), o), opt_g(graphed.params(), o);
+  GraphStep graph(graphed.params());
   manual_seed(5);
   std::vector<float> losses_eager;
   for (int k = 0; k < 4; ++k) {
@@ -67,8 +85,16 @@ TEST_CASE("cuda graph: replays equal uncaptured steps bit for bit, dropout inclu
   CHECK(default_generator().offset == offset_eager);  // the host generator advanced as the eager steps did
   for (size_t k = 0; k < losses_eager.size(); ++k) CHECK(losses_graph[k] == doctest::Approx(losses_eager[k]).epsilon(1e-6));
   CHECK(losses_eager[1] != losses_eager[2]);  // different batches and masks: not one replayed value
-  check_close(graphed.w1, eager.w1, 1e-6, 1e-7, "w1 after four steps");
-  check_close(graphed.w2, eager.w2, 1e-6, 1e-7, "w2 after four steps");
+  for (size_t i = 0; i < eager.params().size(); ++i)
+    check_close(graphed.params()[i], eager.params()[i], 1e-6, 1e-7, "weights after four steps");
+}
+
+}  // namespace
+
+TEST_CASE("cuda graph: replays equal uncaptured steps bit for bit, dropout included") {
+  MSMIX_REQUIRE_GPU();
+  SUBCASE("dropout op") { check_replays_equal_eager<Net>(); }
+  SUBCASE("fused attention's dropout") { check_replays_equal_eager<AttentionNet>(); }
 }
 
 TEST_CASE("cuda graph: a step that reads back cannot be captured and leaves nothing behind") {
@@ -134,7 +160,8 @@ TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's nu
     ~Restore() { cuda::set_persistent_lstm(before); }
   } restore;
   for (const Case& c : cases) {
-    CAPTURE(c.model);
+    const std::string model = c.model;
+    CAPTURE(model);
     CAPTURE(c.persistent_lstm);
     cuda::set_persistent_lstm(c.persistent_lstm);
     TrainResult runs[2];

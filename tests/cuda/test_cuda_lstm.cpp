@@ -24,10 +24,11 @@ TEST_CASE("cuda lstm_cell: forward and backward match the CPU") {
 
 // Both scans (ops/cuda/lstm_cell.cu): stepwise, and persistent (one kernel for all steps; blocks of 4 samples,
 // so B = 5, 6 and 9 leave a part-filled last block). The 50-step case is MMSA's text LSTM (H 128); H 300
-// exceeds the persistent kernel's limit, so that case checks the fallback to stepwise.
-TEST_CASE("cuda lstm_scan: outputs, final states and all grads match the CPU, stepwise and persistent") {
-  MSMIX_REQUIRE_GPU();
-  uint64_t seed = 3100;
+// exceeds the persistent kernel's limit, so that case checks the fallback to stepwise. One test case per scan,
+// so that gpucheck's racecheck can take the persistent one alone.
+namespace {
+
+void check_scans_match_cpu(bool persistent, uint64_t seed) {
   struct Case {
     int64_t T, B, H;
     std::vector<int64_t> lengths;
@@ -40,24 +41,33 @@ TEST_CASE("cuda lstm_scan: outputs, final states and all grads match the CPU, st
     bool before = cuda::persistent_lstm();
     ~Restore() { cuda::set_persistent_lstm(before); }
   } restore;
-  for (bool persistent : {false, true}) {
-    cuda::set_persistent_lstm(persistent);
-    CAPTURE(persistent);
-    for (const Case& c : cases) {
-      for (bool reverse : {false, true}) {
-        for (bool states : {false, true}) {
-          std::vector<Tensor> in = {leaf({c.T, c.B, 4 * c.H}, seed++), leaf({4 * c.H, c.H}, seed++, 0.3f)};
-          if (states) in.push_back(leaf({c.B, c.H}, seed++)), in.push_back(leaf({c.B, c.H}, seed++));
-          const std::vector<int64_t> lengths = c.lengths;
-          auto f = [lengths, reverse, states](const std::vector<Tensor>& t) {
-            return lstm_scan(t[0], t[1], states ? t[2] : Tensor(), states ? t[3] : Tensor(), lengths, reverse);
-          };
-          // Errors compound through the recurrence, and w_hh's grad sums over T * B steps.
-          check_twins(fmt::format("lstm_scan T {} B {} H {} lengths {} reverse {} states {}", c.T, c.B, c.H,
-                                  shape_str(lengths), reverse, states),
-                      f, in, Tol{1e-4, 1e-5}, Tol{1e-4, 1e-5 + 2.4e-7 * double(c.T * c.B * c.H)});
-        }
+  cuda::set_persistent_lstm(persistent);
+  for (const Case& c : cases) {
+    for (bool reverse : {false, true}) {
+      for (bool states : {false, true}) {
+        std::vector<Tensor> in = {leaf({c.T, c.B, 4 * c.H}, seed++), leaf({4 * c.H, c.H}, seed++, 0.3f)};
+        if (states) in.push_back(leaf({c.B, c.H}, seed++)), in.push_back(leaf({c.B, c.H}, seed++));
+        const std::vector<int64_t> lengths = c.lengths;
+        auto f = [lengths, reverse, states](const std::vector<Tensor>& t) {
+          return lstm_scan(t[0], t[1], states ? t[2] : Tensor(), states ? t[3] : Tensor(), lengths, reverse);
+        };
+        // Errors compound through the recurrence, and w_hh's grad sums over T * B steps.
+        check_twins(fmt::format("lstm_scan T {} B {} H {} lengths {} reverse {} states {}", c.T, c.B, c.H,
+                                shape_str(lengths), reverse, states),
+                    f, in, Tol{1e-4, 1e-5}, Tol{1e-4, 1e-5 + 2.4e-7 * double(c.T * c.B * c.H)});
       }
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE("cuda lstm_scan: stepwise outputs, final states and all grads match the CPU") {
+  MSMIX_REQUIRE_GPU();
+  check_scans_match_cpu(false, 3100);
+}
+
+TEST_CASE("cuda lstm_scan: persistent outputs, final states and all grads match the CPU") {
+  MSMIX_REQUIRE_GPU();
+  check_scans_match_cpu(true, 3100);
 }

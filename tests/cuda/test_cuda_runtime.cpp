@@ -60,10 +60,9 @@ TEST_CASE("cuda: ops given tensors on two devices throw, naming both devices") {
   check_throws_with([&] { linear(c, w, Tensor()); }, {"linear", "different devices", "cpu", "cuda:0"});
   check_throws_with([&] { linear(g, w, Tensor::ones({4})); }, {"linear", "different devices"});
   check_throws_with([&] { layer_norm(c, v, Tensor()); }, {"layer_norm", "different devices", "cpu", "cuda:0"});
-  // An op without a CUDA kernel yet says so instead of reading device memory on the host.
-  Tensor q = Tensor::ones({1, 2, 4}, Device::cuda());
-  check_throws_with([&] { fused_attention(q, q, q, 1, 1.0f, Tensor(), Tensor(), 0.0f, false, default_generator()); },
-                    {"fused_attention", "CUDA"});
+  Tensor q = Tensor::ones({1, 2, 4}, Device::cuda()), k = Tensor::ones({1, 3, 4});
+  check_throws_with([&] { fused_attention(q, k, k, 1, 1.0f, Tensor(), Tensor(), 0.0f, false, default_generator()); },
+                    {"fused_attention", "different devices", "cuda:0", "cpu"});
 }
 
 TEST_CASE("cuda: without a GPU, device tensors and kernel calls fail with an error, not a crash") {
