@@ -186,8 +186,20 @@ step bench-models-fast 150 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_FUSED_ATTEN
 step bench-cuda 45 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
 step bench-torch 60 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
 # Where a GPU step's time goes, op by op (msmix bench --ops: every range waits for its kernels).
-step ops-profile 40 bash -c "for m in lf_dnn mult; do '$BIN/msmix' bench --model \$m --data synthetic:mosi \
-  --device cuda --steps 5 --warmup 2 --ops | sed -n '/^bench:/p;/^where/,/^  inside ranges/p'; done"
+# With the persistent LSTM and the fused attention (the candidates for the defaults).
+step ops-profile 40 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_FUSED_ATTENTION=1 bash -c "for m in lf_dnn mult; do \
+  '$BIN/msmix' bench --model \$m --data synthetic:mosi --device cuda --steps 5 --warmup 2 --ops \
+  | sed -n '/^bench:/p;/^where/,/^  inside ranges/p'; done"
+# The kernels' own GPU time in a captured LF_DNN and MulT step (Nsight Systems, when the image has it): what
+# a step waits on once the launches are gone.
+NSYS=$(command -v nsys || ls "$CUDA_HOME"/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys 2>/dev/null | head -1 || true)
+if [ -n "$NSYS" ]; then
+  step nsys 90 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_FUSED_ATTENTION=1 bash -c "for m in lf_dnn mult; do \
+    '$NSYS' profile --cuda-graph-trace=node --force-overwrite true -o '$BIN/nsys-\$m' '$BIN/msmix' bench --model \$m \
+    --data synthetic:mosi --device cuda --steps 10 --warmup 3 --set cuda_graph=true > /dev/null \
+    && '$NSYS' stats --report cuda_gpu_kern_sum --format csv '$BIN/nsys-\$m.nsys-rep' 2>/dev/null \
+    | cut -d, -f1-4,9 | head -16; done"
+fi
 # Real MOSI (copy ../shared/data/mosi-utterance/mosi_utterance.pkl into build-gpudeps/ and carry that): one
 # MulT run with MS-Mix on the GPU, to set beside the CPU's (docs/results.md, seed 1111).
 DATA=${MSMIX_DATA:-${MSMIX_DEBS:-build-gpudeps}/mosi_utterance.pkl}
@@ -282,6 +294,13 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
     echo "## where a GPU training step's time goes (msmix bench --ops)"
     echo '```'
     grep -v '^step ' "$BUILD/step-ops-profile.txt" | head -70
+    echo '```'
+    echo
+  fi
+  if [ -f "$BUILD/step-nsys.txt" ]; then
+    echo "## GPU kernels of captured steps (nsys cuda_gpu_kern_sum: time %, total ns, instances, avg ns, name)"
+    echo '```'
+    grep -v '^step ' "$BUILD/step-nsys.txt" | head -40
     echo '```'
     echo
   fi

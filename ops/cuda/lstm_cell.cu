@@ -8,11 +8,12 @@
 //   forward, 3 backward: 400 for MMSA's 50-step text LSTM), the GEMMs for large.
 // - persistent (MSMIX_CUDA_LSTM=persistent, or set_persistent_lstm; the bodies are in lstm_scan_block.h, which
 //   a CPU test also runs): one kernel walks all T steps, a block owning kScanRows samples, their h and c in
-//   shared memory; each step's gate GEMM is done in the block (thread j: gate j of each of its samples, w_hh^T
-//   read coalesced from L2), then the same cell as above; a __syncthreads between the phases. Backward likewise
-//   (dh = ggates @ w_hh, thread k: column k). Two launches forward (a transpose of w_hh, the scan), one
+//   shared memory; each step's gate GEMM is done in the block (thread j: gates j and j + 256 of all its
+//   samples, w_hh^T read coalesced from L2, 8 loads in flight), then the same cell as above; a __syncthreads
+//   between the phases. Backward likewise (the step's gate grads staged in shared memory; dh = ggates @ w_hh,
+//   thread (part, k): a part of column k's sums). Two launches forward (a transpose of w_hh, the scan), one
 //   backward plus the w_hh GEMM. For H up to kMaxPersistentH; bound by L2 reads of w_hh (4H * H floats per
-//   block per step).
+//   block per step) and their latency.
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -121,7 +122,12 @@ bool use_persistent(const cpu::LstmScan& s) {
   return persistent_lstm() && s.T > 0 && s.B > 0 && s.H > 0 && s.H <= kMaxPersistentH;
 }
 unsigned scan_blocks(int64_t B) { return unsigned((B + kScanRows - 1) / kScanRows); }
-size_t scan_shared_bytes(int64_t H) { return size_t(scan_shared_floats(H)) * sizeof(float); }
+constexpr size_t forward_shared_bytes(int64_t H) { return size_t(scan_forward_shared_floats(H)) * sizeof(float); }
+constexpr size_t backward_shared_bytes(int64_t H) {
+  return size_t(scan_backward_shared_floats(H, kScanThreads)) * sizeof(float);
+}
+static_assert(backward_shared_bytes(kMaxPersistentH) <= 48 * 1024 && forward_shared_bytes(kMaxPersistentH) <= 48 * 1024,
+              "the persistent scans' shared memory fits the 48 KiB a launch gets without opting in");
 
 int g_persistent = -1;  // -1: not yet read from the environment
 
@@ -196,7 +202,7 @@ void lstm_scan_forward(const cpu::LstmScan& s, const float* xgates, const float*
     DeviceBuffer wt{size_t(G * H)};
     transpose_kernel<<<blocks_for(G * H), kThreads>>>(s.w_hh, wt.get(), G, H);
     CUDA_CHECK_LAUNCH("lstm transpose_kernel");
-    scan_forward_persistent_kernel<<<scan_blocks(B), kScanThreads, scan_shared_bytes(H)>>>(
+    scan_forward_persistent_kernel<<<scan_blocks(B), kScanThreads, forward_shared_bytes(H)>>>(
         xgates, wt.get(), h0, c0, y, s.acts, s.h_prev, s.c_prev, lengths.get(), T, B, H, s.reverse);
     CUDA_CHECK_LAUNCH("lstm scan_forward_persistent_kernel");
     return;
@@ -227,7 +233,7 @@ void lstm_scan_backward(const cpu::LstmScan& s, const float* gy, float* gxgates,
   const int64_t T = s.T, B = s.B, H = s.H, G = 4 * H, BH = B * H;
   if (use_persistent(s)) {
     const DeviceLengths lengths(s.lengths, B);
-    scan_backward_persistent_kernel<<<scan_blocks(B), kScanThreads, scan_shared_bytes(H)>>>(
+    scan_backward_persistent_kernel<<<scan_blocks(B), kScanThreads, backward_shared_bytes(H)>>>(
         gy, s.w_hh, s.acts, s.c_prev, gxgates, gh0, gc0, lengths.get(), T, B, H, s.reverse);
     CUDA_CHECK_LAUNCH("lstm scan_backward_persistent_kernel");
   } else {

@@ -1,7 +1,7 @@
 // The persistent LSTM scan's kernel bodies and the cell they share with the stepwise kernels, written once for
 // two compilers (ops/cuda/block_code.h): nvcc builds them into the CUDA kernels of ops/cuda/lstm_cell.cu, and
 // tests/ops/test_lstm_scan_block.cpp runs the same code on the CPU against the CPU scan. Shared memory:
-// scan_shared_floats(H).
+// scan_forward_shared_floats(H) and scan_backward_shared_floats(H, threads).
 #pragma once
 #include <cstdint>
 
@@ -10,9 +10,18 @@
 namespace msmix::lstm_scan_block {
 
 constexpr int kScanRows = 4;  // samples per block
+constexpr int kScanUnroll = 8;  // w_hh loads in flight per sum: the step's GEMM is bound by their latency
 
-// The persistent kernels' shared memory, in floats: two [kScanRows, H] states (h and c, or dh and dc).
-constexpr int64_t scan_shared_floats(int64_t H) { return 2 * kScanRows * H; }
+// The backward's dh = ggates @ w_hh splits each column's 4H-long sums into `parts` threads, so that all
+// threads of a block have work when H is below the block size (MMSA's H 128: two parts of 256 gates).
+MSMIX_HOST_DEVICE constexpr int64_t dh_parts(int64_t H, int64_t threads) { return H >= threads ? 1 : threads / H; }
+
+// The persistent kernels' shared memory, in floats. Forward: h and c [kScanRows, H]. Backward: dh and dc
+// [kScanRows, H], the step's gate grads [kScanRows, 4H] and the parts' partial sums [parts, kScanRows, H].
+constexpr int64_t scan_forward_shared_floats(int64_t H) { return 2 * kScanRows * H; }
+constexpr int64_t scan_backward_shared_floats(int64_t H, int64_t threads) {
+  return 2 * kScanRows * H + kScanRows * 4 * H + dh_parts(H, threads) * kScanRows * H;
+}
 
 MSMIX_BLOCK_FN float sigmoid_of(float x) { return 1.0f / (1.0f + expf(-x)); }
 MSMIX_BLOCK_FN float tanh_of(float x) { return 2.0f / (1.0f + expf(-2.0f * x)) - 1.0f; }
@@ -59,10 +68,11 @@ MSMIX_BLOCK_FN void scan_forward_persistent(const Block& blk, const float* xgate
   float* cs = state + kScanRows * H;
   const int64_t b0 = int64_t(blk.block()) * kScanRows, G = 4 * H, BH = B * H;
   const int rows = rows_of_block(blk, B);
-  for (int64_t i = blk.thread(); i < rows * H; i += blk.threads()) {
+  for (int64_t i = blk.thread(); i < kScanRows * H; i += blk.threads()) {  // rows past the last sample: 0
     const int64_t at = (b0 + i / H) * H + i % H;
-    hs[i] = h0 ? h0[at] : 0.0f;
-    cs[i] = c0 ? c0[at] : 0.0f;
+    const bool own = i < rows * H;
+    hs[i] = own && h0 ? h0[at] : 0.0f;
+    cs[i] = own && c0 ? c0[at] : 0.0f;
   }
   blk.sync();
   for (int64_t step = 0; step < T; ++step) {
@@ -72,20 +82,41 @@ MSMIX_BLOCK_FN void scan_forward_persistent(const Block& blk, const float* xgate
       h_prev[at] = hs[i];
       c_prev[at] = cs[i];
     }
-    // gates = xgates_t + h @ w_hh^T, row by row of this block's samples
+    // gates = xgates_t + h @ w_hh^T for this block's samples: thread j sums gates j and j + threads of every
+    // sample at once (each w_hh^T element read once per block and step), kScanUnroll loads issued together.
     float* a = acts + (t * B + b0) * G;
     const float* x = xgates + (t * B + b0) * G;
-    for (int64_t j = blk.thread(); j < G; j += blk.threads()) {
-      float acc[kScanRows] = {};
-      for (int64_t k = 0; k < H; ++k) {
-        const float w = wt[k * G + j];
+    const int64_t threads = blk.threads();
+    for (int64_t j0 = blk.thread(); j0 < G; j0 += 2 * threads) {
+      const int64_t j1 = j0 + threads < G ? j0 + threads : j0;  // the second sum repeats the first past G
+      float acc0[kScanRows] = {}, acc1[kScanRows] = {};
+      int64_t k = 0;
+      for (; k + kScanUnroll <= H; k += kScanUnroll) {
+        float w0[kScanUnroll], w1[kScanUnroll];
         MSMIX_UNROLL
-        for (int r = 0; r < kScanRows; ++r)
-          if (r < rows) acc[r] = fmaf(hs[r * H + k], w, acc[r]);
+        for (int u = 0; u < kScanUnroll; ++u) w0[u] = wt[(k + u) * G + j0], w1[u] = wt[(k + u) * G + j1];
+        MSMIX_UNROLL
+        for (int u = 0; u < kScanUnroll; ++u)
+          MSMIX_UNROLL
+          for (int r = 0; r < kScanRows; ++r) {
+            acc0[r] = fmaf(hs[r * H + k + u], w0[u], acc0[r]);
+            acc1[r] = fmaf(hs[r * H + k + u], w1[u], acc1[r]);
+          }
+      }
+      for (; k < H; ++k) {
+        const float w0 = wt[k * G + j0], w1 = wt[k * G + j1];
+        MSMIX_UNROLL
+        for (int r = 0; r < kScanRows; ++r) {
+          acc0[r] = fmaf(hs[r * H + k], w0, acc0[r]);
+          acc1[r] = fmaf(hs[r * H + k], w1, acc1[r]);
+        }
       }
       MSMIX_UNROLL
       for (int r = 0; r < kScanRows; ++r)
-        if (r < rows) a[r * G + j] = x[r * G + j] + acc[r];
+        if (r < rows) {
+          a[r * G + j0] = x[r * G + j0] + acc0[r];
+          if (j1 != j0) a[r * G + j1] = x[r * G + j1] + acc1[r];
+        }
     }
     blk.sync();
     for (int64_t i = blk.thread(); i < rows * H; i += blk.threads()) {
@@ -107,16 +138,20 @@ MSMIX_BLOCK_FN void scan_forward_persistent(const Block& blk, const float* xgate
   }
 }
 
-// Shared: dh, dc [kScanRows, H], the grads of the state leaving the step being undone.
+// Shared: dh, dc [kScanRows, H], the grads of the state leaving the step being undone; gs [kScanRows, 4H], the
+// step's gate grads; partial [parts, kScanRows, H], the parts' sums of dh.
 template <class Block>
 MSMIX_BLOCK_FN void scan_backward_persistent(const Block& blk, const float* gy, const float* w, const float* acts,
                                              const float* c_prev, float* gx, float* gh0, float* gc0,
                                              const int64_t* lengths, int64_t T, int64_t B, int64_t H, bool reverse) {
-  float* state = blk.shared();
-  float* dh = state;
-  float* dc = state + kScanRows * H;
   const int64_t b0 = int64_t(blk.block()) * kScanRows, G = 4 * H, BH = B * H;
+  const int64_t parts = dh_parts(H, blk.threads());
+  float* dh = blk.shared();
+  float* dc = dh + kScanRows * H;
+  float* gs = dc + kScanRows * H;
+  float* partial = gs + kScanRows * G;
   const int rows = rows_of_block(blk, B);
+  for (int64_t i = blk.thread(); i < kScanRows * G; i += blk.threads()) gs[i] = 0.0f;  // rows past the last: 0
   for (int64_t i = blk.thread(); i < rows * H; i += blk.threads()) {  // from the grads of h_n and c_n
     const int64_t at = (b0 + i / H) * H + i % H;
     dh[i] = gy[T * BH + at];
@@ -128,22 +163,46 @@ MSMIX_BLOCK_FN void scan_backward_persistent(const Block& blk, const float* gy, 
     for (int64_t i = blk.thread(); i < rows * H; i += blk.threads()) {
       const int64_t r = i / H, k = i - r * H, b = b0 + r;
       const int64_t row = (t * B + b) * G;
-      if (t < lengths[b]) {
-        cell_backward(acts + row, c_prev + t * BH + b * H, dh[i] + gy[t * BH + b * H + k], dc + r * H, gx + row,
+      float* g = gs + r * G;
+      if (t < lengths[b])
+        cell_backward(acts + row, c_prev + t * BH + b * H, dh[i] + gy[t * BH + b * H + k], dc + r * H, g,
                       dc + r * H, H, k);
-      } else {
-        for (int q = 0; q < 4; ++q) gx[row + q * H + k] = 0.0f;
-      }
+      else
+        for (int q = 0; q < 4; ++q) g[q * H + k] = 0.0f;
+      for (int q = 0; q < 4; ++q) gx[row + q * H + k] = g[q * H + k];
     }
     blk.sync();
-    // dh = ggates_t @ w_hh for the samples that took part in step t (the others keep theirs)
+    // dh = ggates_t @ w_hh: thread (part, k) sums gates [G part / parts, G (part + 1) / parts) of column k for
+    // every sample at once (w_hh read once per block and step), kScanUnroll loads issued together.
+    for (int64_t i = blk.thread(); i < parts * H; i += blk.threads()) {
+      const int64_t part = i / H, k = i - part * H, end = G * (part + 1) / parts;
+      float acc[kScanRows] = {};
+      int64_t j = G * part / parts;
+      for (; j + kScanUnroll <= end; j += kScanUnroll) {
+        float wv[kScanUnroll];
+        MSMIX_UNROLL
+        for (int u = 0; u < kScanUnroll; ++u) wv[u] = w[(j + u) * H + k];
+        MSMIX_UNROLL
+        for (int u = 0; u < kScanUnroll; ++u)
+          MSMIX_UNROLL
+          for (int r = 0; r < kScanRows; ++r) acc[r] = fmaf(gs[r * G + j + u], wv[u], acc[r]);
+      }
+      for (; j < end; ++j) {
+        const float wv = w[j * H + k];
+        MSMIX_UNROLL
+        for (int r = 0; r < kScanRows; ++r) acc[r] = fmaf(gs[r * G + j], wv, acc[r]);
+      }
+      MSMIX_UNROLL
+      for (int r = 0; r < kScanRows; ++r) partial[(part * kScanRows + r) * H + k] = acc[r];
+    }
+    blk.sync();
+    // The samples that took part in step t take the parts' sum (the others keep their dh).
     for (int64_t i = blk.thread(); i < rows * H; i += blk.threads()) {
-      const int64_t r = i / H, k = i - r * H, b = b0 + r;
-      if (t >= lengths[b]) continue;
-      const float* g = gx + (t * B + b) * G;
-      float acc = 0.0f;
-      for (int64_t j = 0; j < G; ++j) acc = fmaf(g[j], w[j * H + k], acc);
-      dh[i] = acc;
+      const int64_t r = i / H, k = i - r * H;
+      if (t >= lengths[b0 + r]) continue;
+      float sum = 0.0f;
+      for (int64_t part = 0; part < parts; ++part) sum += partial[(part * kScanRows + r) * H + k];
+      dh[i] = sum;
     }
     blk.sync();
   }
