@@ -224,11 +224,11 @@ if [ -n "$SANITIZER" ]; then
     --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent*'"
 fi
 # The fused CUDA attention inside the models (off by default until this passes): MulT's GPU-vs-CPU tests
-# through it, and MulT's training step with it beside the composite's.
+# through it, and MulT's training step with it beside the composite's, each with and without cuda_graph.
 step fused-attention 90 env MSMIX_CUDA_FUSED_ATTENTION=1 MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
-  "cd tests && '$BIN/test_msmix' -tc='cuda*'; rc=\$?; for f in 0 1; do MSMIX_CUDA_SYNC=0 MSMIX_CUDA_FUSED_ATTENTION=\$f \
-  '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 --warmup 2 --json | tail -1; done; \
-  exit \$rc"
+  "cd tests && '$BIN/test_msmix' -tc='cuda*'; rc=\$?; for f in 0 1; do for g in false true; do MSMIX_CUDA_SYNC=0 \
+  MSMIX_CUDA_FUSED_ATTENTION=\$f '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 \
+  --warmup 2 --set cuda_graph=\$g --json | tail -1; done; done; exit \$rc"
 step bench-cpu 40 "$BIN/bench_ops"
 
 # ---- report
@@ -288,7 +288,7 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
     echo '```'
   fi
   echo
-  bench_lines fused-attention "MulT training steps on the GPU, composite attention (first) and fused (second)"
+  bench_lines fused-attention "MulT training steps on the GPU: composite attention, then fused; each uncaptured, then with cuda_graph"
   bench_lines persistent-lstm "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph"
   if [ -f "$BUILD/step-ops-profile.txt" ]; then
     echo "## where a GPU training step's time goes (msmix bench --ops)"

@@ -72,9 +72,11 @@ __global__ void same_shape_kernel(const float* a, const float* b, float* out, in
 
 // Index: uint32_t when every index fits (the usual case), since 64-bit division is a long software sequence
 // on the GPU and made this kernel compute-bound; int64_t otherwise.
+// kUnroll elements per thread with their loads issued together (unrolled_map), as the same-shape kernel: one
+// element per thread reached half of an H200's copy bandwidth on bias rows (gpucheck, 2026-11-27).
 template <class F, class Index>
 __global__ void broadcast_kernel(const float* a, const float* b, float* out, int64_t n, Layout l) {
-  MSMIX_GRID_LOOP(i, n) {
+  auto load = [&](int64_t i) {
     Index rest = Index(i), oa = 0, ob = 0;
     for (int d = l.rank - 1; d > 0; --d) {
       const Index size = Index(l.size[d]), q = rest / size, idx = rest - q * size;
@@ -83,8 +85,9 @@ __global__ void broadcast_kernel(const float* a, const float* b, float* out, int
       rest = q;
     }
     if (l.rank > 0) oa += rest * Index(l.sa[0]), ob += rest * Index(l.sb[0]);  // rest < size[0]: no division
-    out[i] = F::f(a[oa], b[ob]);
-  }
+    return float2{a[oa], b[ob]};
+  };
+  unrolled_map(n, load, [&](int64_t i, float2 v) { out[i] = F::f(v.x, v.y); });
 }
 
 template <class F>
@@ -106,8 +109,8 @@ void launch_binary(const float* a, const Shape& a_shape, const float* b, const S
   }
   const Layout l = make_layout(a_shape, b_shape, out_shape);
   // Offsets into a or b never exceed n (their sizes divide out's), so n decides the index width.
-  if (n < (int64_t(1) << 31)) broadcast_kernel<F, uint32_t><<<blocks_for(n), kThreads>>>(a, b, out, n, l);
-  else broadcast_kernel<F, int64_t><<<blocks_for(n), kThreads>>>(a, b, out, n, l);
+  if (n < (int64_t(1) << 31)) broadcast_kernel<F, uint32_t><<<blocks_for_unrolled(n), kThreads>>>(a, b, out, n, l);
+  else broadcast_kernel<F, int64_t><<<blocks_for_unrolled(n), kThreads>>>(a, b, out, n, l);
   CUDA_CHECK_LAUNCH("binary broadcast_kernel");
 }
 
