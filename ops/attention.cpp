@@ -64,11 +64,11 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
     cpu::attention_forward(args, dims, out.data(), stats.data());
 
   if (any_requires_grad({&q, &k, &v})) {
-    Tensor q_ = q.detach(), k_ = k.detach(), v_ = v.detach();
+    Tensor q_ = q.detach(), k_ = k.detach(), v_ = v.detach(), out_ = out.detach();
     Tensor mask_ = attn_mask.defined() ? attn_mask.detach() : Tensor();
     Tensor pad_ = key_padding_mask.defined() ? key_padding_mask.detach() : Tensor();
     record(out, "fused_attention", {q, k, v},
-           [q_, k_, v_, mask_, pad_, stats, args, dims](const Tensor& g, const std::vector<bool>& needs) {
+           [q_, k_, v_, out_, mask_, pad_, stats, args, dims](const Tensor& g, const std::vector<bool>& needs) {
              Tensor gq = needs[0] ? Tensor::empty(q_.shape(), g.device()) : Tensor();
              Tensor gk = needs[1] ? Tensor::empty(k_.shape(), g.device()) : Tensor();
              Tensor gv = needs[2] ? Tensor::empty(v_.shape(), g.device()) : Tensor();
@@ -76,6 +76,7 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
              a.q = q_.data(), a.k = k_.data(), a.v = v_.data();
              a.attn_mask = mask_.defined() ? mask_.data() : nullptr;
              a.key_padding = pad_.defined() ? pad_.data() : nullptr;
+             a.out = out_.data();
              float* gq_ptr = needs[0] ? gq.data() : nullptr;
              float* gk_ptr = needs[1] ? gk.data() : nullptr;
              float* gv_ptr = needs[2] ? gv.data() : nullptr;

@@ -26,6 +26,7 @@ struct AttentionArgs {
   float dropout_p = 0, dropout_scale = 1;
   uint64_t seed = 0, offset = 0;
   const uint64_t* offset_base = nullptr;  // GPU only: a captured graph step's device word added to offset
+  const float* out = nullptr;  // GPU backward only: the forward's output [B, L, H D] (softmax's row term dO . O)
 };
 
 // out [B, L, H D]; stats [B H, L, 2] (row max, 1 / sum of exps) for the backward.

@@ -80,6 +80,8 @@ void attention_backward(const AttentionArgs& a, const AttentionDims& d, const fl
   with_head_width("attention_backward", d, [&](auto width) {
     constexpr int DM = decltype(width)::value;
     if (!gq && !gk && !gv) return;
+    MSMIX_CHECK(a.out || !(gq || gk),
+                "cuda::attention_backward: dq and dk need the forward's output (AttentionArgs::out)");
     const int64_t row_tiles = d.B * d.H * ((d.L + kWarps - 1) / kWarps);
     const int64_t key_tiles = d.B * d.H * ((d.S + kWarps - 1) / kWarps);
     DeviceBuffer t_rows(size_t(d.B * d.H * d.L));  // [B H, L]: t = sum_s P dP per query row

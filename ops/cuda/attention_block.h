@@ -9,8 +9,10 @@
 //   forward        one warp per query row: lanes take the keys lane, lane + 32, ... of each chunk of K and V
 //                  staged in shared memory, each lane runs its own online softmax (running max, sum of exps,
 //                  weighted sum of v rows in registers), then the 32 partial states are merged.
-//   backward rows  one warp per query row, two passes over the keys: t = sum_s P dP (softmax's row term, kept
-//                  in a [B H, L] scratch for the keys kernel), then dq = scale sum_s P (dP - t) k_s.
+//   backward rows  one warp per query row: t = sum_s P dP (softmax's row term, kept in a [B H, L] scratch for
+//                  the keys kernel) read off the forward's output as dO . O (the two are equal, dropout
+//                  included: sum_s Pd_s (dO . v_s) = dO . sum_s Pd_s v_s), then one pass over the keys for
+//                  dq = scale sum_s P (dP - t) k_s.
 //   backward keys  one warp per key: lanes take the query rows of each staged chunk of (q scale, dO, stats, t)
 //                  and sum dk = sum_l dS q_l scale and dv = sum_l dropout(P) dO_l.
 // Every sum has a fixed order (no atomics): the grads are the same bits from run to run. Dropout evaluates
@@ -283,19 +285,14 @@ MSMIX_BLOCK_FN void backward_rows(const Block& blk, const AttentionArgs& a, cons
     const float* mask_row = active ? mask_row_of(a, d, bh, l) : nullptr;
     const float* pad_row = a.key_padding ? a.key_padding + b * d.S : nullptr;
     const int64_t stream = (bh * d.L + l) * d.S;
-    // Pass 1: t = sum_s P dP over this lane's keys, then over the warp.
+    // t = sum_s P dP = dO . O (NaN on a row with no open key, whose output is NaN; 0 when S = 0).
     float t = 0.0f;
-    for_each_key<DM>(blk, a, d, b, h, active, qs, mask_row, pad_row, ks, vs, [&](int r, int64_t s, float x) {
-      if (x == -INFINITY && m != -INFINITY) return;  // P = 0: adds nothing (see pair_grad)
-      const PairGrad g = pair_grad(a, x, m, inv, dot<DM>(go, vs[r]), stream + s);
-      t = fmaf(g.p, g.dp, t);
-    });
-    if (active) {  // warp-uniform
-      t = warp_sum(blk, t);
-      if (lane == 0) t_rows[bh * d.L + l] = t;
-    }
+    MSMIX_UNROLL
+    for (int j = 0; j < DM; ++j)
+      if (active && j < d.D) t = fmaf(go[j], a.out[at + j], t);
+    if (active && lane == 0) t_rows[bh * d.L + l] = t;
     if (!gq) continue;  // the same for the whole grid
-    // Pass 2: dq = scale sum_s dS k_s, dS = P (dP - t).
+    // dq = scale sum_s dS k_s, dS = P (dP - t), over this lane's keys, then over the warp.
     float dq[DM];
     MSMIX_UNROLL
     for (int j = 0; j < DM; ++j) dq[j] = 0.0f;

@@ -94,6 +94,7 @@ void check_case(const Case& c, uint64_t seed) {
   float* gq2p = c.gq ? gq2.data() : nullptr;
   float* gk2p = c.gk ? gk2.data() : nullptr;
   float* gv2p = c.gv ? gv2.data() : nullptr;
+  a.out = out2.data();  // the GPU backward reads the forward's output (its own, as on the GPU)
   const int64_t row_tiles = BH * ((c.L + ab::kWarps - 1) / ab::kWarps),
                 key_tiles = BH * ((c.S + ab::kWarps - 1) / ab::kWarps);
   ab::with_register_width(c.D, [&](auto width) {
