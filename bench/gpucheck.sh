@@ -8,9 +8,11 @@
 #
 # Environment: GPUCHECK_BUILD (build dir, default build-gpucheck, wiped first unless GPUCHECK_REUSE=1, for a
 #   rerun on the same machine after a fix), GPUCHECK_JOBS (default 16), GPUCHECK_SECONDS (deadline, 480),
-#   GPUCHECK_ONLY (a space-separated list of step names: only those run, with build and info; for a rerun
-#   that checks fixes within the device time left), MSMIX_DEBS (a folder of Debian .debs, used only when the build's headers are missing: unpacked under
-#   /tmp/msmix-deps and built with DEPS_PREFIX, for a machine that cannot reach a package registry).
+#   GPUCHECK_COMMIT (the commit the report names, when a copied tree's .git lags behind it), GPUCHECK_ONLY (a
+#   space-separated list of step names: only those run, with build and info; for a rerun that checks fixes
+#   within the device time left), MSMIX_DEBS (a folder of Debian .debs, used only when the build's headers
+#   are missing: unpacked under /tmp/msmix-deps and built with DEPS_PREFIX, for a machine that cannot reach a
+#   package registry).
 # `bash bench/gpucheck.sh --fetch-debs DIR` (on a machine with apt, e.g. the dev box): downloads those .debs.
 # With the device tool: fetch into build-gpudeps (git-ignored), carry it, and run
 # `MSMIX_DEBS=build-gpudeps bash bench/gpucheck.sh` (rather than make gpucheck: the machine may lack make).
@@ -112,7 +114,8 @@ CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | hea
 [ -z "$CAP" ] || CUDA_MAKE_ARGS+=(CUDA_ARCHS="$CAP")
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+  # GPUCHECK_COMMIT: the commit the caller's tree is at (a copied tree's .git may lag behind it)
+  echo "commit: ${GPUCHECK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')}"
   echo "host: $(uname -srm), $(nproc) cores"
   echo "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -3 | tr '\n' ';')"
   echo "nvcc: $(nvcc --version 2>&1 | grep -m1 release || echo 'not found')"
@@ -169,32 +172,32 @@ fi
 step cuda-tests 100 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
 step bench-models 150 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 python3 bench/compare_models.py \
   --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 --warmup 3 --markdown
-# The persistent LSTM scan (off by default until this passes): every CUDA test through it (the LSTM tests run
-# both scans anyway); then, whatever the tests said, the three LSTM backbones' training steps with the stepwise
-# scan, the persistent one, and the persistent one inside a captured CUDA graph (cuda_graph, also new). Early,
-# since it is what the step goal waits on; racecheck / synccheck over the LSTM tests come with the sanitizers.
-step persistent-lstm 120 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
+# The LSTM scans (the persistent one is the default since the first H200 pass; 2026-11-27): every CUDA test
+# through the stepwise one (the LSTM tests run both scans anyway); then, whatever the tests said, the three LSTM
+# backbones' training steps with the stepwise scan, the persistent one, and the persistent one inside a captured
+# CUDA graph (cuda_graph). Early, since it is what the step goal waits on; racecheck / synccheck over the
+# persistent kernels come with the sanitizers.
+step lstm-scans 120 env MSMIX_CUDA_LSTM=stepwise MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
   "cd tests && '$BIN/test_msmix' -tc='cuda*'; rc=\$?; for m in lf_dnn tfn lmf; do for l in stepwise persistent graph; do \
   MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\${l/graph/persistent} '$BIN/msmix' bench --model \$m --data synthetic:mosi \
   --device cuda --steps 20 --warmup 3 --set cuda_graph=\$([ \$l = graph ] && echo true || echo false) --json \
   | tail -1; done; done; exit \$rc"
-# The training-step goal with everything that waits for this run switched on: the persistent LSTM, the fused
-# attention and the captured step, beside the same PyTorch eager steps.
-step bench-models-fast 150 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_FUSED_ATTENTION=1 TORCH_PYTHON="$(command -v python3)" \
+# The training-step goal with the captured step (cuda_graph=true; the persistent LSTM and MulT's composite
+# attention are the defaults, the fastest measured), beside the same PyTorch eager steps.
+step bench-models-fast 150 env TORCH_PYTHON="$(command -v python3)" \
   PYTHONUNBUFFERED=1 python3 bench/compare_models.py --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 \
   --warmup 3 --markdown --msmix-arg=--set --msmix-arg=cuda_graph=true
 step bench-cuda 45 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
 step bench-torch 60 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
 # Where a GPU step's time goes, op by op (msmix bench --ops: every range waits for its kernels).
-# With the persistent LSTM and the fused attention (the candidates for the defaults).
-step ops-profile 40 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_FUSED_ATTENTION=1 bash -c "for m in lf_dnn mult; do \
+step ops-profile 40 bash -c "for m in lf_dnn mult; do \
   '$BIN/msmix' bench --model \$m --data synthetic:mosi --device cuda --steps 5 --warmup 2 --ops \
   | sed -n '/^bench:/p;/^where/,/^  inside ranges/p'; done"
 # The kernels' own GPU time in a captured LF_DNN and MulT step (Nsight Systems, when the image has it): what
 # a step waits on once the launches are gone.
 NSYS=$(command -v nsys || ls "$CUDA_HOME"/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys 2>/dev/null | head -1 || true)
 if [ -n "$NSYS" ]; then
-  step nsys 90 env MSMIX_CUDA_LSTM=persistent MSMIX_CUDA_FUSED_ATTENTION=1 bash -c "for m in lf_dnn mult; do \
+  step nsys 90 bash -c "for m in lf_dnn mult; do \
     '$NSYS' profile --cuda-graph-trace=node --force-overwrite true -o '$BIN/nsys-\$m' '$BIN/msmix' bench --model \$m \
     --data synthetic:mosi --device cuda --steps 10 --warmup 3 --set cuda_graph=true > /dev/null \
     && '$NSYS' stats --report cuda_gpu_kern_sum --format csv '$BIN/nsys-\$m.nsys-rep' 2>/dev/null \
@@ -220,8 +223,8 @@ if [ -n "$SANITIZER" ]; then
     --tool synccheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda attention: rows*,cuda attention: dropout*'"
   # The persistent LSTM kernels keep h and c (dh and dc) in shared memory between __syncthreads.
   step lstm-racecheck 90 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool \
-    racecheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent*' && '$SANITIZER' --tool synccheck \
-    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent*'"
+    racecheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent on small*' && '$SANITIZER' --tool synccheck \
+    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent on small*'"
 fi
 # The fused CUDA attention inside the models (off by default until this passes): MulT's GPU-vs-CPU tests
 # through it, and MulT's training step with it beside the composite's, each with and without cuda_graph.
@@ -265,7 +268,7 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
     tail -25 "$BUILD/step-$s.txt"
     echo '```'
   done
-  for s in cuda-tests other-tests fused-attention persistent-lstm; do  # doctest's totals and the first failures
+  for s in cuda-tests other-tests fused-attention lstm-scans; do  # doctest's totals and the first failures
     echo
     echo "## $s"
     echo '```'
@@ -276,7 +279,7 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   echo "## training steps on the GPU beside PyTorch eager (bench/compare_models.py; ratio = torch / msmix)"
   [ -f "$BUILD/step-bench-models.txt" ] && grep '^|' "$BUILD/step-bench-models.txt"
   echo
-  echo "## the same, msmix with the persistent LSTM, the fused attention and cuda_graph=true"
+  echo "## the same, msmix with cuda_graph=true"
   [ -f "$BUILD/step-bench-models-fast.txt" ] && grep '^|' "$BUILD/step-bench-models-fast.txt"
   if [ -f "$BIN/run-mult-msmix-cuda/results.json" ]; then
     echo
@@ -289,7 +292,7 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   fi
   echo
   bench_lines fused-attention "MulT training steps on the GPU: composite attention, then fused; each uncaptured, then with cuda_graph"
-  bench_lines persistent-lstm "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph"
+  bench_lines lstm-scans "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph"
   if [ -f "$BUILD/step-ops-profile.txt" ]; then
     echo "## where a GPU training step's time goes (msmix bench --ops)"
     echo '```'

@@ -107,7 +107,8 @@ void lstm_scan_forward(const cpu::LstmScan& s, const float* xgates, const float*
 void lstm_scan_backward(const cpu::LstmScan& s, const float* gy, float* gxgates, float* gw_hh, float* gh0,
                         float* gc0);
 // Which scan: the persistent kernels (one launch walks all T steps) or the stepwise one (a GEMM and a cell
-// kernel per step). Starts as MSMIX_CUDA_LSTM=persistent says (read once); tests set both.
+// kernel per step). Starts persistent unless MSMIX_CUDA_LSTM=stepwise (read once; another value is an error);
+// tests set both.
 bool persistent_lstm();
 void set_persistent_lstm(bool on);
 

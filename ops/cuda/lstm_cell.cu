@@ -2,11 +2,11 @@
 // (sigmoid = 1 / (1 + exp(-x)), tanh = 2 sigmoid(2x) - 1) with expf. lstm_cell: one thread per (b, j) element
 // of [B, H], which reads its four gates and writes acts, h, c (backward: the four gate grads and gc_prev).
 // lstm_scan, two ways (w_hh's grad is one cuBLAS GEMM over all T * B rows at the end in both):
-// - stepwise (the default): the host walks the T steps; each step is one cuBLAS GEMM (gates += h_prev @ w_hh^T,
+// - stepwise (MSMIX_CUDA_LSTM=stepwise, and for H above kMaxPersistentH): the host walks the T steps; each step is one cuBLAS GEMM (gates += h_prev @ w_hh^T,
 //   or dh = ggates @ w_hh backward) and one cell kernel that also applies the per-sample lengths (a sample past
 //   its length keeps its state, outputs 0 and gets no gate grad). Bound: launches for small B * H (5 per step
 //   forward, 3 backward: 400 for MMSA's 50-step text LSTM), the GEMMs for large.
-// - persistent (MSMIX_CUDA_LSTM=persistent, or set_persistent_lstm; the bodies are in lstm_scan_block.h, which
+// - persistent (the default; set_persistent_lstm switches; the bodies are in lstm_scan_block.h, which
 //   a CPU test also runs): one kernel walks all T steps, a block owning kScanRows samples, their h and c in
 //   shared memory; each step's gate GEMM is done in the block (thread j: gates j and j + 256 of all its
 //   samples, w_hh^T read coalesced from L2, 8 loads in flight), then the same cell as above; a __syncthreads
@@ -171,9 +171,11 @@ void scan_backward_stepwise(const cpu::LstmScan& s, const float* gy, float* gxga
 }  // namespace
 
 bool persistent_lstm() {
-  if (g_persistent < 0) {
+  if (g_persistent < 0) {  // the default since the H200 gpucheck of 2026-11-27 (1.5x on LF_DNN's step)
     const char* v = std::getenv("MSMIX_CUDA_LSTM");
-    g_persistent = v && std::strcmp(v, "persistent") == 0;
+    MSMIX_CHECK(!v || !*v || std::strcmp(v, "persistent") == 0 || std::strcmp(v, "stepwise") == 0,
+                "MSMIX_CUDA_LSTM={}: expected persistent (the default) or stepwise", v);
+    g_persistent = !(v && std::strcmp(v, "stepwise") == 0);
   }
   return g_persistent == 1;
 }

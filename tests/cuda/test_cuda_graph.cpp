@@ -83,7 +83,8 @@ void check_replays_equal_eager() {
   }
   CHECK(graph.replays() == 4);
   CHECK(default_generator().offset == offset_eager);  // the host generator advanced as the eager steps did
-  for (size_t k = 0; k < losses_eager.size(); ++k) CHECK(losses_graph[k] == doctest::Approx(losses_eager[k]).epsilon(1e-6));
+  for (size_t k = 0; k < losses_eager.size(); ++k)
+    CHECK(losses_graph[k] == doctest::Approx(losses_eager[k]).epsilon(1e-6));
   CHECK(losses_eager[1] != losses_eager[2]);  // different batches and masks: not one replayed value
   for (size_t i = 0; i < eager.params().size(); ++i)
     check_close(graphed.params()[i], eager.params()[i], 1e-6, 1e-7, "weights after four steps");

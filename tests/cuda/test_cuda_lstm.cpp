@@ -25,24 +25,25 @@ TEST_CASE("cuda lstm_cell: forward and backward match the CPU") {
 // Both scans (ops/cuda/lstm_cell.cu): stepwise, and persistent (one kernel for all steps; blocks of 4 samples,
 // so B = 5, 6 and 9 leave a part-filled last block). The 50-step case is MMSA's text LSTM (H 128); H 300
 // exceeds the persistent kernel's limit, so that case checks the fallback to stepwise. One test case per scan,
-// so that gpucheck's racecheck can take the persistent one alone.
+// and a small one for compute-sanitizer.
 namespace {
 
-void check_scans_match_cpu(bool persistent, uint64_t seed) {
-  struct Case {
-    int64_t T, B, H;
-    std::vector<int64_t> lengths;
-  };
-  const std::vector<Case> cases = {{5, 3, 4, {}},         {7, 4, 9, {7, 0, 3, 5}}, {1, 1, 1, {}},
-                                   {12, 2, 33, {12, 1}},  {0, 2, 3, {}},           {20, 16, 50, {}},
-                                   {9, 5, 17, {9, 2, 0, 9, 4}}, {6, 9, 256, {}},   {3, 6, 300, {3, 1, 2, 3, 0, 3}},
-                                   {50, 32, 128, {}}};
+struct ScanCase {
+  int64_t T, B, H;
+  std::vector<int64_t> lengths;
+};
+const std::vector<ScanCase> kScanCases = {
+    {5, 3, 4, {}},        {7, 4, 9, {7, 0, 3, 5}},     {1, 1, 1, {}},    {12, 2, 33, {12, 1}},
+    {0, 2, 3, {}},        {20, 16, 50, {}},            {6, 9, 256, {}},  {3, 6, 300, {3, 1, 2, 3, 0, 3}},
+    {50, 32, 128, {}},    {9, 5, 17, {9, 2, 0, 9, 4}}};
+
+void check_scans_match_cpu(bool persistent, uint64_t seed, const std::vector<ScanCase>& cases = kScanCases) {
   struct Restore {  // the process-wide choice goes back even when a check throws
     bool before = cuda::persistent_lstm();
     ~Restore() { cuda::set_persistent_lstm(before); }
   } restore;
   cuda::set_persistent_lstm(persistent);
-  for (const Case& c : cases) {
+  for (const ScanCase& c : cases) {
     for (bool reverse : {false, true}) {
       for (bool states : {false, true}) {
         std::vector<Tensor> in = {leaf({c.T, c.B, 4 * c.H}, seed++), leaf({4 * c.H, c.H}, seed++, 0.3f)};
@@ -70,4 +71,11 @@ TEST_CASE("cuda lstm_scan: stepwise outputs, final states and all grads match th
 TEST_CASE("cuda lstm_scan: persistent outputs, final states and all grads match the CPU") {
   MSMIX_REQUIRE_GPU();
   check_scans_match_cpu(true, 3100);
+}
+
+// A few small shapes (part-filled blocks, lengths, H 128 with its two dh parts) for gpucheck's racecheck and
+// synccheck, which run the kernels hundreds of times slower than the GPU.
+TEST_CASE("cuda lstm_scan: persistent on small shapes (for compute-sanitizer)") {
+  MSMIX_REQUIRE_GPU();
+  check_scans_match_cpu(true, 3300, {{7, 4, 9, {7, 0, 3, 5}}, {4, 6, 128, {4, 1, 2, 4, 0, 3}}, {3, 5, 40, {}}});
 }

@@ -72,7 +72,8 @@ TEST_CASE("lstm scan block: the persistent CUDA kernels' code, emulated on the C
       for (int64_t k = 0; k < H; ++k) wt[size_t(k * G + j)] = w[size_t(j * H + k)];
     std::vector<float> acts2(acts.size(), NAN), hp2(hp.size(), NAN), cp2(cp.size(), NAN), y2(y.size(), NAN);
     const int blocks = int((B + kScanRows - 1) / kScanRows);
-    emulate_grid(blocks, c.threads, size_t(lstm_scan_block::scan_forward_shared_floats(H)), [&](const EmulatedBlock& blk) {
+    const size_t forward_shared = size_t(lstm_scan_block::scan_forward_shared_floats(H));
+    emulate_grid(blocks, c.threads, forward_shared, [&](const EmulatedBlock& blk) {
       lstm_scan_block::scan_forward_persistent(blk, xg.data(), wt.data(), h0p, c0p, y2.data(), acts2.data(), hp2.data(),
                                                cp2.data(), len.data(), T, B, H, c.reverse);
     });
