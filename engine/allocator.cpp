@@ -44,6 +44,7 @@ class CachingAllocator {
     if ((!caching_disabled() || pool_ != 0) && list && !list->empty()) {  // a pool always reuses its own
       ptr = list->back();
       list->pop_back();
+      if (pool_ != 0) return ptr;  // a pool's free block counts as in use already (see deallocate)
     } else {
       ptr = sys_alloc_(cls);
       stats_.system_allocs++;
@@ -59,7 +60,6 @@ class CachingAllocator {
     if (!ptr) return;
     size_t cls = size_class(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
-    stats_.in_use -= cls;
     int pool = 0;
     if (auto it = owner_.find(ptr); it != owner_.end()) {
       pool = it->second;
@@ -68,6 +68,9 @@ class CachingAllocator {
         pool = 0;
       }
     }
+    // A block back in a live pool stays in use: its graph writes it at every replay. It leaves in_use when the
+    // pool is released.
+    if (pool == 0) stats_.in_use -= cls;
     if (caching_disabled() && pool == 0) {
       sys_free_(ptr);
       stats_.reserved -= cls;
@@ -94,6 +97,7 @@ class CachingAllocator {
     for (auto& [cls, blocks] : pools_[pool]) {
       for (void* p : blocks) {
         owner_.erase(p);
+        stats_.in_use -= cls;
         if (caching_disabled()) {
           sys_free_(p);
           stats_.reserved -= cls;

@@ -10,7 +10,7 @@
 namespace msmix {
 
 struct AllocatorStats {
-  size_t in_use = 0;         // bytes in live blocks (rounded to their size class)
+  size_t in_use = 0;         // bytes in live blocks (rounded to their size class) and in a live pool's free ones
   size_t reserved = 0;       // in_use + cached free blocks
   size_t peak_in_use = 0;    // high-water mark of in_use since the last reset
   size_t system_allocs = 0;  // calls to the system allocator (malloc / cudaMalloc)

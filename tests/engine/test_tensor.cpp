@@ -124,26 +124,33 @@ TEST_CASE("caching allocator reuses blocks") {
 TEST_CASE("caching allocator: a private pool keeps its blocks until released") {
   const Device cpu = Device::cpu();
   const size_t bytes = (size_t(7) << 20) + 3;  // a size class nothing else here uses
+  const size_t cls = size_t(8) << 20;            // its size class
+  const size_t in_use = allocator_stats(cpu).in_use;
   const int pool = allocator_new_pool(cpu);
   allocator_use_pool(cpu, pool);
   void* a = allocate(cpu, bytes);
   allocator_use_pool(cpu, 0);
   deallocate(cpu, a, bytes);  // back to the pool's own free list
+  CHECK(allocator_stats(cpu).in_use == in_use + cls);  // still the graph's: in use (and in the peak)
   void* b = allocate(cpu, bytes);
   CHECK(b != a);  // the shared cache cannot have it
   allocator_use_pool(cpu, pool);
   void* c = allocate(cpu, bytes);
   CHECK(c == a);  // the pool reuses it
   void* d = allocate(cpu, bytes);
+  CHECK(allocator_stats(cpu).in_use == in_use + 3 * cls);  // b, c (= a) and d
   allocator_use_pool(cpu, 0);
   deallocate(cpu, d, bytes);
+  CHECK(allocator_stats(cpu).in_use == in_use + 3 * cls);
   allocator_release_pool(cpu, pool);  // d's block joins the shared cache; c is still live
+  CHECK(allocator_stats(cpu).in_use == in_use + 2 * cls);
   void* e = allocate(cpu, bytes);
   if (std::getenv("MSMIX_ALLOC") == nullptr) CHECK(e == d);
   deallocate(cpu, c, bytes);  // freed after the release: the shared cache's too
   void* f = allocate(cpu, bytes);
   if (std::getenv("MSMIX_ALLOC") == nullptr) CHECK(f == c);
   for (void* p : {b, e, f}) deallocate(cpu, p, bytes);
+  CHECK(allocator_stats(cpu).in_use == in_use);
   testing::check_throws_with([&] { allocator_use_pool(cpu, pool); }, {"allocator", "no pool"});
 }
 
