@@ -16,6 +16,7 @@
 #include "engine/autograd.h"
 #include "engine/cuda_runtime.h"
 #include "engine/error.h"
+#include "models/lstm.h"
 #include "models/mult_transformer.h"
 #include "ops/attention.h"
 #include "ops/cuda/kernels.h"
@@ -136,6 +137,27 @@ void bench_attention(int64_t L, int64_t S) {
          }), 12 * pairs, "GFLOP/s");
 }
 
+// LSTM(768 -> 128) over 50 steps at LF_DNN's batch 128 (MMSA's text sub-network), forward + backward, with each
+// scan; PyTorch's twin is cuDNN's LSTM. Amount: the FLOPs of the input projection and the recurrence, x3 for
+// backward. The difference between the two scans' rows is the scan's own share.
+void bench_lstm() {
+  Generator gen(5);
+  LSTM lstm(768, 128);
+  lstm.to(Device::cuda());
+  const Tensor x = Tensor::randn({128, 50, 768}, gen, 0, 1, Device::cuda());
+  const double flops = 3.0 * 2.0 * 128 * 50 * (768 + 128) * 4 * 128;
+  const bool before = cuda::persistent_lstm();
+  for (bool persistent : {true, false}) {
+    cuda::set_persistent_lstm(persistent);
+    report(std::string("lstm 768->128 T50 B128 fwd+bwd") + (persistent ? "" : " (stepwise)"), time_ms([&] {
+             LSTMOutput out = lstm.forward(x);
+             sum(out.output).backward();
+             lstm.zero_grad();
+           }), flops, "GFLOP/s");
+  }
+  cuda::set_persistent_lstm(before);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -155,6 +177,7 @@ int main(int argc, char** argv) {
     }
     bench_attention(375, 500);  // with grad mode on: the fwd+bwd cases record the graph
     bench_attention(50, 50);
+    bench_lstm();
   } catch (const Error& e) {
     fmt::print(stderr, "bench_cuda_ops: {}\n", e.what());
     return 1;

@@ -119,6 +119,20 @@ def attention_cases(L, S):
         yield f"attention fwd+bwd {shape}{suffix}", time_ms(fwd_bwd(f)), 12 * pairs, "GFLOP/s"
 
 
+def lstm_cases():
+    """nn.LSTM(768 -> 128) on the GPU (cuDNN) over 50 steps at batch 128, forward + backward."""
+    lstm = torch.nn.LSTM(768, 128, batch_first=True).cuda()
+    x = torch.randn(128, 50, 768, device="cuda")
+
+    def step():
+        with torch.enable_grad():
+            out, _ = lstm(x)
+            out.sum().backward()
+        lstm.zero_grad()
+
+    yield "lstm 768->128 T50 B128 fwd+bwd", time_ms(step), 3.0 * 2.0 * 128 * 50 * (768 + 128) * 4 * 128, "GFLOP/s"
+
+
 def main():
     if not torch.cuda.is_available():
         print("bench_cuda_ops.py: no GPU visible to torch", file=sys.stderr)
@@ -136,6 +150,7 @@ def main():
             yield from cases()
             yield from attention_cases(375, 500)
             yield from attention_cases(50, 50)
+            yield from lstm_cases()
 
     for name, ms, amount, unit in all_cases():
         rate = amount / (ms * 1e-3) / 1e9
