@@ -9,11 +9,13 @@
 // - persistent (the default; set_persistent_lstm switches; the bodies are in lstm_scan_block.h, which
 //   a CPU test also runs): one kernel walks all T steps, a block owning kScanRows samples, their h and c in
 //   shared memory; each step's gate GEMM is done in the block (thread j: gates j and j + 256 of all its
-//   samples, w_hh^T read coalesced from L2, 8 loads in flight), then the same cell as above; a __syncthreads
-//   between the phases. Backward likewise (the step's gate grads staged in shared memory; dh = ggates @ w_hh,
-//   thread (part, k): a part of column k's sums). Two launches forward (a transpose of w_hh, the scan), one
-//   backward plus the w_hh GEMM. For H up to kMaxPersistentH; bound by L2 reads of w_hh (4H * H floats per
-//   block per step) and their latency.
+//   samples, 8 loads in flight), then the same cell as above; a __syncthreads between the phases. Backward
+//   likewise (the step's gate grads staged in shared memory; dh = ggates @ w_hh, thread (part, k): a part of
+//   column k's sums). Each step reads all of w_hh (4H * H floats): the kernels copy as many of its rows into
+//   shared memory as the GPU lets a block have (about 80% of MMSA's H 128 on an H100 / H200) and read the rest
+//   from L2, whose latency bound the first version (18 us a step). Two launches forward (a transpose of w_hh,
+//   the scan), one backward plus the w_hh GEMM. For H up to kMaxPersistentH.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -95,7 +97,7 @@ class DeviceLengths {
 // ---- the persistent scan
 
 constexpr int kScanThreads = 256;
-constexpr int64_t kMaxPersistentH = 256;  // w_hh^T of 1 MiB: still L2-resident on the GPUs we target
+constexpr int64_t kMaxPersistentH = 256;  // w_hh^T of 1 MiB: L2-resident, and its state fits 48 KiB
 
 // wt [H, G] = w [G, H]^T, so the forward's thread j reads wt[k * G + j] next to its neighbours.
 __global__ void transpose_kernel(const float* w, float* wt, int64_t G, int64_t H) {
@@ -107,27 +109,50 @@ __global__ void transpose_kernel(const float* w, float* wt, int64_t G, int64_t H
 
 __global__ void scan_forward_persistent_kernel(const float* xgates, const float* wt, const float* h0, const float* c0,
                                                float* y, float* acts, float* h_prev, float* c_prev,
-                                               const int64_t* lengths, int64_t T, int64_t B, int64_t H, bool reverse) {
-  scan_forward_persistent(DeviceBlock{}, xgates, wt, h0, c0, y, acts, h_prev, c_prev, lengths, T, B, H, reverse);
+                                               const int64_t* lengths, int64_t T, int64_t B, int64_t H, bool reverse,
+                                               int64_t cached) {
+  scan_forward_persistent(DeviceBlock{}, xgates, wt, h0, c0, y, acts, h_prev, c_prev, lengths, T, B, H, reverse,
+                          cached);
 }
 
 __global__ void scan_backward_persistent_kernel(const float* gy, const float* w, const float* acts,
                                                 const float* c_prev, float* gx, float* gh0, float* gc0,
                                                 const int64_t* lengths, int64_t T, int64_t B, int64_t H,
-                                                bool reverse) {
-  scan_backward_persistent(DeviceBlock{}, gy, w, acts, c_prev, gx, gh0, gc0, lengths, T, B, H, reverse);
+                                                bool reverse, int64_t cached) {
+  scan_backward_persistent(DeviceBlock{}, gy, w, acts, c_prev, gx, gh0, gc0, lengths, T, B, H, reverse, cached);
 }
 
 bool use_persistent(const cpu::LstmScan& s) {
   return persistent_lstm() && s.T > 0 && s.B > 0 && s.H > 0 && s.H <= kMaxPersistentH;
 }
 unsigned scan_blocks(int64_t B) { return unsigned((B + kScanRows - 1) / kScanRows); }
-constexpr size_t forward_shared_bytes(int64_t H) { return size_t(scan_forward_shared_floats(H)) * sizeof(float); }
-constexpr size_t backward_shared_bytes(int64_t H) {
-  return size_t(scan_backward_shared_floats(H, kScanThreads)) * sizeof(float);
+static_assert(scan_backward_state_floats(kMaxPersistentH, kScanThreads) * sizeof(float) <= 48 * 1024 &&
+                  scan_forward_state_floats(kMaxPersistentH) * sizeof(float) <= 48 * 1024,
+              "the persistent scans' state fits the 48 KiB a launch gets without opting in");
+
+// Shared memory (in floats) a persistent scan block may take, state and w_hh cache together: what the GPU
+// allows one block (both kernels opted in to it, once), shared among the blocks an SM must hold at once when
+// there are more blocks than SMs (each walks all T steps: a second wave would double the time).
+int64_t scan_shared_budget(int64_t blocks) {
+  struct Limits {
+    int64_t per_block = 0, per_sm = 0, sms = 1;
+  };
+  static const Limits limits = [] {
+    int device = 0, per_block = 0, per_sm = 0, sms = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    CUDA_CHECK(cudaFuncSetAttribute(scan_forward_persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    per_block));
+    CUDA_CHECK(cudaFuncSetAttribute(scan_backward_persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    per_block));
+    return Limits{per_block, per_sm, std::max(sms, 1)};
+  }();
+  const int64_t resident = (blocks + limits.sms - 1) / limits.sms;
+  const int64_t bytes = std::min(limits.per_block, limits.per_sm / resident - 1024);  // 1 KiB a block: the system's
+  return std::max<int64_t>(bytes, 0) / int64_t(sizeof(float));
 }
-static_assert(backward_shared_bytes(kMaxPersistentH) <= 48 * 1024 && forward_shared_bytes(kMaxPersistentH) <= 48 * 1024,
-              "the persistent scans' shared memory fits the 48 KiB a launch gets without opting in");
 
 int g_persistent = -1;  // -1: not yet read from the environment
 
@@ -204,8 +229,10 @@ void lstm_scan_forward(const cpu::LstmScan& s, const float* xgates, const float*
     DeviceBuffer wt{size_t(G * H)};
     transpose_kernel<<<blocks_for(G * H), kThreads>>>(s.w_hh, wt.get(), G, H);
     CUDA_CHECK_LAUNCH("lstm transpose_kernel");
-    scan_forward_persistent_kernel<<<scan_blocks(B), kScanThreads, forward_shared_bytes(H)>>>(
-        xgates, wt.get(), h0, c0, y, s.acts, s.h_prev, s.c_prev, lengths.get(), T, B, H, s.reverse);
+    const int64_t cached = cached_rows(H, G, scan_forward_state_floats(H), scan_shared_budget(scan_blocks(B)));
+    const size_t shared = size_t(scan_forward_shared_floats(H, cached)) * sizeof(float);
+    scan_forward_persistent_kernel<<<scan_blocks(B), kScanThreads, shared>>>(
+        xgates, wt.get(), h0, c0, y, s.acts, s.h_prev, s.c_prev, lengths.get(), T, B, H, s.reverse, cached);
     CUDA_CHECK_LAUNCH("lstm scan_forward_persistent_kernel");
     return;
   }
@@ -235,8 +262,11 @@ void lstm_scan_backward(const cpu::LstmScan& s, const float* gy, float* gxgates,
   const int64_t T = s.T, B = s.B, H = s.H, G = 4 * H, BH = B * H;
   if (use_persistent(s)) {
     const DeviceLengths lengths(s.lengths, B);
-    scan_backward_persistent_kernel<<<scan_blocks(B), kScanThreads, backward_shared_bytes(H)>>>(
-        gy, s.w_hh, s.acts, s.c_prev, gxgates, gh0, gc0, lengths.get(), T, B, H, s.reverse);
+    const int64_t cached =
+        cached_rows(G, H, scan_backward_state_floats(H, kScanThreads), scan_shared_budget(scan_blocks(B)));
+    const size_t shared = size_t(scan_backward_shared_floats(H, kScanThreads, cached)) * sizeof(float);
+    scan_backward_persistent_kernel<<<scan_blocks(B), kScanThreads, shared>>>(
+        gy, s.w_hh, s.acts, s.c_prev, gxgates, gh0, gc0, lengths.get(), T, B, H, s.reverse, cached);
     CUDA_CHECK_LAUNCH("lstm scan_backward_persistent_kernel");
   } else {
     scan_backward_stepwise(s, gy, gxgates, gh0, gc0);

@@ -70,28 +70,51 @@ TEST_CASE("lstm scan block: the persistent CUDA kernels' code, emulated on the C
     std::vector<float> wt(static_cast<size_t>(G * H));
     for (int64_t j = 0; j < G; ++j)
       for (int64_t k = 0; k < H; ++k) wt[size_t(k * G + j)] = w[size_t(j * H + k)];
-    std::vector<float> acts2(acts.size(), NAN), hp2(hp.size(), NAN), cp2(cp.size(), NAN), y2(y.size(), NAN);
     const int blocks = int((B + kScanRows - 1) / kScanRows);
-    const size_t forward_shared = size_t(lstm_scan_block::scan_forward_shared_floats(H));
-    emulate_grid(blocks, c.threads, forward_shared, [&](const EmulatedBlock& blk) {
-      lstm_scan_block::scan_forward_persistent(blk, xg.data(), wt.data(), h0p, c0p, y2.data(), acts2.data(), hp2.data(),
-                                               cp2.data(), len.data(), T, B, H, c.reverse);
-    });
-    std::vector<float> gx2(gx.size(), NAN), gh02(gh0.size(), NAN), gc02(gc0.size(), NAN);
-    emulate_grid(blocks, c.threads, size_t(lstm_scan_block::scan_backward_shared_floats(H, c.threads)),
-                 [&](const EmulatedBlock& blk) {
-      lstm_scan_block::scan_backward_persistent(blk, gy.data(), w.data(), acts2.data(), cp2.data(), gx2.data(),
-                                                gh02.data(), gc02.data(), len.data(), T, B, H, c.reverse);
-    });
-    // The CPU's exp is vectorised, the kernels' is expf, and the gate sums run in another order: a few ulps.
-    check_close(y2, y, 1e-5, 1e-6, "outputs and final state");
-    check_close(hp2, hp, 1e-5, 1e-6, "saved h_prev");
-    check_close(cp2, cp, 1e-5, 1e-6, "saved c_prev");
-    // Backward, dh sums 4H terms of O(0.3) per step, in parts (the CPU: in one run): an absolute error that
-    // grows with their count, which the steps then carry into the gate grads.
-    const double grad_atol = 1e-6 * std::sqrt(double(G));
-    check_close(gx2, gx, 1e-5, grad_atol, "gate grads");
-    check_close(gh02, gh0, 1e-5, grad_atol, "grad of h0");
-    check_close(gc02, gc0, 1e-5, grad_atol, "grad of c0");
+    // w_hh's rows cached in shared memory: none, some (a count that splits the unrolled chunks and the dh parts
+    // unevenly), all.
+    for (const int64_t part : {int64_t(0), int64_t(1), int64_t(2)}) {
+      const int64_t cached_f = part == 0 ? 0 : part == 1 ? H / 2 + 1 : H;
+      const int64_t cached_b = part == 0 ? 0 : part == 1 ? G * 2 / 5 + 3 : G;
+      CAPTURE(cached_f);
+      CAPTURE(cached_b);
+      std::vector<float> acts2(acts.size(), NAN), hp2(hp.size(), NAN), cp2(cp.size(), NAN), y2(y.size(), NAN);
+      const size_t forward_shared = size_t(lstm_scan_block::scan_forward_shared_floats(H, cached_f));
+      emulate_grid(blocks, c.threads, forward_shared, [&](const EmulatedBlock& blk) {
+        lstm_scan_block::scan_forward_persistent(blk, xg.data(), wt.data(), h0p, c0p, y2.data(), acts2.data(),
+                                                 hp2.data(), cp2.data(), len.data(), T, B, H, c.reverse, cached_f);
+      });
+      std::vector<float> gx2(gx.size(), NAN), gh02(gh0.size(), NAN), gc02(gc0.size(), NAN);
+      const size_t backward_shared = size_t(lstm_scan_block::scan_backward_shared_floats(H, c.threads, cached_b));
+      emulate_grid(blocks, c.threads, backward_shared, [&](const EmulatedBlock& blk) {
+        lstm_scan_block::scan_backward_persistent(blk, gy.data(), w.data(), acts2.data(), cp2.data(), gx2.data(),
+                                                  gh02.data(), gc02.data(), len.data(), T, B, H, c.reverse, cached_b);
+      });
+      // The CPU's exp is vectorised, the kernels' is expf, and the gate sums run in another order: a few ulps.
+      check_close(y2, y, 1e-5, 1e-6, "outputs and final state");
+      check_close(hp2, hp, 1e-5, 1e-6, "saved h_prev");
+      check_close(cp2, cp, 1e-5, 1e-6, "saved c_prev");
+      // Backward, dh sums 4H terms of O(0.3) per step, in parts (the CPU: in one run): an absolute error that
+      // grows with their count, which the steps then carry into the gate grads.
+      const double grad_atol = 1e-6 * std::sqrt(double(G));
+      check_close(gx2, gx, 1e-5, grad_atol, "gate grads");
+      check_close(gh02, gh0, 1e-5, grad_atol, "grad of h0");
+      check_close(gc02, gc0, 1e-5, grad_atol, "grad of c0");
+    }
   }
+}
+
+// How much of w_hh the launches cache: all of it when it fits beside the state, else a multiple of the unroll,
+// and nothing when the state alone takes the budget. MMSA's H 128 on an H100 / H200 (227 KiB a block): 104 of
+// w_hh^T's 128 rows forward, 416 of w_hh's 512 backward (2 dh parts at 256 threads).
+TEST_CASE("lstm scan block: the w_hh rows cached in shared memory") {
+  using namespace lstm_scan_block;
+  const int64_t budget = 232448 / 4;
+  CHECK(cached_rows(128, 512, scan_forward_state_floats(128), budget) == 104);
+  CHECK(cached_rows(512, 128, scan_backward_state_floats(128, 256), budget) == 416);
+  CHECK(cached_rows(32, 128, scan_forward_state_floats(32), budget) == 32);  // TFN's audio LSTM: all of it
+  CHECK(cached_rows(128, 512, scan_forward_state_floats(128), 1000) == 0);   // the state alone is over
+  CHECK(cached_rows(128, 512, scan_forward_state_floats(128), 1024 + 512 * 9) == 8);
+  CHECK(scan_forward_shared_floats(128, 104) <= budget);
+  CHECK(scan_backward_shared_floats(128, 256, 416) <= budget);
 }
