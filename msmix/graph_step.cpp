@@ -16,7 +16,8 @@ auto tensors_of(B& b) {
 
 }  // namespace
 
-GraphStep::GraphStep(std::vector<Tensor> params) : params_(std::move(params)) {}
+GraphStep::GraphStep(std::vector<Tensor> params, bool accumulate)
+    : params_(std::move(params)), accumulate_(accumulate) {}
 
 Tensor GraphStep::capture(const Batch& batch, const Body& body) {
   MSMIX_CHECK(!captured(), "GraphStep: already captured");
@@ -27,8 +28,12 @@ Tensor GraphStep::capture(const Batch& batch, const Body& body) {
     for (Tensor* t : tensors_of(inputs_))
       if (t->defined()) *t = t->detach().clone();
     device_offset_ = Tensor::zeros({2}, batch.labels.device());  // 8 bytes
+    // Without accumulation the captured backward writes each grad (none present); with it, adds to each.
+    for (Tensor& p : params_) {
+      if (!accumulate_) p.zero_grad();
+      else if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape(), p.device()));
+    }
   }
-  for (Tensor& p : params_) p.zero_grad();  // the captured backward then writes each grad, never adds to it
 
   Generator& gen = default_generator();
   const uint64_t start = gen.offset;
@@ -43,7 +48,8 @@ Tensor GraphStep::capture(const Batch& batch, const Body& body) {
     gen.offset = start;
     values_ = Tensor();
     graph_.reset();
-    for (Tensor& p : params_) p.zero_grad();
+    if (!accumulate_)  // with accumulation the grads are as they were: nothing captured ran
+      for (Tensor& p : params_) p.zero_grad();
     throw;
   }
   graph_philox() = {};
@@ -73,6 +79,15 @@ Tensor GraphStep::replay(const Batch& batch) {
   ++replays_;
   NoGradGuard no_grad;
   return values_.clone();
+}
+
+void GraphStep::zero_grads() {
+  MSMIX_CHECK(captured() && accumulate_, "GraphStep::zero_grads: only for a captured step that accumulates");
+  NoGradGuard no_grad;
+  for (auto& [p, g] : grads_) {
+    g.fill_(0.0f);
+    p.set_grad(g);
+  }
 }
 
 }  // namespace msmix

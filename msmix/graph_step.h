@@ -11,14 +11,17 @@
 // - dropout: the default generator's offset at the start of the step is written to the device before each
 //   replay, and the captured kernels draw from it (engine/random.h, GraphPhilox); the host generator then
 //   advances by what the step draws, as an uncaptured step would;
-// - grads: captured with no grad present, so each replay writes them afresh (no accumulation across
-//   replays); replay() re-attaches them to the parameters, since an uncaptured step in between (a smaller
-//   last batch) replaces them;
+// - grads, without accumulation: captured with no grad present, so each replay writes them afresh; replay()
+//   re-attaches them to the parameters, since an uncaptured step in between (a smaller last batch) replaces
+//   them;
+// - grads, with accumulation (update_epochs > 1, MMSA's MulT): captured with every grad present, so each replay
+//   adds into the same buffers, as an uncaptured backward adds into existing grads; zero_grads() clears them in
+//   place at the start of each accumulation group, and uncaptured steps in between add into them too;
 // - memory: what the capture allocated stays the graph's (a private allocator pool), so nothing else is
 //   ever given those addresses.
 // The step must read nothing back and draw nothing else on the host: MS-Mix's selection and Mixup's pairs
-// and ratios are host-side, so cuda_graph takes mix none; accumulation (update_epochs > 1) is not captured
-// either. The batch's host-side fields (lengths, ids) are those of the captured batch: no backbone reads them.
+// and ratios are host-side, so cuda_graph takes mix none. The batch's host-side fields (lengths, ids) are
+// those of the captured batch: no backbone reads them.
 #pragma once
 #include <functional>
 #include <memory>
@@ -36,8 +39,8 @@ class GraphStep {
   // The step's body on a batch: forward, loss, backward, clipping; returns the step's loss values [k].
   using Body = std::function<Tensor(const Batch& batch)>;
 
-  // params: every parameter whose grad the step writes.
-  explicit GraphStep(std::vector<Tensor> params);
+  // params: every parameter whose grad the step writes. accumulate: replays add into the grads (see above).
+  explicit GraphStep(std::vector<Tensor> params, bool accumulate = false);
 
   bool captured() const { return graph_ != nullptr; }
   int64_t batch_size() const { return inputs_.size(); }
@@ -50,9 +53,13 @@ class GraphStep {
   // Copies `batch` (the captured size) into the inputs, replays, re-attaches the grads; returns a copy of the
   // step's loss values.
   Tensor replay(const Batch& batch);
+  // With accumulation, once captured: the grads the graph adds into, zeroed in place and attached to the
+  // parameters (what zero_grad() does to an uncaptured step's grads).
+  void zero_grads();
 
  private:
   std::vector<Tensor> params_;
+  bool accumulate_;
   Batch inputs_;
   Tensor values_;                                // the captured step's output, rewritten by each replay
   std::vector<std::pair<Tensor, Tensor>> grads_;  // (parameter, the grad the graph writes)

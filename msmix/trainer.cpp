@@ -259,10 +259,8 @@ void Trainer::build() {
     MSMIX_CHECK(mixer_->config.method == MixMethod::None,
                 "{}: cuda_graph needs mix none: {} draws its pairs and ratios on the host at every step", name,
                 mixer_->name());
-    MSMIX_CHECK(config_int_or(config_, "update_epochs", 1) == 1,
-                "{}: cuda_graph cannot capture gradient accumulation (update_epochs {}); set update_epochs=1", name,
-                config_int_or(config_, "update_epochs", 1));
-    if (device_.is_cuda()) graph_ = std::make_unique<GraphStep>(model_->parameters());
+    if (device_.is_cuda())
+      graph_ = std::make_unique<GraphStep>(model_->parameters(), config_int_or(config_, "update_epochs", 1) > 1);
   }
   const std::string scheduler = config_.contains("scheduler") ? config_string(config_, "scheduler") : "none";
   if (scheduler == "reduce_on_plateau") {
@@ -349,12 +347,23 @@ std::vector<Tensor> Trainer::trained_parameters() const {
 
 Tensor Trainer::train_step(const Batch& batch, EpochSums& sums) {
   ProfileRange step_range("train step");  // nests "forward", then "backward" and "optimizer step" (their own)
+  const int64_t update_every = config_int_or(config_, "update_epochs", 1);
+  if (left_in_group_ == update_every) {  // MMSA: zero the grads at the start of each accumulation group
+    if (graph_ && graph_->captured() && update_every > 1) {
+      graph_->zero_grads();  // in place: the graph adds into these buffers
+    } else {
+      optimizer_->zero_grad();
+      model_->zero_grad();  // also the parameters no group trains (LMF's fusion weights)
+      mixer_->zero_grad();
+    }
+  }
+  --left_in_group_;
   // A CUDA graph step (cuda_graph): one eager step first (the optimizer's state, cuBLAS's workspace), then
   // the capture, then replays for every batch of the captured size; other sizes run eagerly.
+  Tensor values;
   const bool graph_size = graph_ && (graph_->captured() ? graph_->batch_size() == batch.size()
                                                          : batch.size() == config_int(config_, "batch_size"));
   if (graph_size && ++graph_steps_ > 1) {
-    Tensor values;
     try {
       values = graph_->captured() ? graph_->replay(batch) : graph_->capture(batch, [this](const Batch& b) {
         MixResult mix;
@@ -365,24 +374,16 @@ Tensor Trainer::train_step(const Batch& batch, EpochSums& sums) {
       graph_note_ = fmt::format("not used: {}", e.what());  // this step and the rest run uncaptured
       graph_.reset();
     }
-    if (values.defined()) {
-      optimizer_->step();
-      sums.step_values.push_back(values);
-      ++sums.steps;
-      NoGradGuard no_grad;
-      return reshape(slice(values, 0, 0, 1), {});
-    }
   }
-  const int64_t update_every = config_int_or(config_, "update_epochs", 1);
-  if (left_in_group_ == update_every) {  // MMSA: zero the grads at the start of each accumulation group
-    optimizer_->zero_grad();
-    model_->zero_grad();  // also the parameters no group trains (LMF's fusion weights)
-    mixer_->zero_grad();
-  }
-  --left_in_group_;
   MixResult mix;
   Tensor loss;
-  sums.step_values.push_back(forward_backward(batch, mix, &loss));
+  if (values.defined()) {
+    NoGradGuard no_grad;
+    loss = reshape(slice(values, 0, 0, 1), {});
+  } else {
+    values = forward_backward(batch, mix, &loss);
+  }
+  sums.step_values.push_back(values);
   if (left_in_group_ == 0) {
     optimizer_->step();
     left_in_group_ = update_every;

@@ -98,6 +98,48 @@ TEST_CASE("cuda graph: replays equal uncaptured steps bit for bit, dropout inclu
   SUBCASE("fused attention's dropout") { check_replays_equal_eager<AttentionNet>(); }
 }
 
+// Gradient accumulation (update_epochs > 1): six batches in groups of three, an Adam step after each group.
+// The graphed run takes its first batch uncaptured and captures the second, mid-group, as the trainer does;
+// the replays add into the same grads as the uncaptured backwards would.
+TEST_CASE("cuda graph: with accumulation, replays add into the grads as uncaptured steps do") {
+  MSMIX_REQUIRE_GPU();
+  Net eager, graphed;
+  AdamOptions o;
+  o.lr = 1e-2f;
+  Adam opt_e(eager.params(), o), opt_g(graphed.params(), o);
+  GraphStep graph(graphed.params(), true);
+  constexpr int kGroup = 3;
+  manual_seed(6);
+  std::vector<float> losses_eager;
+  for (int k = 0; k < 2 * kGroup; ++k) {
+    if (k % kGroup == 0) opt_e.zero_grad();
+    losses_eager.push_back(eager.step(gpu_batch(16, 200 + k)).item());
+    if (k % kGroup == kGroup - 1) opt_e.step();
+  }
+  manual_seed(6);
+  std::vector<float> losses_graph;
+  for (int k = 0; k < 2 * kGroup; ++k) {
+    if (k % kGroup == 0) {
+      if (graph.captured()) graph.zero_grads();
+      else opt_g.zero_grad();
+    }
+    const Batch b = gpu_batch(16, 200 + k);
+    Tensor v = k == 0 ? graphed.step(b)
+               : graph.captured() ? graph.replay(b)
+                                  : graph.capture(b, [&](const Batch& in) { return graphed.step(in); });
+    losses_graph.push_back(v.item());
+    if (k % kGroup == kGroup - 1) opt_g.step();
+  }
+  CHECK(graph.replays() == 2 * kGroup - 1);
+  for (size_t k = 0; k < losses_eager.size(); ++k)
+    CHECK(losses_graph[k] == doctest::Approx(losses_eager[k]).epsilon(1e-6));
+  for (size_t i = 0; i < eager.params().size(); ++i) {
+    check_close(graphed.params()[i].grad(), eager.params()[i].grad(), 1e-6, 1e-7, "the last group's grads");
+    check_close(graphed.params()[i], eager.params()[i], 1e-6, 1e-7, "weights after two groups");
+  }
+  check_throws_with([] { GraphStep(std::vector<Tensor>{}).zero_grads(); }, {"zero_grads", "accumulates"});
+}
+
 TEST_CASE("cuda graph: a step that reads back cannot be captured and leaves nothing behind") {
   MSMIX_REQUIRE_GPU();
   Net net;
@@ -151,6 +193,7 @@ TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's nu
       {"lf_dnn", {}, true},
       {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8", "grad_clip_norm=1"}, false},
       {"lmf", {}, true},
+      {"lf_dnn", {"update_epochs=3"}, true},  // accumulation: zeroed in place at each group's start
       {"mult",
        {"dst_feature_dim_nheads=[8,2]", "nlevels=1", "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1",
         "conv1d_kernel_size_v=1", "update_epochs=1"},
