@@ -333,7 +333,7 @@ def bench(name, steps, warmup, batch=None, device="cpu"):
         if clip > 0:
             nn.utils.clip_grad_value_([p for p in model.parameters() if p.requires_grad], clip)
         optimizer.step()
-        loss.item()  # waits for the GPU, as msmix's step (which reads the loss back)
+        loss.item()  # MMSA's trainer reads the loss each step; msmix bench waits for the GPU at each step's end
         sync()
         ms, cpu_ms = (time.perf_counter() - w0) * 1e3, (time.process_time() - c0) * 1e3
         print(f"{name} step {i + 1}/{warmup + steps}: {ms:.1f} ms{' (warm-up)' if i < warmup else ''}",
