@@ -241,6 +241,14 @@ summary() {  # the doctest summary lines of a test step, and its first failures
   grep -E '^\[doctest\] (test cases|assertions)' "$f" || true
   grep -E -A3 'ERROR|FATAL|fatal error|Segmentation|signal' "$f" | head -40 || true
 }
+step_output() {  # STEP LINES TITLE: a step's output but the per-step progress lines, at most LINES, as a section
+  [ -f "$BUILD/step-$1.txt" ] || return 0
+  echo "## $3"
+  echo '```'
+  grep -v '^step ' "$BUILD/step-$1.txt" | head -"$2"
+  echo '```'
+  echo
+}
 bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a section
   [ -f "$BUILD/step-$1.txt" ] || return 0
   echo "## $2"
@@ -293,20 +301,8 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   echo
   bench_lines fused-attention "MulT training steps on the GPU: composite attention, then fused; each uncaptured, then with cuda_graph"
   bench_lines lstm-scans "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph"
-  if [ -f "$BUILD/step-ops-profile.txt" ]; then
-    echo "## where a GPU training step's time goes (msmix bench --ops)"
-    echo '```'
-    grep -v '^step ' "$BUILD/step-ops-profile.txt" | head -70
-    echo '```'
-    echo
-  fi
-  if [ -f "$BUILD/step-nsys.txt" ]; then
-    echo "## GPU kernels of captured steps (nsys cuda_gpu_kern_sum: time %, total ns, instances, avg ns, name)"
-    echo '```'
-    grep -v '^step ' "$BUILD/step-nsys.txt" | head -40
-    echo '```'
-    echo
-  fi
+  step_output ops-profile 70 "where a GPU training step's time goes (msmix bench --ops)"
+  step_output nsys 40 "GPU kernels of captured steps (nsys cuda_gpu_kern_sum: time %, total ns, instances, avg ns, name)"
   echo "## CUDA ops (bench/bench_cuda_ops.cpp)"
   echo '```'
   [ -f "$BUILD/step-bench-cuda.txt" ] && grep '^{' "$BUILD/step-bench-cuda.txt" | sed 's/[{}"]//g'
