@@ -49,6 +49,7 @@ struct KernelOffset {
   const uint64_t* base = nullptr;  // non-null: the kernel draws at *base + offset
 };
 KernelOffset kernel_offset(const Generator& gen, uint64_t offset, bool on_gpu, const char* op);
+
 void manual_seed(uint64_t seed);  // resets the default generator to (seed, 0)
 
 }  // namespace msmix

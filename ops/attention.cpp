@@ -1,9 +1,9 @@
 #include "ops/attention.h"
 
 #include "engine/autograd.h"
-#include "engine/cuda_runtime.h"
 #include "engine/error.h"
 #include "engine/profile.h"
+#include "engine/random.h"
 #include "ops/cpu/attention.h"
 #include "ops/cuda/kernels.h"
 

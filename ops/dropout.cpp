@@ -2,9 +2,9 @@
 // Memory choice: the mask is not saved. Each call takes one stretch of the generator's Philox stream
 // (seed, offset), and backward regenerates the same mask from it: no [numel] mask tensor lives until
 // backward, at the cost of recomputing Philox (10 cheap rounds per 4 elements), as a CUDA kernel would.
-#include "engine/cuda_runtime.h"
 #include "engine/error.h"
 #include "engine/profile.h"
+#include "engine/random.h"
 #include "ops/cpu/dropout.h"
 #include "ops/cuda/kernels.h"
 #include "ops/ops.h"

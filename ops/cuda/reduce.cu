@@ -40,14 +40,29 @@ struct Split {
   __device__ int64_t end(int64_t s, int64_t D) const { return min(D, (s + 1) * chunk); }
 };
 
+// acc combined with p[d * stride] for d = begin, begin + step, ... < end, in that order (the sums' bits do not
+// depend on it), with kUnroll loads issued together: one load per iteration left each warp waiting on memory,
+// and the full sum ran at half of an H200's copy bandwidth (gpucheck, 2026-11-27).
+template <class R>
+__device__ __forceinline__ typename R::T strided_reduce(typename R::T acc, const float* p, int64_t begin, int64_t end,
+                                                        int64_t step, int64_t stride) {
+  int64_t d = begin;
+  for (; d + (kUnroll - 1) * step < end; d += kUnroll * step) {
+    float v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) v[u] = p[(d + u * step) * stride];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) acc = R::combine(acc, typename R::T(v[u]));
+  }
+  for (; d < end; d += step) acc = R::combine(acc, typename R::T(p[d * stride]));
+  return acc;
+}
+
 template <class R>
 __global__ void per_output_kernel(const float* x, float* out, int64_t outer, int64_t D, int64_t inner) {
   MSMIX_GRID_LOOP(j, outer * inner) {
     const int64_t o = j / inner, i = j - o * inner;
-    const float* p = x + o * D * inner + i;
-    typename R::T acc = R::init();
-    for (int64_t d = 0; d < D; ++d) acc = R::combine(acc, typename R::T(p[d * inner]));
-    out[j] = float(acc);
+    out[j] = float(strided_reduce<R>(R::init(), x + o * D * inner + i, 0, D, 1, inner));
   }
 }
 
@@ -60,8 +75,7 @@ __global__ void row_kernel(const float* x, float* out, int64_t outer, int64_t D,
   for (int64_t w = blockIdx.x * warps_per_block + threadIdx.x / 32; w < groups; w += gridDim.x * warps_per_block) {
     const int64_t o = w / sp.S, s = w - o * sp.S;
     const float* row = x + o * D;
-    typename R::T acc = R::init();
-    for (int64_t d = sp.begin(s) + lane; d < sp.end(s, D); d += 32) acc = R::combine(acc, typename R::T(row[d]));
+    typename R::T acc = strided_reduce<R>(R::init(), row, sp.begin(s) + lane, sp.end(s, D), 32, 1);
     acc = group_reduce<32>(acc, [](typename R::T a, typename R::T b) { return R::combine(a, b); },
                            static_cast<typename R::T*>(nullptr));
     if (lane == 0) out[w] = float(acc);
@@ -80,10 +94,7 @@ __global__ void column_kernel(const float* x, float* out, int64_t outer, int64_t
     for (int64_t cb = blockIdx.x; cb < col_blocks; cb += gridDim.x) {
       const int64_t i = cb * 32 + tx;
       typename R::T acc = R::init();
-      if (i < inner) {
-        const float* p = x + o * D * inner + i;
-        for (int64_t d = sp.begin(s) + ty; d < sp.end(s, D); d += 8) acc = R::combine(acc, typename R::T(p[d * inner]));
-      }
+      if (i < inner) acc = strided_reduce<R>(acc, x + o * D * inner + i, sp.begin(s) + ty, sp.end(s, D), 8, inner);
       part[ty][tx] = acc;
       __syncthreads();
       if (ty == 0 && i < inner) {
