@@ -27,9 +27,6 @@ MultiheadAttention::MultiheadAttention(int64_t embed_dim_, int64_t num_heads_, f
   if (bias) init::zeros_(out_proj->bias);
 }
 
-namespace {
-
-// MSMIX_CUDA_FUSED_ATTENTION=1: MultiheadAttention uses the fused CUDA kernel (see forward), read once.
 bool cuda_fused_attention_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("MSMIX_CUDA_FUSED_ATTENTION");
@@ -37,6 +34,8 @@ bool cuda_fused_attention_enabled() {
   }();
   return on;
 }
+
+namespace {
 
 // [B, N, E] -> [B, heads, N, E / heads]
 Tensor split_heads(const Tensor& x, int64_t heads) {

@@ -10,9 +10,11 @@
 #include "engine/blas_kernels.h"
 #include "engine/cuda_runtime.h"
 #include "engine/error.h"
+#include "models/attention.h"
 #include "models/registry.h"
 #include "msmix/bench_model.h"
 #include "msmix/trainer.h"
+#include "ops/cuda/kernels.h"
 
 namespace msmix {
 
@@ -27,6 +29,10 @@ std::string build_info() {
   int gpus = cuda::device_count();
   if (gpus == 0) out += "gpus: none found\n";
   for (int i = 0; i < gpus; ++i) out += fmt::format("gpu {}: {}\n", i, cuda::device_name(i));
+  if (cuda::compiled())  // the kernel choices a GPU run makes (environment switches, read once)
+    out += fmt::format("gpu kernels: LSTM scan {} (MSMIX_CUDA_LSTM), attention {} (MSMIX_CUDA_FUSED_ATTENTION)\n",
+                       cuda::persistent_lstm() ? "persistent" : "stepwise",
+                       cuda_fused_attention_enabled() ? "fused" : "composite");
   return out;
 }
 

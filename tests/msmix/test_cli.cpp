@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/checkpoint.h"
+#include "engine/cuda_runtime.h"
 #include "msmix/commands.h"
 #include "tests/testing.h"
 
@@ -62,6 +63,13 @@ TEST_CASE("cli: --help on every subcommand, info, and a subcommand is required")
   Outcome info = cli({"info"});
   CHECK(info.code == 0);
   CHECK(info.out.find("msmix: ") == 0);
+  if (cuda::compiled()) {  // the GPU kernel choices: persistent and composite unless the environment says not
+    const char* lstm = std::getenv("MSMIX_CUDA_LSTM");
+    const char* fused = std::getenv("MSMIX_CUDA_FUSED_ATTENTION");
+    CHECK(info.out.find(fmt::format("gpu kernels: LSTM scan {} (MSMIX_CUDA_LSTM), attention {}",
+                                    lstm && std::string(lstm) == "stepwise" ? "stepwise" : "persistent",
+                                    fused && std::string(fused) == "1" ? "fused" : "composite")) != std::string::npos);
+  }
   check_error({}, {"subcommand"});
 }
 
