@@ -2,7 +2,7 @@
 
 usage: python3 bench/compare_models.py [--msmix build/msmix] [--baseline OTHER/msmix] [--model M ...]
                                        [--threads 1,2] [--repeats N] [--steps K] [--warmup W] [--markdown]
-                                       [--msmix-arg ARG ...]
+                                       [--mix none|msmix] [--msmix-arg ARG ...]
 
 For each thread count (OMP_NUM_THREADS for both sides) and model, runs msmix and then PyTorch back to back,
 --repeats times alternating, on MMSA's MOSI shapes and batch sizes (synthetic:mosi: text 50 x 768; audio /
@@ -56,11 +56,13 @@ def main():
     parser.add_argument("--steps", type=int, default=0, help="timed steps (0: per model, see STEPS)")
     parser.add_argument("--warmup", type=int, default=-1, help="warm-up steps (-1: per model)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: both sides train on it")
+    parser.add_argument("--mix", default="none", choices=["none", "msmix"],
+                        help="msmix: MS-Mix's training step on both sides (PyTorch's twin: TFN only)")
     parser.add_argument("--msmix-arg", action="append", default=[],
                         help="one more argument for msmix bench (repeat: --msmix-arg=--set --msmix-arg=cuda_graph=true)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    models = args.model or MODELS
+    models = args.model or (MODELS if args.mix == "none" else ["tfn"])
     threads = [int(t) for t in args.threads.split(",")]
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
 
@@ -71,7 +73,7 @@ def main():
             warmup = args.warmup if args.warmup >= 0 else STEPS[m][1]
             ours, theirs, before = [], [], []
             bench = ["bench", "--model", m, "--data", "synthetic:mosi", "--device", args.device, "--steps", str(steps),
-                     "--warmup", str(warmup), "--json"] + args.msmix_arg
+                     "--warmup", str(warmup), "--mix", args.mix, "--json"] + args.msmix_arg
             for rep in range(args.repeats):
                 if args.baseline:
                     print(f"[{t} thread(s)] {m} repeat {rep + 1}/{args.repeats}: baseline ...", file=sys.stderr,
@@ -81,13 +83,15 @@ def main():
                 ours.append(run([args.msmix] + bench, t))
                 print(f"[{t} thread(s)] {m} repeat {rep + 1}/{args.repeats}: torch ...", file=sys.stderr, flush=True)
                 theirs.append(run([TORCH_PYTHON, os.path.join(HERE, "torch", "bench_models.py"), "--model", m,
-                                   "--steps", str(steps), "--warmup", str(warmup), "--device", args.device], t))
+                                   "--steps", str(steps), "--warmup", str(warmup), "--device", args.device,
+                                   "--mix", args.mix], t))
             ours, theirs, before = ([r for r in runs if r] for runs in (ours, theirs, before))
             if not ours or not theirs:
                 failed.append(m)
                 continue
             med = lambda runs, key: statistics.median(r[key] for r in runs)
-            row = {"model": m, "device": args.device, "goal": GOAL[m] if args.device == "cpu" else CUDA_GOAL,
+            row = {"model": m if args.mix == "none" else f"{m} + {args.mix}", "device": args.device,
+                   "goal": GOAL[m] if args.device == "cpu" else CUDA_GOAL,
                    "threads": t, "batch": ours[0]["batch"], "repeats": args.repeats,
                    "msmix_ms": med(ours, "ms_per_step"), "torch_ms": med(theirs, "ms_per_step"),
                    "msmix_cpu_ms": med(ours, "cpu_ms_per_step"), "torch_cpu_ms": med(theirs, "cpu_ms_per_step"),

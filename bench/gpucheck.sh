@@ -189,6 +189,9 @@ step lstm-scans 120 env MSMIX_CUDA_LSTM=stepwise MSMIX_CUDA_SYNC=1 OMP_WAIT_POLI
 step bench-models-fast 150 env TORCH_PYTHON="$(command -v python3)" \
   PYTHONUNBUFFERED=1 python3 bench/compare_models.py --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 \
   --warmup 3 --markdown --msmix-arg=--set --msmix-arg=cuda_graph=true
+# MS-Mix's training step (TFN, the PyTorch twin in bench/torch/msmix_twin.py): the paper's method, uncaptured.
+step bench-msmix 60 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 python3 bench/compare_models.py \
+  --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 --warmup 3 --markdown --mix msmix
 step bench-cuda 45 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
 step bench-torch 60 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
 # Where a GPU step's time goes, op by op (msmix bench --ops: every range waits for its kernels).
@@ -291,6 +294,9 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   echo
   echo "## the same, msmix with cuda_graph=true"
   [ -f "$BUILD/step-bench-models-fast.txt" ] && grep '^|' "$BUILD/step-bench-models-fast.txt"
+  echo
+  echo "## MS-Mix's training step (TFN) beside its PyTorch twin"
+  [ -f "$BUILD/step-bench-msmix.txt" ] && grep '^|' "$BUILD/step-bench-msmix.txt"
   if [ -f "$BIN/run-mult-msmix-cuda/results.json" ]; then
     echo
     echo "## real MOSI, MulT + MS-Mix, seed 1111, on the GPU"

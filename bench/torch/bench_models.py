@@ -20,7 +20,8 @@ LF_DNN / TFN / LMF audio [B, 1, 5] and vision [B, 1, 20] (time-averaged, MMSA's 
 
 prints one JSON object per model on stdout (ms_per_step = median wall ms; cpu_ms_per_step = median process
 CPU ms) and a readable line on stderr. Threads: torch.set_num_threads(OMP_NUM_THREADS, else all cores), as
-msmix's OpenMP. Run with Debian's python3 (python3-torch 1.13).
+msmix's OpenMP. Run with Debian's python3 (python3-torch 1.13). `--mix msmix` (TFN) times MS-Mix's step instead
+(msmix_twin.py: encode, pair selection, intensity predictors, fuse on 2B rows, the three losses).
 """
 import argparse
 import json
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 # The MMSA sub-networks, one definition shared with the golden fixtures.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "golden"))
 from mmsa_subnets import SubNet, TextSubNet  # noqa: E402
+from msmix_twin import MSMixTwin  # noqa: E402
 
 # MMSA's trainable-parameter counts at MOSI defaults, feature dims (768, 5, 20) (issue 5, docs/backbones.md).
 EXPECTED_PARAMS = {"lf_dnn": 597171, "tfn": 9497043, "lmf": 505071, "mult": 2571551}
@@ -103,9 +105,15 @@ class TFN(nn.Module):
         self.post_fusion_layer_3 = nn.Linear(post_fusion_dim, 1)
 
     def forward(self, text, audio, vision):
+        return self.fuse(*self.encode(text, audio, vision))
+
+    def encode(self, text, audio, vision):
+        """z_t, z_a, z_v: the sub-networks' outputs with the constant 1 prepended (where MS-Mix mixes)."""
         t, a, v = subnet_outputs(self, text, audio, vision)
         ones = torch.ones(t.shape[0], 1, dtype=t.dtype, device=t.device)
-        a, v, t = torch.cat([ones, a], 1), torch.cat([ones, v], 1), torch.cat([ones, t], 1)
+        return torch.cat([ones, t], 1), torch.cat([ones, a], 1), torch.cat([ones, v], 1)
+
+    def fuse(self, t, a, v):
         # MMSA's two bmm: audio slowest, text fastest
         f = torch.bmm(a.unsqueeze(2), v.unsqueeze(1)).view(-1, a.shape[1] * v.shape[1], 1)
         f = torch.bmm(f, t.unsqueeze(1)).view(t.shape[0], -1)
@@ -311,9 +319,15 @@ def make_batch(name, batch, gen, device="cpu"):
     return tuple(t.to(device) for t in (text, audio, vision, labels))
 
 
-def bench(name, steps, warmup, batch=None, device="cpu"):
+def bench(name, steps, warmup, batch=None, device="cpu", mix="none"):
     torch.manual_seed(1111)
     model, optimizer, cfg = build(name)
+    twin = None
+    if mix == "msmix":  # the intensity predictors train with the backbone (msmix_twin.py)
+        with torch.no_grad():
+            dims = [z.shape[1] for z in model.encode(*make_batch(name, 2, torch.Generator().manual_seed(0))[:3])]
+        twin = MSMixTwin(dims).to(device)
+        optimizer.add_param_group({"params": list(twin.parameters())})
     model.to(device)  # before the first step: Adam's state is created on the parameters' device
     batch = batch or cfg["batch_size"]
     clip = cfg.get("grad_clip", -1)
@@ -328,7 +342,10 @@ def bench(name, steps, warmup, batch=None, device="cpu"):
         sync()
         w0, c0 = time.perf_counter(), time.process_time()
         optimizer.zero_grad()
-        loss = criterion(model(text, audio, vision), labels)
+        if twin is None:
+            loss = criterion(model(text, audio, vision), labels)
+        else:
+            loss = twin.loss(model, text, audio, vision, labels, gen)
         loss.backward()
         if clip > 0:
             nn.utils.clip_grad_value_([p for p in model.parameters() if p.requires_grad], clip)
@@ -341,7 +358,7 @@ def bench(name, steps, warmup, batch=None, device="cpu"):
         if i >= warmup:
             wall.append(ms)
             cpu.append(cpu_ms)
-    return {"model": name, "framework": "torch " + torch.__version__, "device": device,
+    return {"model": name, "mix": mix, "framework": "torch " + torch.__version__, "device": device,
             "threads": torch.get_num_threads(),
             "batch": batch, "steps": steps, "warmup": warmup, "ms_per_step": statistics.median(wall),
             "min_ms": min(wall), "max_ms": max(wall), "items_per_s": batch / (statistics.median(wall) / 1e3),
@@ -357,7 +374,11 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=0, help="0 = MMSA's MOSI batch size")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (FP32: TF32 off, as msmix's cuBLAS calls)")
     parser.add_argument("--params-only", action="store_true", help="check and print the parameter counts, no timing")
+    parser.add_argument("--mix", default="none", choices=["none", "msmix"],
+                        help="msmix: MS-Mix's step (msmix_twin.py; TFN only, the backbone with the encode/fuse split)")
     args = parser.parse_args(argv)
+    if args.mix != "none" and any(m != "tfn" for m in args.model or ["lf_dnn"]):
+        parser.error("--mix msmix has a PyTorch twin for tfn only (--model tfn)")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))  # as msmix's OpenMP
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -371,7 +392,7 @@ def main(argv=None):
         print(f"{name}: {count:,} trainable parameters ({'= MMSA' if ok else f'MMSA has {EXPECTED_PARAMS[name]:,}'})",
               file=sys.stderr, flush=True)
         if ok and not args.params_only:
-            print(json.dumps(bench(name, args.steps, args.warmup, args.batch, args.device)), flush=True)
+            print(json.dumps(bench(name, args.steps, args.warmup, args.batch, args.device, args.mix)), flush=True)
     return 1 if failed else 0
 
 
