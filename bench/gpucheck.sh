@@ -195,9 +195,9 @@ step bench-msmix 60 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 
 step bench-cuda 45 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
 step bench-torch 60 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
 # Where a GPU step's time goes, op by op (msmix bench --ops: every range waits for its kernels).
-step ops-profile 40 bash -c "for m in lf_dnn mult; do \
+step ops-profile 40 bash -c "set -o pipefail; rc=0; for m in lf_dnn mult; do \
   '$BIN/msmix' bench --model \$m --data synthetic:mosi --device cuda --steps 5 --warmup 2 --ops \
-  | sed -n '/^bench:/p;/^where/,/^  inside ranges/p'; done"
+  | sed -n '/^bench:/p;/^where/,/^  inside ranges/p' || rc=1; done; exit \$rc"
 # The kernels' own GPU time in a captured LF_DNN and MulT step (Nsight Systems, when the image has it): what
 # a step waits on once the launches are gone.
 NSYS=$(command -v nsys || ls "$CUDA_HOME"/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys 2>/dev/null | head -1 || true)
