@@ -143,10 +143,15 @@ int64_t scan_shared_budget(int64_t blocks) {
     CUDA_CHECK(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    CUDA_CHECK(cudaFuncSetAttribute(scan_forward_persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    per_block));
-    CUDA_CHECK(cudaFuncSetAttribute(scan_backward_persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    per_block));
+    // Opting in above 48 KiB: a GPU or driver that refuses keeps the default 48 KiB (a smaller cache).
+    const auto opt_in = [per_block](const void* kernel) {
+      return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, per_block) == cudaSuccess;
+    };
+    if (!opt_in(reinterpret_cast<const void*>(scan_forward_persistent_kernel)) ||
+        !opt_in(reinterpret_cast<const void*>(scan_backward_persistent_kernel))) {
+      cudaGetLastError();  // the refusal is not an error of the next launch
+      per_block = std::min(per_block, 48 * 1024);
+    }
     return Limits{per_block, per_sm, std::max(sms, 1)};
   }();
   const int64_t resident = (blocks + limits.sms - 1) / limits.sms;
