@@ -59,7 +59,8 @@ def main():
     parser.add_argument("--mix", default="none", choices=["none", "msmix"],
                         help="msmix: MS-Mix's training step on both sides (PyTorch's twin: TFN only)")
     parser.add_argument("--msmix-arg", action="append", default=[],
-                        help="one more argument for msmix bench (repeat: --msmix-arg=--set --msmix-arg=cuda_graph=true)")
+                        help="one more argument for msmix bench, repeatable "
+                             "(--msmix-arg=--set --msmix-arg=cuda_graph=true)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     models = args.model or (MODELS if args.mix == "none" else ["tfn"])

@@ -125,7 +125,8 @@ CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | hea
   echo "cuBLAS: ${CUBLAS_DIR:-not found} ($(ls "${CUBLAS_DIR:-/nonexistent}"/libcublas.so.* 2>/dev/null | head -1 | xargs -r basename))"
   echo "cuDNN: $(sed -n 's/^#define CUDNN_\(MAJOR\|MINOR\|PATCHLEVEL\) \([0-9]*\).*/\2/p' "$CUDA_HOME"/include/cudnn_version.h /usr/include/cudnn_version.h 2>/dev/null | head -3 | paste -sd. || true) (headers; not used yet)"
   # PyTorch's pip wheels bring cuDNN's headers and libraries along: where, for a cuDNN build to use them.
-  echo "cuDNN beside torch: $(python3 -c 'import os, nvidia.cudnn as c; d = list(c.__path__)[0]; print(d, sorted(os.listdir(os.path.join(d, "include")))[:3])' 2>&1 | tail -1)"
+  echo "cuDNN beside torch: $(python3 -c 'import os, nvidia.cudnn as c; d = list(c.__path__)[0]
+print(d, sorted(os.listdir(os.path.join(d, "include")))[:3])' 2>&1 | tail -1)"
   echo "python3 torch: $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' 2>&1 | tail -1)"
 } >"$BUILD/env.txt" 2>&1 || true
 tee -a "$LOG" <"$BUILD/env.txt"

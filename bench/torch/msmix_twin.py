@@ -78,8 +78,10 @@ class MSMixTwin(nn.Module):
         for w in (m.abs() for m in intensity):
             w = (w - w.min()) / (w.max() - w.min() + 1e-8)
             lambdas.append((base + (w[i] + 1e-8) / (w[i] + w[j] + 2e-8)) / 2)
-        mixed = [lam.view(B, *([1] * (z.dim() - 1))) * z[i] + (1 - lam.view(B, *([1] * (z.dim() - 1)))) * z[j]
-                 for lam, z in zip(lambdas, zs)]
+        mixed = []
+        for lam, z in zip(lambdas, zs):
+            lam = lam.view(B, *([1] * (z.dim() - 1)))  # [B, 1] or [B, 1, 1]: one ratio per pair
+            mixed.append(lam * z[i] + (1 - lam) * z[j])
         lam_label = sum(lambdas) / 3
         out = model.fuse(*(torch.cat([z, m], 0) for z, m in zip(zs, mixed)))
         pred, mixed_pred = out[:B], out[B:]

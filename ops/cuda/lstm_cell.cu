@@ -2,8 +2,8 @@
 // (sigmoid = 1 / (1 + exp(-x)), tanh = 2 sigmoid(2x) - 1) with expf. lstm_cell: one thread per (b, j) element
 // of [B, H], which reads its four gates and writes acts, h, c (backward: the four gate grads and gc_prev).
 // lstm_scan, two ways (w_hh's grad is one cuBLAS GEMM over all T * B rows at the end in both):
-// - stepwise (MSMIX_CUDA_LSTM=stepwise, and for H above kMaxPersistentH): the host walks the T steps; each step is one cuBLAS GEMM (gates += h_prev @ w_hh^T,
-//   or dh = ggates @ w_hh backward) and one cell kernel that also applies the per-sample lengths (a sample past
+// - stepwise (MSMIX_CUDA_LSTM=stepwise, and for H above kMaxPersistentH): the host walks the T steps; each step
+//   is one cuBLAS GEMM (gates += h_prev @ w_hh^T, or dh = ggates @ w_hh backward) and one cell kernel that also applies the per-sample lengths (a sample past
 //   its length keeps its state, outputs 0 and gets no gate grad). Bound: launches for small B * H (5 per step
 //   forward, 3 backward: 400 for MMSA's 50-step text LSTM), the GEMMs for large.
 // - persistent (the default; set_persistent_lstm switches; the bodies are in lstm_scan_block.h, which
