@@ -190,9 +190,12 @@ step lstm-scans 120 env MSMIX_CUDA_LSTM=stepwise MSMIX_CUDA_SYNC=1 OMP_WAIT_POLI
 step bench-models-fast 150 env TORCH_PYTHON="$(command -v python3)" \
   PYTHONUNBUFFERED=1 python3 bench/compare_models.py --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 \
   --warmup 3 --markdown --msmix-arg=--set --msmix-arg=cuda_graph=true
-# MS-Mix's training step (TFN, the PyTorch twin in bench/torch/msmix_twin.py): the paper's method, uncaptured.
-step bench-msmix 60 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 python3 bench/compare_models.py \
-  --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 --warmup 3 --markdown --mix msmix
+# MS-Mix's training step (TFN, the PyTorch twin in bench/torch/msmix_twin.py): the paper's method, uncaptured
+# beside PyTorch; then msmix's step uncaptured and captured (cuda_graph: the selection runs in the graph).
+step bench-msmix 80 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 bash -c "set -o pipefail; \
+  python3 bench/compare_models.py --msmix '$BIN/msmix' --device cuda --threads 4 --steps 20 --warmup 3 --markdown \
+  --mix msmix || exit 1; for g in false true; do '$BIN/msmix' bench --model tfn --mix msmix --data synthetic:mosi \
+  --device cuda --steps 20 --warmup 3 --set cuda_graph=\$g --json | tail -1 || exit 1; done"
 step bench-cuda 45 bash -c "set -o pipefail; '$BIN/bench_cuda_ops' --json | tee '$BIN/bench_cuda_ops.json'"
 step bench-torch 60 python3 bench/torch/bench_cuda_ops.py --ours "$BIN/bench_cuda_ops.json"
 # Where a GPU step's time goes, op by op (msmix bench --ops: every range waits for its kernels).
@@ -222,11 +225,13 @@ step other-tests 150 env OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test
 SANITIZER=$(command -v compute-sanitizer || ls "$CUDA_HOME"/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$SANITIZER" ]; then
   step memcheck 90 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool memcheck \
-    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda softmax*,cuda layer_norm*,cuda optimizers*,cuda gradient clipping*,cuda loader*,cuda index*,cuda attention: rows*,cuda attention: dropout*'"
-  # The fused attention kernels stage keys and values in shared memory: races and barrier misuse.
+    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda softmax*,cuda layer_norm*,cuda optimizers*,cuda gradient clipping*,cuda loader*,cuda index*,cuda select_pairs*,cuda attention: rows*,cuda attention: dropout*'"
+  # The fused attention kernels stage keys and values in shared memory, the pair selection its counts and
+  # scans: races and barrier misuse.
   step racecheck 90 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool racecheck \
-    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda attention: rows*,cuda attention: dropout*' && '$SANITIZER' \
-    --tool synccheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda attention: rows*,cuda attention: dropout*'"
+    --error-exitcode 1 '$BIN/test_msmix' -tc='cuda attention: rows*,cuda attention: dropout*,cuda select_pairs*' && \
+    '$SANITIZER' --tool synccheck --error-exitcode 1 '$BIN/test_msmix' \
+    -tc='cuda attention: rows*,cuda attention: dropout*,cuda select_pairs*'"
   # The persistent LSTM kernels keep h and c (dh and dc) in shared memory between __syncthreads.
   step lstm-racecheck 90 env MSMIX_ALLOC=system OMP_WAIT_POLICY=passive bash -c "cd tests && '$SANITIZER' --tool \
     racecheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent on small*' && '$SANITIZER' --tool synccheck \
@@ -309,6 +314,7 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
     echo '```'
   fi
   echo
+  bench_lines bench-msmix "TFN + MS-Mix training steps on the GPU: uncaptured, then with cuda_graph"
   bench_lines fused-attention "MulT training steps on the GPU: composite attention, then fused; each uncaptured, then with cuda_graph"
   bench_lines lstm-scans "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph"
   step_output ops-profile 70 "where a GPU training step's time goes (msmix bench --ops)"

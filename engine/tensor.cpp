@@ -196,6 +196,7 @@ void Tensor::copy_(const Tensor& src) {
   size_t bytes = size_t(numel()) * sizeof(float);
   if (bytes == 0 || data() == src.data()) return;
   impl_->storage->host_index.reset();
+  impl_->storage->index_bound = 0;
   if (is_cuda() && src.is_cuda()) {
     cuda::memcpy_device_to_device(data(), src.data(), bytes);
   } else if (is_cuda()) {
@@ -210,6 +211,7 @@ void Tensor::copy_(const Tensor& src) {
 void Tensor::fill_(float value) {
   check_defined("fill_");
   impl_->storage->host_index.reset();
+  impl_->storage->index_bound = 0;
   if (is_cuda() && value == 0) {
     cuda::memset_zero(data(), size_t(numel()) * sizeof(float));
   } else if (is_cuda()) {

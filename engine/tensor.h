@@ -30,6 +30,9 @@ struct Storage {
   // index ops check them and the GPU's scatter-add plans them without reading the device copy back. Null
   // for any other tensor; the in-place writers (copy_, fill_) reset it.
   std::shared_ptr<const std::vector<int64_t>> host_index;
+  // Set by bounded_index() (ops/ops.h): every value is known to be an integer in [0, index_bound), as the op
+  // or host code that made it guarantees, so index ops neither check nor read it. 0: not known.
+  int64_t index_bound = 0;
 };
 
 class Tensor {

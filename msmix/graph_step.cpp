@@ -19,7 +19,7 @@ auto tensors_of(B& b) {
 GraphStep::GraphStep(std::vector<Tensor> params, bool accumulate)
     : params_(std::move(params)), accumulate_(accumulate) {}
 
-Tensor GraphStep::capture(const Batch& batch, const Body& body) {
+std::vector<Tensor> GraphStep::capture(const Batch& batch, const Tensor& draws, const Body& body) {
   MSMIX_CHECK(!captured(), "GraphStep: already captured");
   MSMIX_CHECK(batch.labels.defined() && batch.labels.is_cuda(), "GraphStep: a CUDA graph needs the batch on the GPU");
   {
@@ -27,6 +27,7 @@ Tensor GraphStep::capture(const Batch& batch, const Body& body) {
     inputs_ = batch;  // host-side fields as they are; the tensors become the graph's own copies
     for (Tensor* t : tensors_of(inputs_))
       if (t->defined()) *t = t->detach().clone();
+    draws_in_ = draws.defined() ? draws.detach().clone() : Tensor();
     device_offset_ = Tensor::zeros({2}, batch.labels.device());  // 8 bytes
     // Without accumulation the captured backward writes each grad (none present); with it, adds to each.
     for (Tensor& p : params_) {
@@ -40,13 +41,13 @@ Tensor GraphStep::capture(const Batch& batch, const Body& body) {
   graph_philox() = {reinterpret_cast<const uint64_t*>(device_offset_.data()), start};
   cuda::begin_capture();
   try {
-    values_ = body(inputs_);
+    outputs_ = body(inputs_, draws_in_);
     graph_ = cuda::end_capture();
   } catch (...) {
     cuda::abort_capture();
     graph_philox() = {};
     gen.offset = start;
-    values_ = Tensor();
+    outputs_.clear();
     graph_.reset();
     if (!accumulate_)  // with accumulation the grads are as they were: nothing captured ran
       for (Tensor& p : params_) p.zero_grad();
@@ -57,10 +58,10 @@ Tensor GraphStep::capture(const Batch& batch, const Body& body) {
   gen.offset = start;  // nothing ran yet: the replay below takes the step's draws
   for (Tensor& p : params_)
     if (p.grad().defined()) grads_.emplace_back(p, p.grad());
-  return replay(batch);
+  return replay(batch, draws);
 }
 
-Tensor GraphStep::replay(const Batch& batch) {
+std::vector<Tensor> GraphStep::replay(const Batch& batch, const Tensor& draws) {
   MSMIX_CHECK(captured(), "GraphStep: nothing captured");
   MSMIX_CHECK(batch.size() == inputs_.size(), "GraphStep: a batch of {} for a step captured with {}", batch.size(),
               inputs_.size());
@@ -70,6 +71,9 @@ Tensor GraphStep::replay(const Batch& batch) {
     MSMIX_CHECK(to[k]->defined() == from[k]->defined(), "GraphStep: the batch's tensors differ from the captured ones");
     if (to[k]->defined()) to[k]->copy_(*from[k]);  // shapes checked by copy_
   }
+  MSMIX_CHECK(draws.defined() == draws_in_.defined(), "GraphStep: draws {} for a step captured {} them",
+              draws.defined() ? "given" : "missing", draws_in_.defined() ? "with" : "without");
+  if (draws.defined()) draws_in_.copy_(draws);
   Generator& gen = default_generator();
   const uint64_t offset = gen.offset;
   cuda::memcpy_host_to_device(device_offset_.data(), &offset, sizeof(offset));  // queued before the replay
@@ -78,7 +82,9 @@ Tensor GraphStep::replay(const Batch& batch) {
   for (auto& [p, g] : grads_) p.set_grad(g);
   ++replays_;
   NoGradGuard no_grad;
-  return values_.clone();
+  std::vector<Tensor> out;
+  for (const Tensor& t : outputs_) out.push_back(t.defined() ? t.clone() : Tensor());
+  return out;
 }
 
 void GraphStep::zero_grads() {

@@ -3,11 +3,14 @@
 // hundred, which is what bounds MMSA's small backbones on a GPU. The optimizer step stays outside (one launch).
 //
 //   GraphStep graph(model.parameters());
-//   Tensor values = graph.captured() ? graph.replay(batch) : graph.capture(batch, body);
+//   Tensor draws = mixer.draw(B, mix_gen, device);     // the step's host-side draws, made before it
+//   std::vector<Tensor> out = graph.captured() ? graph.replay(batch, draws) : graph.capture(batch, draws, body);
 //   optimizer.step();  // the grads are those of `batch`
 //
 // What makes a replay equal an uncaptured step (tests/cuda/test_cuda_graph.cpp):
-// - inputs: the graph reads the batch tensors it was captured with; replay() copies each batch into them;
+// - inputs: the graph reads the batch tensors and the draws it was captured with; replay() copies each batch
+//   and each step's draws (Mixup's pairs and ratio, MS-Mix's selection draws and Beta draws: made on the host
+//   before the step, from the mixing generator) into them;
 // - dropout: the default generator's offset at the start of the step is written to the device before each
 //   replay, and the captured kernels draw from it (engine/random.h, GraphPhilox); the host generator then
 //   advances by what the step draws, as an uncaptured step would;
@@ -19,9 +22,9 @@
 //   place at the start of each accumulation group, and uncaptured steps in between add into them too;
 // - memory: what the capture allocated stays the graph's (a private allocator pool), so nothing else is
 //   ever given those addresses.
-// The step must read nothing back and draw nothing else on the host: MS-Mix's selection and Mixup's pairs
-// and ratios are host-side, so cuda_graph takes mix none. The batch's host-side fields (lengths, ids) are
-// those of the captured batch: no backbone reads them.
+// The step must read nothing back and draw nothing else on the host (MS-Mix selects its pairs on the device,
+// ops/pair_selection.h). The batch's host-side fields (lengths, ids) are those of the captured batch: no
+// backbone reads them.
 #pragma once
 #include <functional>
 #include <memory>
@@ -36,8 +39,9 @@ namespace msmix {
 
 class GraphStep {
  public:
-  // The step's body on a batch: forward, loss, backward, clipping; returns the step's loss values [k].
-  using Body = std::function<Tensor(const Batch& batch)>;
+  // The step's body on a batch and its draws (undefined without mixing): forward, loss, backward, clipping;
+  // returns the step's outputs (its loss values, its mixing statistics), which each replay rewrites.
+  using Body = std::function<std::vector<Tensor>(const Batch& batch, const Tensor& draws)>;
 
   // params: every parameter whose grad the step writes. accumulate: replays add into the grads (see above).
   explicit GraphStep(std::vector<Tensor> params, bool accumulate = false);
@@ -46,13 +50,13 @@ class GraphStep {
   int64_t batch_size() const { return inputs_.size(); }
   int64_t replays() const { return replays_; }
 
-  // Captures `body` on a copy of `batch` (the graph's inputs) and runs it once, so the grads are then those
-  // of `batch`. When the body cannot be captured (it throws: a read back, a host-side draw), nothing is left
-  // captured, the generator is as it was, and the error is passed on.
-  Tensor capture(const Batch& batch, const Body& body);
-  // Copies `batch` (the captured size) into the inputs, replays, re-attaches the grads; returns a copy of the
-  // step's loss values.
-  Tensor replay(const Batch& batch);
+  // Captures `body` on copies of `batch` and `draws` (the graph's inputs) and runs it once, so the grads are
+  // then those of `batch`. When the body cannot be captured (it throws: a read back, a host-side draw),
+  // nothing is left captured, the generator is as it was, and the error is passed on.
+  std::vector<Tensor> capture(const Batch& batch, const Tensor& draws, const Body& body);
+  // Copies `batch` (the captured size) and `draws` into the inputs, replays, re-attaches the grads; returns
+  // copies of the step's outputs.
+  std::vector<Tensor> replay(const Batch& batch, const Tensor& draws);
   // With accumulation, once captured: the grads the graph adds into, zeroed in place and attached to the
   // parameters (what zero_grad() does to an uncaptured step's grads).
   void zero_grads();
@@ -61,7 +65,8 @@ class GraphStep {
   std::vector<Tensor> params_;
   bool accumulate_;
   Batch inputs_;
-  Tensor values_;                                // the captured step's output, rewritten by each replay
+  Tensor draws_in_;                              // the draws input (undefined without mixing)
+  std::vector<Tensor> outputs_;                  // the captured step's outputs, rewritten by each replay
   std::vector<std::pair<Tensor, Tensor>> grads_;  // (parameter, the grad the graph writes)
   Tensor device_offset_;                         // 8 bytes: the Philox offset of the step being replayed
   uint64_t draws_ = 0;                           // Philox blocks the step takes from the default generator

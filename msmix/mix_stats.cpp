@@ -29,31 +29,32 @@ PendingMixStep pending_mix_step(const MixResult& r) {
   PendingMixStep p;
   if (!r.active) return p;
   NoGradGuard no_grad;
-  p.pairs = r.pairs;
+  p.pairs = r.index_i.numel();
   p.samples = r.labels.numel();
   p.has_intensity = r.intensity_t.defined() && r.intensity_a.defined() && r.intensity_v.defined();
-  p.selection = r.selection;
+  p.has_selection = r.selection.defined();
   std::vector<Tensor> parts = {flat(r.labels_i), flat(r.labels_j), flat(r.lambda_base), flat(r.lambda_t),
                                flat(r.lambda_a), flat(r.lambda_v), flat(r.lambda_label), flat(r.mixed_labels),
-                               flat(r.labels)};
+                               flat(r.index_i), flat(r.index_j), flat(r.labels)};
   if (p.has_intensity)
     for (const Tensor* t : {&r.intensity_t, &r.intensity_a, &r.intensity_v}) parts.push_back(flat(*t));
+  if (p.has_selection) parts.push_back(flat(r.selection));
   p.values = concat(parts, 0);
   return p;
 }
 
 MixStepStats mix_step_stats(const PendingMixStep& p, const std::vector<float>& host) {
   MixStepStats s;
-  const int64_t N = int64_t(p.pairs.size()), B = p.samples;
+  const int64_t N = p.pairs, B = p.samples;
   if (N == 0) return s;
-  const size_t expected = size_t(8 * N + B * (p.has_intensity ? 4 : 1));
+  const size_t expected = size_t(10 * N + B * (p.has_intensity ? 4 : 1) + (p.has_selection ? 4 : 0));
   MSMIX_CHECK(host.size() == expected, "mix statistics: expected {} values for {} pairs and {} samples, got {}",
               expected, N, B, host.size());
   const float *yi = host.data(), *yj = yi + N, *base = yj + N, *lt = base + N, *la = lt + N, *lv = la + N,
-              *ll = lv + N, *mixed = ll + N, *y = mixed + N;
+              *ll = lv + N, *mixed = ll + N, *pi = mixed + N, *pj = pi + N, *y = pj + N;
   s.pairs = N;
   for (int64_t k = 0; k < N; ++k) {
-    s.same_sample += p.pairs[size_t(k)].first == p.pairs[size_t(k)].second;
+    s.same_sample += pi[k] == pj[k];
     s.opposite_sign += double(yi[k]) * double(yj[k]) < 0;
     s.label_distance += std::fabs(double(yi[k]) - double(yj[k]));
     s.base += base[k];
@@ -75,7 +76,10 @@ MixStepStats mix_step_stats(const PendingMixStep& p, const std::vector<float>& h
         s.intensity[m] += v;
         s.intensity_sq[m] += v * v;
       }
-  s.selection = p.selection;
+  if (p.has_selection) {
+    const float* sel = y + B * (p.has_intensity ? 4 : 1);
+    s.selection = selection_stats(std::vector<float>(sel, sel + 4), B);
+  }
   return s;
 }
 
@@ -85,7 +89,11 @@ MixStepStats mix_step_stats(const MixResult& r) {
 }
 
 void MixStats::add(const MixResult& r) {
-  if (r.active) pending_.push_back(pending_mix_step(r));
+  if (r.active) add(pending_mix_step(r));
+}
+
+void MixStats::add(PendingMixStep p) {
+  if (p.pairs > 0) pending_.push_back(std::move(p));
 }
 
 void MixStats::read_pending() {

@@ -31,14 +31,14 @@ struct MixStepStats {
   SelectionStats selection;                      // MS-Mix (needed 0 otherwise)
 };
 
-// A mixing step's values, still on the mixing device: 8 rows of N per-pair values, the B labels, then 3 x B
-// intensities for MS-Mix (values); what the host already knows is kept beside them.
+// A mixing step's values, still on the mixing device: 10 rows of N per-pair values (the last two the pairs'
+// i and j), the B labels, then for MS-Mix 3 x B intensities and SASS's 4 statistics (values); what the host
+// already knows is kept beside them.
 struct PendingMixStep {
   Tensor values;
-  std::vector<MixPair> pairs;  // N
-  int64_t samples = 0;         // B
-  bool has_intensity = false;
-  SelectionStats selection;
+  int64_t pairs = 0;    // N
+  int64_t samples = 0;  // B
+  bool has_intensity = false, has_selection = false;
 };
 
 // What a step leaves for later (inactive: pairs empty, nothing on the device).
@@ -51,6 +51,7 @@ MixStepStats mix_step_stats(const MixResult& r);
 class MixStats {
  public:
   void add(const MixResult& r);  // keeps the step's values on the device
+  void add(PendingMixStep p);     // the same, from pending_mix_step(r) (nothing when inactive)
   void add(const MixStepStats& s);
   int64_t steps() const { return steps_ + int64_t(pending_.size()); }  // steps that mixed
   // The epoch's averages (keys in docs/training.md, "log.jsonl"); an empty object when no step mixed.

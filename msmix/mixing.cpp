@@ -6,7 +6,9 @@
 
 #include "engine/error.h"
 #include "msmix/alignment_loss.h"
+#include "ops/cpu/pair_selection.h"
 #include "ops/ops.h"
+#include "ops/pair_selection.h"
 
 namespace msmix {
 
@@ -50,12 +52,6 @@ Tensor per_row(const Tensor& lambda, int64_t rank) {
   Shape shape(size_t(rank), 1);
   shape[0] = lambda.size(0);
   return reshape(lambda, shape);
-}
-
-Tensor pair_index(const std::vector<MixPair>& pairs, bool first, Device device) {
-  std::vector<int64_t> idx;
-  for (const MixPair& p : pairs) idx.push_back(first ? p.first : p.second);
-  return index_tensor(idx, device);  // checked on the host: the index_selects read nothing back
 }
 
 }  // namespace
@@ -135,12 +131,9 @@ Tensor checked_labels(const std::string& who, const Representations& reps, const
   return labels.dim() == 1 ? labels : reshape(labels, {B});
 }
 
-// Fills the pair-derived fields of `r` from r.pairs and the lambdas already in it, and mixes.
+// Fills the pair-derived fields of `r` from r.index_i, r.index_j and the lambdas already in it, and mixes.
 void mix_pairs(MixResult& r, const Representations& reps) {
-  Device dev = reps.t.device();
   r.active = true;
-  r.index_i = pair_index(r.pairs, true, dev);
-  r.index_j = pair_index(r.pairs, false, dev);
   r.labels_i = index_select(r.labels, 0, r.index_i);
   r.labels_j = index_select(r.labels, 0, r.index_j);
   r.mixed = {mix_rows(reps.t, r.index_i, r.index_j, r.lambda_t), mix_rows(reps.a, r.index_i, r.index_j, r.lambda_a),
@@ -148,26 +141,53 @@ void mix_pairs(MixResult& r, const Representations& reps) {
   r.mixed_labels = add(mul(r.lambda_label, r.labels_i), mul(rsub(1.0f, r.lambda_label), r.labels_j));
 }
 
-// One lambda for the batch, random-permutation pairs: Mixup and Manifold Mixup.
-void mixup_pairs(MixResult& r, const Representations& reps, float alpha, Generator& gen) {
-  const int64_t B = r.labels.size(0);
+// Mixup's draws: [0 .. B-1, a Fisher-Yates permutation, one lambda], appended to `values`.
+void draw_mixup(std::vector<float>& values, int64_t B, float alpha, Generator& gen) {
   std::vector<int64_t> perm(static_cast<size_t>(B));
   std::iota(perm.begin(), perm.end(), 0);
   for (int64_t k = B - 1; k > 0; --k) std::swap(perm[k], perm[gen.randint(uint64_t(k) + 1)]);
-  for (int64_t k = 0; k < B; ++k) r.pairs.emplace_back(k, perm[k]);
-  const float lambda = gen.beta(alpha, alpha);
-  r.lambda_base = Tensor::full({B}, lambda, reps.t.device());
+  for (int64_t k = 0; k < B; ++k) values.push_back(float(k));
+  for (int64_t k = 0; k < B; ++k) values.push_back(float(perm[size_t(k)]));
+  values.push_back(gen.beta(alpha, alpha));
+}
+
+// Checks that `draws` is [n] on the representations' device (what draw() gave for this batch).
+void check_draws(const std::string& who, const Tensor& draws, int64_t n, const Representations& reps) {
+  MSMIX_CHECK(draws.defined() && draws.dim() == 1 && draws.size(0) == n && draws.device() == reps.t.device(),
+              "{}: draws must be [{}] on {} (draw() for this batch size), got {}", who, n, reps.t.device().str(),
+              shape_or_undefined(draws));
+}
+
+// One lambda for the batch, pairs (k, perm(k)) from Mixup's draws (at `at` in `draws`): Mixup and Manifold.
+void mixup_pairs(MixResult& r, const Representations& reps, const Tensor& draws, int64_t at) {
+  const int64_t B = r.labels.size(0);
+  r.index_i = bounded_index(slice(draws, 0, at, at + B), B);  // the host drew them in range
+  r.index_j = bounded_index(slice(draws, 0, at + B, at + 2 * B), B);
+  r.lambda_base = expand(slice(draws, 0, at + 2 * B, at + 2 * B + 1), {B});
   r.lambda_t = r.lambda_a = r.lambda_v = r.lambda_label = r.lambda_base;
   mix_pairs(r, reps);
 }
 
 }  // namespace
 
+std::vector<MixPair> host_pairs(const MixResult& r) {
+  std::vector<MixPair> out;
+  if (!r.active) return out;
+  const std::vector<float> i = r.index_i.to_vector(), j = r.index_j.to_vector();
+  for (size_t k = 0; k < i.size(); ++k) out.emplace_back(int64_t(i[k]), int64_t(j[k]));
+  return out;
+}
+
 Mixer::Mixer(const MixConfig& config_, MixMethod method) : config(config_) {
   config.method = method;  // the object decides what it is
   MSMIX_CHECK(config.alpha > 0, "{}: alpha must be > 0, got {}", name(), config.alpha);
   MSMIX_CHECK(config.eps >= 0 && config.label_scale > 0, "{}: eps must be >= 0 and the label scale s > 0, got {} and {}",
               name(), config.eps, config.label_scale);
+}
+
+MixResult Mixer::mix(const Representations& reps, const Tensor& labels, Generator& gen) {
+  const Tensor draws = is_training() && reps.t.defined() ? draw(reps.t.size(0), gen, reps.t.device()) : Tensor();
+  return mix(reps, labels, draws);
 }
 
 Tensor Mixer::mix_loss(const Tensor& mixed_prediction, const MixResult& r) const {
@@ -212,7 +232,9 @@ Tensor Mixer::total_loss(const Tensor& prediction, const Tensor& mixed_predictio
 
 NoMix::NoMix(const MixConfig& config_) : Mixer(config_, MixMethod::None) {}
 
-MixResult NoMix::mix(const Representations& reps, const Tensor& labels, Generator&) {
+Tensor NoMix::draw(int64_t, Generator&, Device) const { return Tensor(); }
+
+MixResult NoMix::mix(const Representations& reps, const Tensor& labels, const Tensor&) {
   MixResult r;
   r.labels = checked_labels("none", reps, labels);
   return r;
@@ -220,12 +242,19 @@ MixResult NoMix::mix(const Representations& reps, const Tensor& labels, Generato
 
 Mixup::Mixup(const MixConfig& config_) : Mixer(config_, MixMethod::Mixup) {}
 
-MixResult Mixup::mix(const Representations& reps, const Tensor& labels, Generator& gen) {
+Tensor Mixup::draw(int64_t B, Generator& gen, Device device) const {
+  std::vector<float> values;
+  draw_mixup(values, B, config.alpha, gen);
+  return Tensor::from_vector(values, {int64_t(values.size())}, device);
+}
+
+MixResult Mixup::mix(const Representations& reps, const Tensor& labels, const Tensor& draws) {
   MixResult r;
   r.labels = checked_labels("mixup", reps, labels);
   if (!is_training()) return r;
+  check_draws("mixup", draws, 2 * r.labels.size(0) + 1, reps);
   r.layer = "representations";
-  mixup_pairs(r, reps, config.alpha, gen);
+  mixup_pairs(r, reps, draws, 0);
   return r;
 }
 
@@ -236,12 +265,19 @@ ManifoldMixup::ManifoldMixup(const MixConfig& config_, std::vector<std::string> 
     MSMIX_CHECK(layer == "representations", "manifold: layer '{}' is not offered yet (only 'representations')", layer);
 }
 
-MixResult ManifoldMixup::mix(const Representations& reps, const Tensor& labels, Generator& gen) {
+Tensor ManifoldMixup::draw(int64_t B, Generator& gen, Device device) const {
+  std::vector<float> values = {float(gen.randint(layers.size()))};  // drawn even from one layer: the same stream
+  draw_mixup(values, B, config.alpha, gen);
+  return Tensor::from_vector(values, {int64_t(values.size())}, device);
+}
+
+MixResult ManifoldMixup::mix(const Representations& reps, const Tensor& labels, const Tensor& draws) {
   MixResult r;
   r.labels = checked_labels("manifold", reps, labels);
   if (!is_training()) return r;
-  r.layer = layers[gen.randint(layers.size())];  // drawn even from one layer: the stream stays the same later
-  mixup_pairs(r, reps, config.alpha, gen);
+  check_draws("manifold", draws, 2 * r.labels.size(0) + 2, reps);
+  r.layer = layers.front();  // the only one offered; the drawn index (draws[0]) picks among more, later
+  mixup_pairs(r, reps, draws, 1);
   return r;
 }
 
@@ -252,7 +288,13 @@ MSMix::MSMix(const MixConfig& config_, int64_t dim_t, int64_t dim_a, int64_t dim
   vision = register_module("vision", std::make_shared<IntensityPredictor>(dim_v, config.heads));
 }
 
-MixResult MSMix::mix(const Representations& reps, const Tensor& labels, Generator& gen) {
+Tensor MSMix::draw(int64_t B, Generator& gen, Device device) const {
+  std::vector<float> values = selection_draw_values(B, gen);  // the selection draws first
+  for (int64_t k = 0; k < B; ++k) values.push_back(gen.beta(config.alpha, config.alpha));  // one per pair
+  return Tensor::from_vector(values, {int64_t(values.size())}, device);
+}
+
+MixResult MSMix::mix(const Representations& reps, const Tensor& labels, const Tensor& draws) {
   MixResult r;
   r.labels = checked_labels("msmix", reps, labels);
   const char* names[3] = {"text", "audio", "vision"};
@@ -263,21 +305,22 @@ MixResult MSMix::mix(const Representations& reps, const Tensor& labels, Generato
                 "msmix: {} representation is {}, its intensity predictor was built for width {}", names[m],
                 describe(*zs[m]), predictors[m]->input_dim);
   if (!is_training()) return r;
+  const int64_t B = r.labels.size(0), D = cpu::kDrawParts;
+  check_draws("msmix", draws, B * (D + 1), reps);
 
   r.layer = "representations";
   auto input = [&](const Tensor& z) { return config.center_intensity_input ? sub(z, mean(z, {0}, true)) : z; };
   r.intensity_t = text->forward(input(reps.t));  // [B] each, with grad into the predictors (and the encoders)
   r.intensity_a = audio->forward(input(reps.a));
   r.intensity_v = vision->forward(input(reps.v));
-  r.pairs = selector.select(reps, gen, &r.selection);  // detached inside
-  const int64_t B = r.labels.size(0);
-  std::vector<float> base(static_cast<size_t>(B));
-  for (float& b : base) b = gen.beta(config.alpha, config.alpha);  // one draw per pair
-  r.lambda_base = Tensor::from_vector(base, {B}, reps.t.device());
+  const SelectedPairs pairs = selector.select_on_device(reps, reshape(slice(draws, 0, 0, B * D), {B, D}));
+  r.index_i = pairs.index_i;
+  r.index_j = pairs.index_j;
+  r.selection = pairs.stats;
+  r.lambda_base = slice(draws, 0, B * D, B * (D + 1));
 
-  Device dev = reps.t.device();
-  MixRatios ratios = mixing_ratios(r.intensity_t, r.intensity_a, r.intensity_v, pair_index(r.pairs, true, dev),
-                                   pair_index(r.pairs, false, dev), r.lambda_base, config.eps);
+  MixRatios ratios =
+      mixing_ratios(r.intensity_t, r.intensity_a, r.intensity_v, r.index_i, r.index_j, r.lambda_base, config.eps);
   r.lambda_t = ratios.t;
   r.lambda_a = ratios.a;
   r.lambda_v = ratios.v;

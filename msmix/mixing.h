@@ -3,6 +3,8 @@
 //
 //   Representations reps = backbone.encode(input);
 //   MixResult r = mixer->mix(reps, labels, gen);                     // nothing mixed in eval mode
+//   // or, split: the draws on the host first (they depend on B alone), then a mix that needs no host:
+//   MixResult r = mixer->mix(reps, labels, mixer->draw(B, gen, device));
 //   Representations both = r.active ? concat_batches(reps, r.mixed) : reps;  // [2B, ...]: one fuse
 //   Tensor pred = backbone.fuse(both).prediction;                    // [2B, 1]
 //   Tensor loss = mixer->total_loss(task_loss(pred[:B], y), pred[B:], r);
@@ -79,8 +81,7 @@ struct MixResult {
   bool active = false;  // false: nothing mixed (eval mode, or method none); the fields below are unset
   std::string layer;    // where it mixed: "representations"
   Representations mixed;               // [B, d] or [B, T, d] per modality, B mixed samples
-  std::vector<MixPair> pairs;          // (i_k, j_k)
-  Tensor index_i, index_j;             // [B] the pairs as float indices
+  Tensor index_i, index_j;             // [B] the pairs (i_k, j_k) as bounded indices, on the mixing device
   Tensor labels;                       // [B] the original labels (always set)
   Tensor labels_i, labels_j;           // [B] y[i_k], y[j_k]
   Tensor lambda_base;                  // [B] the Beta draws (Mixup: B copies of its one draw)
@@ -88,8 +89,10 @@ struct MixResult {
   Tensor lambda_label;                 // [B] lambda^L
   Tensor mixed_labels;                 // [B] lambda^L y_i + (1 - lambda^L) y_j
   Tensor intensity_t, intensity_a, intensity_v;  // [B] MS-Mix: I^m of the original samples
-  SelectionStats selection;            // MS-Mix: what SASS did (needed 0 for the baselines); diagnostics only
+  Tensor selection;                    // MS-Mix: what SASS did, [4] (select_pairs' stats); diagnostics only
 };
+// The pairs read back to the host (tests, diagnostics): (index_i[k], index_j[k]); empty when inactive.
+std::vector<MixPair> host_pairs(const MixResult& r);
 
 enum class TaskLoss { L1, MSE };
 
@@ -100,8 +103,14 @@ class Mixer : public Module {
   Mixer(const MixConfig& config, MixMethod method);
   std::string name() const { return mix_method_name(config.method); }
 
-  // labels [B] or [B, 1]. Draws from `gen` (selection, then Beta draws) only when it mixes.
-  virtual MixResult mix(const Representations& reps, const Tensor& labels, Generator& gen) = 0;
+  // Everything a training step of batch size B draws from `gen`, drawn now on the host (it depends on B alone,
+  // never on the data), as one tensor on `device` for mix(); undefined for none. A step that takes its draws
+  // this way needs no host in between, so a CUDA graph can replay it with each step's draws copied in.
+  virtual Tensor draw(int64_t B, Generator& gen, Device device) const = 0;
+  // labels [B] or [B, 1]; draws: what draw(B, ...) gave, unread in eval mode (which mixes nothing).
+  virtual MixResult mix(const Representations& reps, const Tensor& labels, const Tensor& draws) = 0;
+  // Both: the draws only when it mixes (training mode), so eval draws nothing.
+  MixResult mix(const Representations& reps, const Tensor& labels, Generator& gen);
   // L_mix on the B mixed predictions ([B] or [B, 1]); 0 when inactive.
   Tensor mix_loss(const Tensor& mixed_prediction, const MixResult& r) const;
   // L_SAL (MS-Mix); 0 for the baselines and when inactive.
@@ -126,15 +135,19 @@ class Mixer : public Module {
 class NoMix : public Mixer {
  public:
   explicit NoMix(const MixConfig& config);
-  MixResult mix(const Representations& reps, const Tensor& labels, Generator& gen) override;
+  using Mixer::mix;
+  Tensor draw(int64_t B, Generator& gen, Device device) const override;
+  MixResult mix(const Representations& reps, const Tensor& labels, const Tensor& draws) override;
 };
 
 // Mixup on the representations: one lambda ~ Beta(alpha, alpha) per batch, pairs (k, perm(k)) from a
-// Fisher-Yates permutation drawn first (k may meet itself, as in Mixup).
+// Fisher-Yates permutation drawn first (k may meet itself, as in Mixup). Draws: [0 .. B-1, perm, lambda].
 class Mixup : public Mixer {
  public:
   explicit Mixup(const MixConfig& config);
-  MixResult mix(const Representations& reps, const Tensor& labels, Generator& gen) override;
+  using Mixer::mix;
+  Tensor draw(int64_t B, Generator& gen, Device device) const override;
+  MixResult mix(const Representations& reps, const Tensor& labels, const Tensor& draws) override;
 };
 
 // Manifold Mixup: draws the layer (randint over `layers`), then mixes there as Mixup. A backbone offers
@@ -143,7 +156,10 @@ class Mixup : public Mixer {
 class ManifoldMixup : public Mixer {
  public:
   explicit ManifoldMixup(const MixConfig& config, std::vector<std::string> layers = {"representations"});
-  MixResult mix(const Representations& reps, const Tensor& labels, Generator& gen) override;
+  using Mixer::mix;
+  // The layer's index first, then Mixup's draws: [layer, 0 .. B-1, perm, lambda].
+  Tensor draw(int64_t B, Generator& gen, Device device) const override;
+  MixResult mix(const Representations& reps, const Tensor& labels, const Tensor& draws) override;
   std::vector<std::string> layers;
 };
 
@@ -152,7 +168,10 @@ class MSMix : public Mixer {
  public:
   // dims: the last dim of each modality's representation (d of [B, d] or [B, T, d]).
   MSMix(const MixConfig& config, int64_t dim_t, int64_t dim_a, int64_t dim_v);
-  MixResult mix(const Representations& reps, const Tensor& labels, Generator& gen) override;
+  using Mixer::mix;
+  // The selection's draws, then one Beta draw per pair: [B * 4 (selection_draws), lambda_base (B)].
+  Tensor draw(int64_t B, Generator& gen, Device device) const override;
+  MixResult mix(const Representations& reps, const Tensor& labels, const Tensor& draws) override;
   Tensor alignment_loss(const MixResult& r) const override;
 
   SampleSelector selector;

@@ -6,6 +6,7 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "ops/cpu/pair_selection.h"
 #include "ops/ops.h"
 
 namespace msmix {
@@ -38,68 +39,9 @@ Tensor SampleSelector::cosine_similarity(const Representations& reps) {
 
 namespace {
 
-// The selection on host values: s is S' row-major [B, B]. One read of the similarity feeds all of it (a
-// read waits for the GPU).
-void normalize_in_place(std::vector<float>& s, int64_t B) {
-  float lo = FLT_MAX, hi = -FLT_MAX;
-  for (int64_t i = 0; i < B; ++i)
-    for (int64_t j = 0; j < B; ++j)
-      if (i != j) lo = std::min(lo, s[i * B + j]), hi = std::max(hi, s[i * B + j]);
-  // The range is over the off-diagonal entries alone: the diagonal (self-similarity 1) says nothing.
-  const bool flat = B < 2 || !(hi - lo > 1e-8f);
-  for (int64_t i = 0; i < B; ++i)
-    for (int64_t j = 0; j < B; ++j) {
-      float& x = s[i * B + j];
-      x = i == j ? 0.0f : flat ? 0.5f : (x - lo) / (hi - lo);
-    }
-}
-
-std::vector<MixPair> candidates_of(const std::vector<float>& s, int64_t B, float delta, SelectionStats* stats) {
+std::vector<MixPair> as_pairs(const std::vector<int64_t>& positions, int64_t B) {
   std::vector<MixPair> out;
-  for (int64_t i = 0; i < B; ++i)
-    for (int64_t j = 0; j < B; ++j)
-      if (i != j && s[i * B + j] > delta) out.emplace_back(i, j);
-  if (stats) {
-    *stats = SelectionStats{};
-    stats->needed = B;
-    stats->above_delta = int64_t(out.size());
-    stats->fallback = stats->above_delta < B;
-    stats->pool = stats->above_delta;
-  }
-  if (int64_t(out.size()) >= B) return out;
-
-  // Fallback: the largest entries of the strict upper triangle (never a self-pair, even for small B where
-  // fewer than 2B such entries exist).
-  std::vector<int64_t> upper;  // flat positions i * B + j, i < j
-  for (int64_t i = 0; i < B; ++i)
-    for (int64_t j = i + 1; j < B; ++j) upper.push_back(i * B + j);
-  std::stable_sort(upper.begin(), upper.end(), [&](int64_t x, int64_t y) { return s[x] > s[y]; });
-  upper.resize(std::min<size_t>(upper.size(), size_t(2 * B)));
-  out.clear();
-  for (int64_t p : upper) out.emplace_back(p / B, p % B);
-  if (stats) stats->pool = int64_t(out.size());
-  return out;
-}
-
-std::vector<MixPair> select_from(const std::vector<float>& s, int64_t B, float delta, Generator& gen,
-                                 SelectionStats* stats) {
-  MSMIX_CHECK(B > 0, "SampleSelector: empty batch");
-  std::vector<MixPair> pool = candidates_of(s, B, delta, stats);
-  std::vector<MixPair> out;
-  if (pool.empty()) {
-    out.assign(size_t(B), MixPair{0, 0});  // B = 1: identity mix
-  } else {
-    const uint64_t n = pool.size();
-    const uint64_t keep = std::min<uint64_t>(n, uint64_t(B));
-    for (uint64_t k = 0; k < keep; ++k) std::swap(pool[k], pool[k + gen.randint(n - k)]);
-    out.assign(pool.begin(), pool.begin() + keep);
-    while (int64_t(out.size()) < B) out.push_back(pool[gen.randint(n)]);
-  }
-  if (stats) {  // read after the draws: the pairs and the generator are those of a call without stats
-    double sum = 0;
-    for (const MixPair& p : out) sum += s[size_t(p.first * B + p.second)];
-    stats->pair_similarity = sum / double(out.size());
-  }
+  for (int64_t p : positions) out.emplace_back(p / B, p % B);
   return out;
 }
 
@@ -110,30 +52,65 @@ void check_square(const Tensor& m, const char* what) {
 
 }  // namespace
 
+SelectionStats selection_stats(const std::vector<float>& stats, int64_t B) {
+  MSMIX_CHECK(stats.size() == size_t(cpu::kSelectionStats), "selection_stats: expected {} values, got {}",
+              cpu::kSelectionStats, stats.size());
+  SelectionStats s;
+  s.needed = B;
+  s.above_delta = int64_t(stats[0]);
+  s.fallback = stats[1] != 0;
+  s.pool = int64_t(stats[2]);
+  s.pair_similarity = stats[3];
+  return s;
+}
+
 Tensor SampleSelector::normalize_similarity(const Tensor& similarity) {
   check_square(similarity, "similarity");
   const int64_t B = similarity.size(0);
   std::vector<float> s = similarity.to_vector();
-  normalize_in_place(s, B);
+  cpu::normalize_similarity(s, B);
   return Tensor::from_vector(s, {B, B});
 }
 
 std::vector<MixPair> SampleSelector::candidates(const Tensor& normalized, SelectionStats* stats) const {
   check_square(normalized, "normalized similarity");
-  return candidates_of(normalized.to_vector(), normalized.size(0), delta, stats);
+  const int64_t B = normalized.size(0);
+  int64_t above = 0;
+  const std::vector<MixPair> out = as_pairs(cpu::selection_candidates(normalized.to_vector(), B, delta, &above), B);
+  if (stats) *stats = SelectionStats{B, above, above < B, int64_t(out.size()), 0.0};
+  return out;
 }
 
 std::vector<MixPair> SampleSelector::select(const Tensor& normalized, Generator& gen, SelectionStats* stats) const {
   check_square(normalized, "normalized similarity");
-  return select_from(normalized.to_vector(), normalized.size(0), delta, gen, stats);
+  const int64_t B = normalized.size(0);
+  const std::vector<float> s = normalized.to_vector();
+  int64_t above = 0;
+  const std::vector<int64_t> pool = cpu::selection_candidates(s, B, delta, &above);
+  const std::vector<float> draws = selection_draw_values(B, gen);
+  const std::vector<int64_t> chosen =
+      pool.empty() ? std::vector<int64_t>(size_t(B), 0) : cpu::shuffle_candidates(pool, B, draws.data());
+  if (stats) {
+    double sum = 0;
+    for (int64_t p : chosen) sum += s[size_t(p)];
+    *stats = SelectionStats{B, above, above < B, int64_t(pool.size()), sum / double(B)};
+  }
+  return as_pairs(chosen, B);
+}
+
+SelectedPairs SampleSelector::select_on_device(const Representations& reps, const Tensor& draws) const {
+  return select_pairs(cosine_similarity(reps), delta, draws);
 }
 
 std::vector<MixPair> SampleSelector::select(const Representations& reps, Generator& gen, SelectionStats* stats) const {
-  const Tensor similarity = cosine_similarity(reps);
-  const int64_t B = similarity.size(0);
-  std::vector<float> s = similarity.to_vector();  // the one read back of a selection
-  normalize_in_place(s, B);
-  return select_from(s, B, delta, gen, stats);
+  const int64_t B = reps.t.defined() ? reps.t.size(0) : 0;
+  MSMIX_CHECK(B > 0, "SampleSelector: empty batch");
+  const SelectedPairs p = select_on_device(reps, selection_draws(B, gen, reps.t.device()));
+  const std::vector<float> i = p.index_i.to_vector(), j = p.index_j.to_vector();
+  if (stats) *stats = selection_stats(p.stats.to_vector(), B);
+  std::vector<MixPair> out;
+  for (int64_t k = 0; k < B; ++k) out.emplace_back(int64_t(i[size_t(k)]), int64_t(j[size_t(k)]));
+  return out;
 }
 
 }  // namespace msmix

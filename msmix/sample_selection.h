@@ -10,6 +10,7 @@
 #include "engine/random.h"
 #include "engine/tensor.h"
 #include "models/backbone.h"
+#include "ops/pair_selection.h"
 
 namespace msmix {
 
@@ -23,6 +24,9 @@ struct SelectionStats {
   int64_t pool = 0;            // the candidates the pairs were drawn from (above_delta unless fallback)
   double pair_similarity = 0;  // mean S'_ij over the B selected pairs (select only)
 };
+
+// The stats of select_pairs' [4] values (read back) for a batch of B.
+SelectionStats selection_stats(const std::vector<float>& stats, int64_t B);
 
 class SampleSelector {
  public:
@@ -44,7 +48,11 @@ class SampleSelector {
   // in shuffled order followed by draws with replacement (randint(n)) up to B. B = 1: the single pair
   // (0, 0), an identity mix (no i != j pair exists). `stats`, when given, is filled.
   std::vector<MixPair> select(const Tensor& normalized, Generator& gen, SelectionStats* stats = nullptr) const;
-  // The whole of SASS: normalize_similarity(cosine_similarity(reps)) then select.
+  // The whole of SASS on the representations' device, with the draws made beforehand (selection_draws(B, gen,
+  // device), ops/pair_selection.h): the pairs as bounded indices and the stats as a [4] tensor, nothing read
+  // back. What a training step uses.
+  SelectedPairs select_on_device(const Representations& reps, const Tensor& draws) const;
+  // The same pairs (and generator) on the host: select_on_device with draws from `gen`, read back.
   std::vector<MixPair> select(const Representations& reps, Generator& gen, SelectionStats* stats = nullptr) const;
 
   float delta;  // --mix-delta: the similarity threshold on S'

@@ -256,9 +256,6 @@ void Trainer::build() {
   // cuda_graph: capture the step once and replay it (msmix/graph_step.h). Checked on every device, so a
   // config that cannot be captured fails the same way everywhere; it takes effect on the GPU only.
   if (config_bool_or(config_, "cuda_graph", false)) {
-    MSMIX_CHECK(mixer_->config.method == MixMethod::None,
-                "{}: cuda_graph needs mix none: {} draws its pairs and ratios on the host at every step", name,
-                mixer_->name());
     if (device_.is_cuda())
       graph_ = std::make_unique<GraphStep>(model_->parameters(), config_int_or(config_, "update_epochs", 1) > 1);
   }
@@ -297,16 +294,17 @@ void Trainer::fail(const std::string& message) {
 }
 
 // Forward, loss, backward and clipping of one batch: no zeroing, no optimizer step (what a CUDA graph
-// captures). Returns the step's loss values [total, task(, mix(, sal))] on the device; `mix` gets the mixer's
-// result and `total` (when given) the total loss, detached.
-Tensor Trainer::forward_backward(const Batch& batch, MixResult& mix, Tensor* total) {
+// captures), with the step's mixing draws (mixer.draw(), made before). Returns the step's loss values [total,
+// task(, mix(, sal))] on the device; `mix` gets the mixer's result and `total` (when given) the total loss,
+// detached.
+Tensor Trainer::forward_backward(const Batch& batch, const Tensor& draws, MixResult& mix, Tensor* total) {
   const int64_t B = batch.size();
   std::optional<ProfileRange> forward_range(std::in_place, "forward");
   // Sub-ranges for the op profiler and Nsight: the backbone's two halves, the mixing between them, the loss.
   std::optional<ProfileRange> part(std::in_place, "encode");
   Representations reps = model_->encode(model_input(batch, config_));
   part.emplace("mix");
-  mix = mixer_->mix(reps, batch.labels, mix_gen_);
+  mix = mixer_->mix(reps, batch.labels, draws);
   part.emplace("fuse");
   ModelOutput out = model_->fuse(mix.active ? concat_batches(reps, mix.mixed) : reps);  // [B or 2B, 1]
   part.emplace("loss");
@@ -358,37 +356,50 @@ Tensor Trainer::train_step(const Batch& batch, EpochSums& sums) {
     }
   }
   --left_in_group_;
+  // The step's random numbers for mixing, drawn on the host before it (nothing for none): the step itself
+  // then needs no host, captured or not.
+  const Tensor draws = mixer_->draw(batch.size(), mix_gen_, device_);
   // A CUDA graph step (cuda_graph): one eager step first (the optimizer's state, cuBLAS's workspace), then
-  // the capture, then replays for every batch of the captured size; other sizes run eagerly.
+  // the capture, then replays for every batch of the captured size; other sizes run eagerly. The graph's
+  // outputs: the loss values, and the mixing statistics' values when it mixes.
   Tensor values;
+  PendingMixStep mixing;
   const bool graph_size = graph_ && (graph_->captured() ? graph_->batch_size() == batch.size()
                                                          : batch.size() == config_int(config_, "batch_size"));
   if (graph_size && ++graph_steps_ > 1) {
     try {
-      values = graph_->captured() ? graph_->replay(batch) : graph_->capture(batch, [this](const Batch& b) {
-        MixResult mix;
-        return forward_backward(b, mix);
-      });
+      const std::vector<Tensor> out =
+          graph_->captured() ? graph_->replay(batch, draws)
+                             : graph_->capture(batch, draws, [this](const Batch& b, const Tensor& d) {
+                                 MixResult mix;
+                                 Tensor v = forward_backward(b, d, mix);
+                                 graph_mixing_ = pending_mix_step(mix);  // what the host knows of the step's mixing
+                                 return std::vector<Tensor>{v, graph_mixing_.values};
+                               });
+      values = out[0];
+      mixing = graph_mixing_;
+      mixing.values = out[1];
     } catch (const Error& e) {
       if (graph_->captured()) throw;  // a replay failed: a GPU error, not a step that cannot be captured
       graph_note_ = fmt::format("not used: {}", e.what());  // this step and the rest run uncaptured
       graph_.reset();
     }
   }
-  MixResult mix;
   Tensor loss;
   if (values.defined()) {
     NoGradGuard no_grad;
     loss = reshape(slice(values, 0, 0, 1), {});
   } else {
-    values = forward_backward(batch, mix, &loss);
+    MixResult mix;
+    values = forward_backward(batch, draws, mix, &loss);
+    mixing = pending_mix_step(mix);
   }
   sums.step_values.push_back(values);
   if (left_in_group_ == 0) {
     optimizer_->step();
     left_in_group_ = update_every;
   }
-  if (mix.active) sums.mixing.add(mix);
+  sums.mixing.add(mixing);
   ++sums.steps;
   return loss;
 }

@@ -36,6 +36,7 @@
 #include "models/defaults.h"
 #include "msmix/lr_scheduler.h"
 #include "msmix/metrics.h"
+#include "msmix/mix_stats.h"
 #include "msmix/mixing.h"
 #include "msmix/optimizer.h"
 #include "msmix/run_config.h"
@@ -127,7 +128,7 @@ class Trainer {
   struct EpochSums;
   void build();
   Tensor train_step(const Batch& batch, EpochSums& sums);  // the step's total loss [], left on the device
-  Tensor forward_backward(const Batch& batch, MixResult& mix, Tensor* total = nullptr);
+  Tensor forward_backward(const Batch& batch, const Tensor& draws, MixResult& mix, Tensor* total = nullptr);
   std::vector<Tensor> trained_parameters() const;
   void read_epoch_sums(EpochSums& sums, int64_t epoch, int64_t steps);
   void save_resume_point(int64_t epoch);
@@ -149,6 +150,7 @@ class Trainer {
   std::unique_ptr<GraphStep> graph_;  // cuda_graph on the GPU
   int64_t graph_steps_ = 0;           // full-size steps so far (the first runs uncaptured)
   std::string graph_note_;            // why the capture failed, when it did
+  PendingMixStep graph_mixing_;       // the captured step's mixing statistics (their values: a graph output)
 
   int64_t epochs_done_ = 0, best_epoch_ = 0, left_in_group_ = 0;
   double best_valid_loss_ = 1e8;  // MMSA's starting value for a loss

@@ -38,7 +38,7 @@ std::string position(int64_t flat, const Shape& shape) {
 
 // Throws, naming the op, the first bad value and its position, unless every value of `index` is an integer in
 // [0, limit). `target` says what is indexed: "dim 1 of x [3, 4] cpu". An index made by index_tensor() is checked
-// on its host values; any other device index is read back to the host for the check (one small copy that
+// on its host values, one made by bounded_index() by its bound; any other device index is read back to the host for the check (one small copy that
 // synchronises): kernels never see a bad index.
 void check_indices(const char* op, const char* name, const Tensor& index_in, int64_t limit,
                    const std::string& target) {
@@ -46,6 +46,12 @@ void check_indices(const char* op, const char* name, const Tensor& index_in, int
     for (size_t k = 0; k < host->size(); ++k)
       MSMIX_CHECK((*host)[k] < limit, "{}: {}{} = {} is out of range [0, {}) for {}", op, name,
                   position(int64_t(k), index_in.shape()), (*host)[k], limit, target);
+    return;
+  }
+  const int64_t bound = index_in.impl()->storage->index_bound;  // bounded_index(): valid by construction
+  if (bound > 0) {
+    MSMIX_CHECK(bound <= limit, "{}: {} holds values up to {} (bounded_index), out of range [0, {}) for {}", op, name,
+                bound - 1, limit, target);
     return;
   }
   const Tensor index = index_in.is_cuda() ? index_in.detach().to(Device::cpu()) : index_in;
@@ -194,6 +200,15 @@ Tensor index_tensor(const std::vector<int64_t>& values, Device device) {
   return t;
 }
 
+Tensor bounded_index(const Tensor& values, int64_t bound) {
+  MSMIX_CHECK(values.defined() && bound > 0 && bound <= (int64_t(1) << 24),
+              "bounded_index: needs values and a bound in [1, 2^24], got {} and {}",
+              values.defined() ? describe(values) : "undefined", bound);
+  Tensor out = reshape(values.detach(), {values.numel()});  // the same storage
+  out.impl()->storage->index_bound = bound;
+  return out;
+}
+
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   MSMIX_OP_RANGE("index_select");
   MSMIX_CHECK(x.defined() && index.defined(), "index_select: undefined input");
@@ -214,8 +229,11 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
     record(out, "index_select", {x}, [index_, x_shape, v, n](const Tensor& g, const std::vector<bool>&) {
       Tensor gx = Tensor::zeros(x_shape, g.device());  // scatter-add: repeated indices accumulate
       const auto& host = index_.impl()->storage->host_index;  // the GPU plans from it without a read back
-      if (g.is_cuda() && host) cuda::index_select_backward_host(g.data(), v.outer, v.size, v.inner, *host, gx.data());
-      else (g.is_cuda() ? cuda::index_select_backward : cpu::index_select_backward)(g.data(), v.outer, v.size, v.inner, index_.data(), n, gx.data());
+      if (!g.is_cuda()) cpu::index_select_backward(g.data(), v.outer, v.size, v.inner, index_.data(), n, gx.data());
+      else if (host) cuda::index_select_backward_host(g.data(), v.outer, v.size, v.inner, *host, gx.data());
+      else if (n * gx.numel() <= cuda::kSearchScatterMax)  // small: no read back either
+        cuda::index_select_backward_search(g.data(), v.outer, v.size, v.inner, index_.data(), n, gx.data());
+      else cuda::index_select_backward(g.data(), v.outer, v.size, v.inner, index_.data(), n, gx.data());
       return Grads{gx};
     });
   }

@@ -95,6 +95,10 @@ Tensor embedding(const Tensor& ids, const Tensor& weight);               // ids 
 // An index made on the host ([n], on `device`): its values are checked there (none negative, each exactly a
 // float), so index ops take it without reading the device copy back to check it (a read waits for the GPU).
 Tensor index_tensor(const std::vector<int64_t>& values, Device device);
+// `values` ([n], any shape flattened) as an index whose maker guarantees every value is an integer in
+// [0, bound) (MS-Mix's pair selection; a permutation drawn on the host): index ops take it as valid without
+// reading it, on any device. It shares values' storage, which keeps the mark until written in place.
+Tensor bounded_index(const Tensor& values, int64_t bound);
 
 // ---- convolution (ops/conv.cpp): x [N, Cin, L], weight [Cout, Cin, K], bias [Cout] or undefined,
 // stride 1, zero padding on both sides -> [N, Cout, L + 2 * padding - K + 1]

@@ -18,6 +18,7 @@
 #include "ops/cpu/lstm_cell.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/optimizer.h"
+#include "ops/cpu/pair_selection.h"
 #include "ops/cpu/reduce.h"
 #include "ops/cpu/unary.h"
 
@@ -68,6 +69,11 @@ void where_forward(const float* cond, const Shape& cond_shape, const float* a, c
 // ---- scatter.cu: the deterministic scatter-adds (CPU order, no atomics; reads the index back to the host)
 void index_select_backward(const float* g, int64_t outer, int64_t x_dim, int64_t inner, const float* index,
                            int64_t n, float* gx);
+// The same without reading the index back: each element of gx looks through all n indices (in ascending j, the
+// CPU's order), so only for small index ops (MS-Mix's pairs): n * outer * x_dim * inner <= kSearchScatterMax.
+constexpr int64_t kSearchScatterMax = int64_t(1) << 26;
+void index_select_backward_search(const float* g, int64_t outer, int64_t x_dim, int64_t inner, const float* index,
+                                  int64_t n, float* gx);
 // The same with the index values already on the host (index_tensor()): no read back.
 void index_select_backward_host(const float* g, int64_t outer, int64_t x_dim, int64_t inner,
                                 const std::vector<int64_t>& index, float* gx);
@@ -138,5 +144,12 @@ constexpr int64_t kAttentionMaxHeadDim = 64;
 void attention_forward(const cpu::AttentionArgs& a, const cpu::AttentionDims& d, float* out, float* stats);
 void attention_backward(const cpu::AttentionArgs& a, const cpu::AttentionDims& d, const float* stats,
                         const float* gout, float* gq, float* gk, float* gv);
+
+// ---- pair_selection.cu: MS-Mix's pair selection in one block, equal to the CPU twin (ops/cpu/pair_selection.h)
+// for every input. similarity [B, B], draws [B, cpu::kDrawParts], pairs [2, B], stats [cpu::kSelectionStats]
+// and workspace [pair_selection_workspace(B)] are device pointers; nothing is read back.
+int64_t pair_selection_workspace(int64_t B);
+void select_pairs(const float* similarity, int64_t B, float delta, const float* draws, float* pairs, float* stats,
+                  float* workspace);
 
 }  // namespace msmix::cuda

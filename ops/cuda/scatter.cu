@@ -7,7 +7,8 @@
 // plan; then one thread per (outer, target row, column) owns its element of gx and adds its sources in that
 // order: the same additions in the same order as the CPU twin, so the results are bit-identical to it.
 // Launch: grid-stride over outer * targets * inner. Bound: memory; a target hit by many sources serialises
-// in its thread (an accepted imbalance: typical repeats are tens, not thousands).
+// in its thread (an accepted imbalance: typical repeats are tens, not thousands). Small index ops without host
+// values (MS-Mix's pairs, made on the device) skip the plan: each gx element searches the index itself.
 #include <algorithm>
 #include <numeric>
 #include <vector>
@@ -32,6 +33,20 @@ __global__ void scatter_add_kernel(const float* g, float* gx, const int64_t* pla
     float acc = *dst;
     for (int64_t s = start[u]; s < start[u + 1]; ++s) acc += g[(o * n + src[s]) * inner + c];
     *dst = acc;
+  }
+}
+
+// Without a plan: thread (o, r, c) adds every g[o, j, c] with index[j] == r, in ascending j. Its n reads of the
+// index hit the same few cache lines in every thread, so for the small n it is given this beats a read back.
+__global__ void search_scatter_add_kernel(const float* g, float* gx, const float* index, int64_t n, int64_t x_dim,
+                                          int64_t inner, int64_t total) {
+  MSMIX_GRID_LOOP(i, total) {
+    const int64_t row = i / inner, c = i - row * inner;  // row = o * x_dim + r
+    const int64_t o = row / x_dim, r = row - o * x_dim;
+    float acc = gx[i];
+    for (int64_t j = 0; j < n; ++j)
+      if (int64_t(index[j]) == r) acc += g[(o * n + j) * inner + c];
+    gx[i] = acc;
   }
 }
 
@@ -79,6 +94,14 @@ void index_select_backward(const float* g, int64_t outer, int64_t x_dim, int64_t
                            int64_t n, float* gx) {
   if (outer * n * inner == 0) return;
   scatter_add_rows(g, gx, host_indices(index, n), outer, x_dim, inner);
+}
+
+void index_select_backward_search(const float* g, int64_t outer, int64_t x_dim, int64_t inner, const float* index,
+                                  int64_t n, float* gx) {
+  const int64_t total = outer * x_dim * inner;
+  if (total == 0 || n == 0) return;
+  search_scatter_add_kernel<<<blocks_for(total), kThreads>>>(g, gx, index, n, x_dim, inner, total);
+  CUDA_CHECK_LAUNCH("search_scatter_add_kernel");
 }
 
 void index_select_backward_host(const float* g, int64_t outer, int64_t x_dim, int64_t inner,

@@ -61,6 +61,9 @@ void index_select_backward(const float*, int64_t, int64_t, int64_t, const float*
 void index_select_backward_host(const float*, int64_t, int64_t, int64_t, const std::vector<int64_t>&, float*) {
   no_cuda("index_select_backward_host");
 }
+void index_select_backward_search(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float*) {
+  no_cuda("index_select_backward_search");
+}
 void gather_backward(const float*, const Shape&, const float*, const Shape&, int64_t, float*) {
   no_cuda("gather_backward");
 }
@@ -134,5 +137,8 @@ void attention_backward(const cpu::AttentionArgs&, const cpu::AttentionDims&, co
                         float*, float*) {
   no_cuda("attention_backward");
 }
+
+int64_t pair_selection_workspace(int64_t) { no_cuda("pair_selection_workspace"); }
+void select_pairs(const float*, int64_t, float, const float*, float*, float*, float*) { no_cuda("select_pairs"); }
 
 }  // namespace msmix::cuda

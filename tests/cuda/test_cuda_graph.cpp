@@ -57,6 +57,12 @@ struct AttentionNet {
 
 // Four Adam steps of a net uncaptured, then of a second one through a GraphStep (captured at the first, then
 // replayed), from the same seed: the same losses, generator offset and weights.
+// A GraphStep body running net.step (no mixing draws).
+template <class N>
+GraphStep::Body step_of(N& net) {
+  return [&net](const Batch& in, const Tensor&) { return std::vector<Tensor>{net.step(in)}; };
+}
+
 template <class N>
 void check_replays_equal_eager() {
   N eager, graphed;
@@ -77,8 +83,8 @@ void check_replays_equal_eager() {
   std::vector<float> losses_graph;
   for (int k = 0; k < 4; ++k) {
     const Batch b = gpu_batch(32, 100 + k);
-    Tensor v = graph.captured() ? graph.replay(b) : graph.capture(b, [&](const Batch& in) { return graphed.step(in); });
-    losses_graph.push_back(v.item());
+    const std::vector<Tensor> v = graph.captured() ? graph.replay(b, Tensor()) : graph.capture(b, Tensor(), step_of(graphed));
+    losses_graph.push_back(v[0].item());
     opt_g.step();
   }
   CHECK(graph.replays() == 4);
@@ -125,8 +131,8 @@ TEST_CASE("cuda graph: with accumulation, replays add into the grads as uncaptur
     }
     const Batch b = gpu_batch(16, 200 + k);
     Tensor v = k == 0 ? graphed.step(b)
-               : graph.captured() ? graph.replay(b)
-                                  : graph.capture(b, [&](const Batch& in) { return graphed.step(in); });
+               : graph.captured() ? graph.replay(b, Tensor())[0]
+                                  : graph.capture(b, Tensor(), step_of(graphed))[0];
     losses_graph.push_back(v.item());
     if (k % kGroup == kGroup - 1) opt_g.step();
   }
@@ -147,10 +153,10 @@ TEST_CASE("cuda graph: a step that reads back cannot be captured and leaves noth
   manual_seed(9);
   const uint64_t before = default_generator().offset;
   check_throws_with([&] {
-    graph.capture(gpu_batch(8, 1), [&](const Batch& in) {
+    graph.capture(gpu_batch(8, 1), Tensor(), [&](const Batch& in, const Tensor&) {
       Tensor v = net.step(in);
       (void)v.item();  // a read back inside the step
-      return v;
+      return std::vector<Tensor>{v};
     });
   }, {"inside a captured CUDA graph step"});
   CHECK(!graph.captured());
@@ -168,8 +174,8 @@ TEST_CASE("cuda graph: the op profiler's waits stand aside while a step is captu
   GraphStep graph({net.w1, net.w2});
   OpProfile profile;
   profile.start(true, 1);  // every range waits for the GPU, except inside the capture
-  Tensor v = graph.capture(gpu_batch(8, 1), [&](const Batch& in) { return net.step(in); });
-  graph.replay(gpu_batch(8, 2));
+  Tensor v = graph.capture(gpu_batch(8, 1), Tensor(), step_of(net))[0];
+  graph.replay(gpu_batch(8, 2), Tensor());
   profile.stop();
   CHECK(graph.captured());
   CHECK(std::isfinite(v.item()));
@@ -186,6 +192,7 @@ TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's nu
     const char* model;
     std::vector<std::string> overrides;
     bool persistent_lstm;
+    const char* mix = "none";
   };
   const std::vector<std::string> small = {"synthetic_scale=0.125", "synthetic_max_steps=4", "batch_size=8"};
   const std::vector<Case> cases = {
@@ -198,14 +205,24 @@ TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's nu
        {"dst_feature_dim_nheads=[8,2]", "nlevels=1", "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1",
         "conv1d_kernel_size_v=1", "update_epochs=1"},
        false},
+      // Mixing: the draws are made on the host before each step and copied into the graph's input; MS-Mix
+      // selects its pairs on the device (ops/pair_selection.h).
+      {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"}, true, "msmix"},
+      {"lf_dnn", {}, true, "mixup"},
+      {"lmf", {}, true, "manifold"},
+      {"mult",
+       {"dst_feature_dim_nheads=[8,2]", "nlevels=1", "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1",
+        "conv1d_kernel_size_v=1", "update_epochs=2"},
+       false, "msmix"},
   };
   struct Restore {
     bool before = cuda::persistent_lstm();
     ~Restore() { cuda::set_persistent_lstm(before); }
   } restore;
   for (const Case& c : cases) {
-    const std::string model = c.model;
+    const std::string model = c.model, mix = c.mix;
     CAPTURE(model);
+    CAPTURE(mix);
     CAPTURE(c.persistent_lstm);
     cuda::set_persistent_lstm(c.persistent_lstm);
     TrainResult runs[2];
@@ -213,7 +230,7 @@ TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's nu
       RunSpec spec;
       spec.model = c.model;
       spec.data = "synthetic:mosi";
-      spec.mix = "none";
+      spec.mix = c.mix;
       spec.seed = 1111;
       spec.device = "cuda";
       spec.max_epochs = 2;
@@ -232,12 +249,26 @@ TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's nu
     }
     REQUIRE(runs[0].log.size() == runs[1].log.size());
     for (size_t e = 0; e < runs[0].log.size(); ++e)
-      for (const char* key : {"train_loss", "train_task_loss", "valid_loss"}) {
+      for (const char* key : {"train_loss", "train_task_loss", "valid_loss", "train_mix_loss", "train_sal_loss"}) {
         CAPTURE(e);
         CAPTURE(key);
+        REQUIRE(runs[0].log[e].contains(key) == runs[1].log[e].contains(key));
+        if (!runs[0].log[e].contains(key)) continue;
         const double a = runs[0].log[e][key].get<double>(), b = runs[1].log[e][key].get<double>();
         CHECK(std::abs(a - b) <= 1e-6 * std::abs(a) + (std::string(key) == "valid_loss" ? 1e-4 : 0.0));
       }
+    // What mixing did (log.jsonl's "mix"): the same pairs and ratios, whether the step was replayed or not.
+    for (size_t e = 0; e < runs[0].log.size(); ++e) {
+      CAPTURE(e);
+      const Json& a = runs[0].log[e].value("mix", Json::object());
+      const Json& b = runs[1].log[e].value("mix", Json::object());
+      REQUIRE(a.size() == b.size());
+      CHECK(a.empty() == (mix == "none"));
+      for (const auto& [key, value] : a.items()) {
+        CAPTURE(key);
+        CHECK(b.at(key).get<double>() == doctest::Approx(value.get<double>()).epsilon(1e-5));
+      }
+    }
     REQUIRE(runs[1].test.size() == runs[0].test.size());
     for (size_t m = 0; m < runs[0].test.size(); ++m) {
       CAPTURE(runs[0].test[m].first);

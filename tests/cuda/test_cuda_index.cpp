@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 
+#include "ops/pair_selection.h"
 #include "tests/cuda/cuda_testing.h"
 
 using namespace msmix;
@@ -98,7 +99,9 @@ TEST_CASE("cuda index_select, embedding and gather match the CPU; repeated indic
     int64_t dim, n;
   };
   for (const Sel& s : std::vector<Sel>{{{10, 3}, 0, 25}, {{4, 9, 5}, 1, 13}, {{4, 9, 5}, 2, 1}, {{3, 7}, 1, 0},
-                                       {{1, 1}, 0, 3}, {{2, 300, 129}, 1, 700}}) {
+                                       {{1, 1}, 0, 3}, {{2, 300, 129}, 1, 700}, {{2, 600, 129}, 1, 1000}}) {
+    // The backward of a device index without host values: searched per element up to
+    // cuda::kSearchScatterMax, planned from a read back above it (the last case).
     Tensor index = indices(s.n, s.shape[size_t(s.dim)], seed++);
     const int64_t dim = s.dim;
     // Exact both ways: the forward copies, the backward adds the same floats in the same order.
@@ -167,5 +170,55 @@ TEST_CASE("cuda masked_fill and where match the CPU with broadcasting, grads inc
     check_twins(fmt::format("where c {} a {} b {}", shape_str(w.c), shape_str(w.a), shape_str(w.b)),
                 [](const std::vector<Tensor>& t) { return where(t[0], t[1], t[2]); },
                 {cond, leaf(w.a, seed++), leaf(w.b, seed++)}, kExact, reduction_tol(L));
+  }
+}
+
+// MS-Mix's pair selection (ops/pair_selection.h) on the GPU: the CPU's pairs and statistics exactly, for
+// normal batches, the fallback to the top 2B with ties across its edge, NaN entries, a flat matrix, B = 1 and
+// MulT's to LF_DNN's batch sizes; nothing read back, and its indices then go through index_select (the
+// search scatter-add, no plan) without a read either.
+TEST_CASE("cuda select_pairs equals the CPU's selection, and its indices are used unread") {
+  MSMIX_REQUIRE_GPU();
+  struct Case {
+    int64_t B;
+    float delta;
+    int levels;     // > 0: entries rounded to that many steps (ties)
+    bool nan, flat;
+  };
+  const std::vector<Case> cases = {{1, 0.4f, 0, false, false},   {2, 0.4f, 0, false, false}, {2, 1.0f, 0, false, false},
+                                   {3, 0.4f, 0, false, false},   {16, 0.4f, 0, false, false}, {16, 1.0f, 0, false, false},
+                                   {24, 0.4f, 3, false, false},  {33, 1.0f, 3, false, false}, {32, 0.4f, 0, true, false},
+                                   {32, 1.0f, 0, true, false},   {17, 0.4f, 0, false, true},  {64, -1.0f, 0, false, false},
+                                   {128, 0.4f, 0, false, false}, {128, 0.9f, 5, false, false}, {128, 1.0f, 2, false, false},
+                                   {300, 0.4f, 0, false, false}};
+  uint64_t seed = 1500;
+  for (const Case& c : cases) {
+    CAPTURE(c.B);
+    CAPTURE(c.delta);
+    CAPTURE(c.levels);
+    CAPTURE(c.nan);
+    std::vector<float> v = leaf({c.B, c.B}, seed++).to_vector();
+    for (int64_t i = 0; i < c.B; ++i)
+      for (int64_t j = 0; j < c.B; ++j) {
+        float x = c.flat ? 0.3f : std::tanh(v[size_t(std::min(i, j) * c.B + std::max(i, j))]);
+        if (c.levels > 0) x = std::round(x * float(c.levels)) / float(c.levels);
+        if (c.nan && (i + 2 * j) % 7 == 3) x = NAN;
+        v[size_t(i * c.B + j)] = i == j ? 1.0f : x;
+      }
+    const Tensor s = Tensor::from_vector(v, {c.B, c.B});
+    Generator gen(seed++);
+    const Tensor draws = selection_draws(c.B, gen, Device::cpu());
+    const SelectedPairs cpu_pairs = select_pairs(s, c.delta, draws);
+    const int64_t reads = host_read_count();
+    const SelectedPairs gpu_pairs = select_pairs(s.to(Device::cuda()), c.delta, draws.to(Device::cuda()));
+    Tensor x = gpu_leaf(leaf({c.B, 5}, seed++));
+    x.set_requires_grad(true);
+    Tensor y = index_select(x, 0, gpu_pairs.index_j);
+    sum(mul(y, y)).backward();
+    CHECK(host_read_count() == reads);
+    check_close(gpu_pairs.index_i, cpu_pairs.index_i, 0, 0, "index_i");
+    check_close(gpu_pairs.index_j, cpu_pairs.index_j, 0, 0, "index_j");
+    const std::vector<float> a = cpu_pairs.stats.to_vector(), b = gpu_pairs.stats.to_vector();
+    for (size_t k = 0; k < a.size(); ++k) CHECK(((std::isnan(a[k]) && std::isnan(b[k])) || a[k] == b[k]));
   }
 }

@@ -88,30 +88,33 @@ TEST_CASE("mix stats: MSMix fills its MixResult's selection from the representat
     Representations reps = clustered({0, 0, 1, 1});
     Generator gen(7), again(7);
     MixResult r = mixer.mix(reps, labels, gen);
-    CHECK(r.selection.needed == 4);
-    CHECK(r.selection.above_delta == 4);
-    CHECK(!r.selection.fallback);
-    CHECK(r.selection.pair_similarity == doctest::Approx(1.0));  // every pair within a cluster
-    CHECK(r.pairs == SampleSelector(config.delta).select(reps, again));  // the selection of a plain call
+    const SelectionStats sel = selection_stats(r.selection.to_vector(), 4);
+    CHECK(sel.needed == 4);
+    CHECK(sel.above_delta == 4);
+    CHECK(!sel.fallback);
+    CHECK(sel.pair_similarity == doctest::Approx(1.0));  // every pair within a cluster
+    CHECK(host_pairs(r) == SampleSelector(config.delta).select(reps, again));  // the selection of a plain call
   }
   SUBCASE("one pair and two loners: two candidates < B, the top 2B of the upper triangle") {
     Generator gen(7);
     MixResult r = mixer.mix(clustered({0, 0, 1, 2}), labels, gen);
-    CHECK(r.selection.above_delta == 2);
-    CHECK(r.selection.fallback);
-    CHECK(r.selection.pool == 6);
+    const SelectionStats sel = selection_stats(r.selection.to_vector(), 4);
+    CHECK(sel.above_delta == 2);
+    CHECK(sel.fallback);
+    CHECK(sel.pool == 6);
   }
   SUBCASE("the baselines leave it unset") {
     config.method = MixMethod::Mixup;
     Generator gen(7);
-    CHECK(make_mixer(config, 0, 0, 0)->mix(clustered({0, 0, 1, 1}), labels, gen).selection.needed == 0);
+    CHECK(!make_mixer(config, 0, 0, 0)->mix(clustered({0, 0, 1, 1}), labels, gen).selection.defined());
   }
 }
 
 TEST_CASE("mix stats: one step's statistics of a hand-made MixResult, and the epoch averages") {
   MixResult r;
   r.active = true;
-  r.pairs = {{0, 1}, {1, 0}, {2, 2}, {3, 0}};
+  r.index_i = Tensor::from_vector({0, 1, 2, 3}, {4});
+  r.index_j = Tensor::from_vector({1, 0, 2, 0}, {4});
   r.labels = Tensor::from_vector({-1, 2, 0.5f, 1}, {4});
   r.labels_i = Tensor::from_vector({-1, 2, 0.5f, 1}, {4});
   r.labels_j = Tensor::from_vector({2, -1, 0.5f, -1}, {4});  // opposite signs in pairs 0, 1, 3
@@ -124,7 +127,7 @@ TEST_CASE("mix stats: one step's statistics of a hand-made MixResult, and the ep
   r.intensity_t = Tensor::from_vector({1, -1, 2, -2}, {4});
   r.intensity_a = Tensor::full({4}, 0.5f);
   r.intensity_v = Tensor::from_vector({3, 1, 3, 1}, {4});
-  r.selection = {4, 2, true, 6, 0.7};
+  r.selection = Tensor::from_vector({2, 1, 6, 0.7f}, {4});  // above delta, fallback, pool, mean S'
 
   MixStepStats s = mix_step_stats(r);
   CHECK(s.pairs == 4);
@@ -171,7 +174,7 @@ TEST_CASE("mix stats: one step's statistics of a hand-made MixResult, and the ep
   // over all eight pairs of the epoch, not a mean of per-step stds.
   MixResult r2 = r;
   r2.lambda_label = Tensor::full({4}, 0.9f);
-  r2.selection = {4, 8, false, 8, 0.9};
+  r2.selection = Tensor::from_vector({8, 0, 8, 0.9f}, {4});
   epoch.add(r2);
   j = epoch.summary();
   CHECK(j["steps"] == 2);
@@ -201,7 +204,7 @@ TEST_CASE("mix stats: Mixup's one lambda gives equal modality ratios, no selecti
   CHECK(j["lambda_diff_av"].get<double>() == 0);
   CHECK(j["lambda_label_std"].get<double>() == doctest::Approx(0).epsilon(1e-6));  // one draw per batch
   int64_t fixed = 0;
-  for (const MixPair& p : r.pairs) fixed += p.first == p.second;
+  for (const MixPair& p : host_pairs(r)) fixed += p.first == p.second;
   CHECK(j["same_sample_fraction"].get<double>() == doctest::Approx(double(fixed) / 6));
   const float lam = r.lambda_label.to_vector()[0];
   CHECK(j["lambda_label_mean"].get<double>() == doctest::Approx(lam));
