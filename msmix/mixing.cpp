@@ -171,11 +171,7 @@ void mixup_pairs(MixResult& r, const Representations& reps, const Tensor& draws,
 }  // namespace
 
 std::vector<MixPair> host_pairs(const MixResult& r) {
-  std::vector<MixPair> out;
-  if (!r.active) return out;
-  const std::vector<float> i = r.index_i.to_vector(), j = r.index_j.to_vector();
-  for (size_t k = 0; k < i.size(); ++k) out.emplace_back(int64_t(i[k]), int64_t(j[k]));
-  return out;
+  return r.active ? host_pairs(r.index_i, r.index_j) : std::vector<MixPair>();
 }
 
 Mixer::Mixer(const MixConfig& config_, MixMethod method) : config(config_) {

@@ -1,8 +1,6 @@
 #include "msmix/sample_selection.h"
 
-#include <algorithm>
 #include <cfloat>
-#include <numeric>
 
 #include "engine/autograd.h"
 #include "engine/error.h"
@@ -64,6 +62,14 @@ SelectionStats selection_stats(const std::vector<float>& stats, int64_t B) {
   return s;
 }
 
+std::vector<MixPair> host_pairs(const Tensor& index_i, const Tensor& index_j) {
+  const std::vector<float> i = index_i.to_vector(), j = index_j.to_vector();
+  MSMIX_CHECK(i.size() == j.size(), "host_pairs: {} and {} indices", i.size(), j.size());
+  std::vector<MixPair> out;
+  for (size_t k = 0; k < i.size(); ++k) out.emplace_back(int64_t(i[k]), int64_t(j[k]));
+  return out;
+}
+
 Tensor SampleSelector::normalize_similarity(const Tensor& similarity) {
   check_square(similarity, "similarity");
   const int64_t B = similarity.size(0);
@@ -106,11 +112,8 @@ std::vector<MixPair> SampleSelector::select(const Representations& reps, Generat
   const int64_t B = reps.t.defined() ? reps.t.size(0) : 0;
   MSMIX_CHECK(B > 0, "SampleSelector: empty batch");
   const SelectedPairs p = select_on_device(reps, selection_draws(B, gen, reps.t.device()));
-  const std::vector<float> i = p.index_i.to_vector(), j = p.index_j.to_vector();
   if (stats) *stats = selection_stats(p.stats.to_vector(), B);
-  std::vector<MixPair> out;
-  for (int64_t k = 0; k < B; ++k) out.emplace_back(int64_t(i[size_t(k)]), int64_t(j[size_t(k)]));
-  return out;
+  return host_pairs(p.index_i, p.index_j);
 }
 
 }  // namespace msmix

@@ -27,6 +27,8 @@ struct SelectionStats {
 
 // The stats of select_pairs' [4] values (read back) for a batch of B.
 SelectionStats selection_stats(const std::vector<float>& stats, int64_t B);
+// The pairs (index_i[k], index_j[k]) read back to the host (tests, diagnostics).
+std::vector<MixPair> host_pairs(const Tensor& index_i, const Tensor& index_j);
 
 class SampleSelector {
  public:

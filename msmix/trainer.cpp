@@ -253,8 +253,8 @@ void Trainer::build() {
   } else {
     throw Error(fmt::format("{}: unknown optimizer '{}' (known: adam, adamw, sgd)", name, kind));
   }
-  // cuda_graph: capture the step once and replay it (msmix/graph_step.h). Checked on every device, so a
-  // config that cannot be captured fails the same way everywhere; it takes effect on the GPU only.
+  // cuda_graph: capture the step once and replay it (msmix/graph_step.h); on the GPU only (the CPU runs every
+  // step as it is, and results.json says so).
   if (config_bool_or(config_, "cuda_graph", false)) {
     if (device_.is_cuda())
       graph_ = std::make_unique<GraphStep>(model_->parameters(), config_int_or(config_, "update_epochs", 1) > 1);
