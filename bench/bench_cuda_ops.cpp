@@ -81,6 +81,13 @@ void bench_memory_bound() {
            cuda::unary_backward(UnaryOp::Gelu, {}, x.data(), x.data(), g.data(), out.data(), n);
          }), 3 * B, "GB/s");
   report("softmax 16384x1024", time_ms([&] { Tensor o = softmax(x); }), 2 * B, "GB/s");
+  {  // the opt-in register-held forward (MSMIX_CUDA_SOFTMAX=registers), beside the default
+    const bool before = cuda::softmax_rows_in_registers();
+    cuda::set_softmax_rows_in_registers(!before);
+    report(before ? "softmax 16384x1024 (three passes)" : "softmax 16384x1024 (registers)",
+           time_ms([&] { Tensor o = softmax(x); }), 2 * B, "GB/s");
+    cuda::set_softmax_rows_in_registers(before);
+  }
   report("softmax backward 16384x1024",
          time_ms([&] { cuda::softmax_backward(y.data(), g.data(), out.data(), R, C, false); }), 3 * B, "GB/s");
   Tensor wide = reshape(x, {2048, 8192});

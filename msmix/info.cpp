@@ -30,9 +30,11 @@ std::string build_info() {
   if (gpus == 0) out += "gpus: none found\n";
   for (int i = 0; i < gpus; ++i) out += fmt::format("gpu {}: {}\n", i, cuda::device_name(i));
   if (cuda::compiled())  // the kernel choices a GPU run makes (environment switches, read once)
-    out += fmt::format("gpu kernels: LSTM scan {} (MSMIX_CUDA_LSTM), attention {} (MSMIX_CUDA_FUSED_ATTENTION)\n",
-                       cuda::persistent_lstm() ? "persistent" : "stepwise",
-                       cuda_fused_attention_enabled() ? "fused" : "composite");
+    out += fmt::format(
+        "gpu kernels: LSTM scan {} (MSMIX_CUDA_LSTM), attention {} (MSMIX_CUDA_FUSED_ATTENTION), softmax {} "
+        "(MSMIX_CUDA_SOFTMAX)\n",
+        cuda::persistent_lstm() ? "persistent" : "stepwise", cuda_fused_attention_enabled() ? "fused" : "composite",
+        cuda::softmax_rows_in_registers() ? "registers" : "passes");
   return out;
 }
 

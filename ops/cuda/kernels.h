@@ -41,6 +41,10 @@ void reduce_dim(ReduceOp op, const float* x, float* out, int64_t outer, int64_t 
 // ---- softmax.cu: softmax / log_softmax over the last dim of [R, C] (twin: ops/cpu/softmax.h)
 void softmax_forward(const float* x, float* y, int64_t R, int64_t C, bool log);
 void softmax_backward(const float* y, const float* g, float* gx, int64_t R, int64_t C, bool log);
+// Which forward for rows of up to 1024: three passes over the row (the default) or the row held in a warp's
+// registers (MSMIX_CUDA_SOFTMAX=registers, read once; another value is an error); the same values either way.
+bool softmax_rows_in_registers();
+void set_softmax_rows_in_registers(bool on);
 
 // ---- norm.cu: layer norm over the last dim of [R, C] (twin: ops/cpu/norm.h); weight / bias / any grad may be null
 void layer_norm_forward(const float* x, const float* weight, const float* bias, float* y, float* mean, float* rstd,

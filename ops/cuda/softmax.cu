@@ -2,10 +2,17 @@
 // (ops/cpu/softmax.h): rows shifted by their max; -inf entries give probability 0; an all -inf row gives NaN.
 // Launch: a group of G threads per row, G = 32 (a warp, 8 rows per 256-thread block) for C <= 1024, else
 // G = 256 (a block per row); rows are looped grid-stride. Each row is read three times (max, sum, write), the
-// rereads hitting L1/L2 for the row lengths attention uses. Bound: memory. (Holding a row of 1024 in a warp's
-// registers, as layer_norm does, measured 2.5x slower here on an H200, 0.132 vs 0.054 ms at 16384 x 1024,
-// for a reason not yet found: see bench/RESULTS.md.)
+// rereads hitting L1/L2 for the row lengths attention uses. Bound: memory.
+// An opt-in forward (MSMIX_CUDA_SOFTMAX=registers) holds a row of up to 1024 in a warp's registers, as
+// layer_norm does: one read of x, one exp per entry, the same sums in the same order (so the same bits). A first
+// try of it measured 2.5x slower on an H200 (0.132 vs 0.054 ms at 16384 x 1024, cause not found); this one
+// takes exp once per entry and the log choice at compile time, and waits for gpucheck to be timed beside the
+// three-pass kernel (PyTorch's register-held kernel ran at 91% of copy there, ours at 65%).
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/error.h"
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/kernels.h"
@@ -43,6 +50,36 @@ __global__ void forward_kernel(const float* x, float* y, int64_t R, int64_t C, b
   }
 }
 
+// Rows of C <= 1024 in a warp's registers (WarpRow<N>, padded with -inf): the max, then each entry's exp kept
+// in its register (softmax) while summing, then one write. Lane sums run over k in the order forward_kernel<32>
+// takes the lane's columns, and the lanes' sums meet in the same tree: the same values.
+template <int N, bool kLog>
+__global__ void forward_registers_kernel(const float* x, float* y, int64_t R, int64_t C) {
+  const int lane = threadIdx.x % 32;
+  const int64_t rows_per_block = blockDim.x / 32;
+  for (int64_t r = blockIdx.x * rows_per_block + threadIdx.x / 32; r < R; r += gridDim.x * rows_per_block) {
+    WarpRow<N> row;
+    row.load(x + r * C, C, lane, -INFINITY);
+    float m = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < N; ++k) m = row.v[k] > m ? row.v[k] : m;
+    m = group_reduce<32>(m, MaxIgnoringNan(), static_cast<float*>(nullptr));
+    float s = 0;
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      const float e = expf(row.v[k] - m);
+      if (lane + 32 * k < C) s += e;
+      if (!kLog) row.v[k] = e;
+    }
+    s = group_reduce<32>(s, SumOp(), static_cast<float*>(nullptr));
+    float* yr = y + r * C;
+    const float shift = m + logf(s), inv = 1.0f / s;
+#pragma unroll
+    for (int k = 0; k < N; ++k)
+      if (lane + 32 * k < C) yr[lane + 32 * k] = kLog ? row.v[k] - shift : row.v[k] * inv;
+  }
+}
+
 // softmax: gx = y * (g - sum(g * y));  log_softmax: gx = g - exp(y) * sum(g).
 template <int G>
 __global__ void backward_kernel(const float* y, const float* g, float* gx, int64_t R, int64_t C, bool log) {
@@ -67,11 +104,30 @@ __global__ void backward_kernel(const float* y, const float* g, float* gx, int64
 // Blocks of 256 threads for R rows at G threads each.
 unsigned row_blocks(int64_t R, int G) { return blocks_for(R, kThreads / G); }
 
+int g_registers = -1;  // softmax_rows_in_registers(): -1 until MSMIX_CUDA_SOFTMAX is read
+
 }  // namespace
+
+bool softmax_rows_in_registers() {
+  if (g_registers < 0) {
+    const char* v = std::getenv("MSMIX_CUDA_SOFTMAX");
+    MSMIX_CHECK(!v || !*v || std::strcmp(v, "passes") == 0 || std::strcmp(v, "registers") == 0,
+                "MSMIX_CUDA_SOFTMAX={}: expected passes (the default) or registers", v);
+    g_registers = v && std::strcmp(v, "registers") == 0;
+  }
+  return g_registers == 1;
+}
+void set_softmax_rows_in_registers(bool on) { g_registers = on; }
 
 void softmax_forward(const float* x, float* y, int64_t R, int64_t C, bool log) {
   if (R == 0 || C == 0) return;
-  if (C <= kWarpRowMax) {
+  if (C <= kWarpRowMax && softmax_rows_in_registers()) {
+    with_warp_row_regs(C, [&](auto n) {
+      constexpr int N = decltype(n)::value;
+      if (log) forward_registers_kernel<N, true><<<row_blocks(R, 32), kThreads>>>(x, y, R, C);
+      else forward_registers_kernel<N, false><<<row_blocks(R, 32), kThreads>>>(x, y, R, C);
+    });
+  } else if (C <= kWarpRowMax) {
     forward_kernel<32><<<row_blocks(R, 32), kThreads>>>(x, y, R, C, log);
   } else {
     forward_kernel<kThreads><<<row_blocks(R, kThreads), kThreads>>>(x, y, R, C, log);

@@ -28,6 +28,8 @@ void reduce_dim(ReduceOp, const float*, float*, int64_t, int64_t, int64_t) { no_
 
 void softmax_forward(const float*, float*, int64_t, int64_t, bool) { no_cuda("softmax_forward"); }
 void softmax_backward(const float*, const float*, float*, int64_t, int64_t, bool) { no_cuda("softmax_backward"); }
+bool softmax_rows_in_registers() { return false; }
+void set_softmax_rows_in_registers(bool) {}
 
 void layer_norm_forward(const float*, const float*, const float*, float*, float*, float*, int64_t, int64_t, float) {
   no_cuda("layer_norm_forward");

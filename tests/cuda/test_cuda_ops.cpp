@@ -4,6 +4,7 @@
 // reductions, grid-stride loops). Every case is skipped with a message when no GPU is visible.
 #include <cmath>
 
+#include "ops/cuda/kernels.h"
 #include "tests/cuda/cuda_testing.h"
 
 using namespace msmix;
@@ -183,6 +184,36 @@ TEST_CASE("cuda softmax and log_softmax: forward and backward match the CPU, -in
     x.set_requires_grad(true);
     Fn f = [log](const std::vector<Tensor>& t) { return log ? log_softmax(t[0]) : softmax(t[0]); };
     check_twins(log ? "masked log_softmax" : "masked softmax", f, {x}, fwd, bwd);
+  }
+}
+
+// The opt-in forward that holds a row in a warp's registers (MSMIX_CUDA_SOFTMAX=registers) gives the same bits
+// as the three-pass one, over every register count, padded rows, -inf masks and an all -inf row.
+TEST_CASE("cuda softmax: the register-held forward equals the three-pass one bit for bit") {
+  MSMIX_REQUIRE_GPU();
+  struct Restore {
+    bool before = cuda::softmax_rows_in_registers();
+    ~Restore() { cuda::set_softmax_rows_in_registers(before); }
+  } restore;
+  uint64_t seed = 350;
+  for (const Shape& shape : std::vector<Shape>{{1, 1}, {4, 7}, {6, 32}, {3, 33}, {5, 129}, {64, 500}, {9, 1000},
+                                               {2, 1024}, {300, 1024}}) {
+    std::vector<float> v = leaf(shape, seed++, 3.0f).to_vector();
+    for (size_t k = 0; k < v.size(); k += 5) v[k] = -INFINITY;  // masked entries
+    if (shape[0] > 1)
+      for (int64_t c = 0; c < shape[1]; ++c) v[size_t(shape[1] + c)] = -INFINITY;  // row 1: all masked (NaN)
+    const Tensor x = Tensor::from_vector(v, shape).to(Device::cuda());
+    for (bool log : {false, true}) {
+      CAPTURE(shape_str(shape));
+      CAPTURE(log);
+      cuda::set_softmax_rows_in_registers(false);
+      const Tensor passes = log ? log_softmax(x) : softmax(x);
+      cuda::set_softmax_rows_in_registers(true);
+      const Tensor registers = log ? log_softmax(x) : softmax(x);
+      check_close(registers, passes, 0, 0, "register-held forward");
+      check_close(registers.to(Device::cpu()), log ? log_softmax(x.to(Device::cpu())) : softmax(x.to(Device::cpu())),
+                  1e-5, 1e-6, "against the CPU");
+    }
   }
 }
 

@@ -66,9 +66,13 @@ TEST_CASE("cli: --help on every subcommand, info, and a subcommand is required")
   if (cuda::compiled()) {  // the GPU kernel choices: persistent and composite unless the environment says not
     const char* lstm = std::getenv("MSMIX_CUDA_LSTM");
     const char* fused = std::getenv("MSMIX_CUDA_FUSED_ATTENTION");
-    CHECK(info.out.find(fmt::format("gpu kernels: LSTM scan {} (MSMIX_CUDA_LSTM), attention {}",
+    const char* softmax = std::getenv("MSMIX_CUDA_SOFTMAX");
+    CHECK(info.out.find(fmt::format("gpu kernels: LSTM scan {} (MSMIX_CUDA_LSTM), attention {} "
+                                    "(MSMIX_CUDA_FUSED_ATTENTION), softmax {}",
                                     lstm && std::string(lstm) == "stepwise" ? "stepwise" : "persistent",
-                                    fused && std::string(fused) == "1" ? "fused" : "composite")) != std::string::npos);
+                                    fused && std::string(fused) == "1" ? "fused" : "composite",
+                                    softmax && std::string(softmax) == "registers" ? "registers" : "passes")) !=
+          std::string::npos);
   }
   check_error({}, {"subcommand"});
 }
