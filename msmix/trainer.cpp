@@ -22,6 +22,7 @@
 #include "msmix/graph_step.h"
 #include "msmix/mix_stats.h"
 #include "ops/ops.h"
+#include "ops/pair_selection.h"
 
 namespace msmix {
 
@@ -219,6 +220,9 @@ void Trainer::build() {
     model_->train();
   }
   mixer_ = make_mixer(mix_config(config_), probe.t.size(-1), probe.a.size(-1), probe.v.size(-1));
+  MSMIX_CHECK(mixer_->config.method != MixMethod::MSMix || config_int(config_, "batch_size") <= kMaxSelectionBatch,
+              "{}: MS-Mix selects its pairs in batches of at most {} samples, batch_size is {}", name,
+              kMaxSelectionBatch, config_int(config_, "batch_size"));
   mixer_->to(device_);
   manual_seed(derive_seed(seed, kDropoutStream));  // dropout: the same stream whatever the mixer drew at init
   mix_gen_ = Generator(derive_seed(seed, kMixStream));

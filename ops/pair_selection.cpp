@@ -10,10 +10,6 @@
 
 namespace msmix {
 
-namespace {
-constexpr int64_t kMaxBatch = 4096;  // B * B positions held exactly as floats (2^24)
-}
-
 Tensor selection_draws(int64_t B, Generator& gen, Device device) {
   return Tensor::from_vector(selection_draw_values(B, gen), {B, cpu::kDrawParts}, device);
 }
@@ -38,7 +34,8 @@ SelectedPairs select_pairs(const Tensor& similarity, float delta, const Tensor& 
   MSMIX_CHECK(similarity.dim() == 2 && similarity.size(0) == similarity.size(1),
               "select_pairs: similarity must be [B, B], got {}", describe(similarity));
   const int64_t B = similarity.size(0);
-  MSMIX_CHECK(B >= 1 && B <= kMaxBatch, "select_pairs: batch size {} is outside [1, {}]", B, kMaxBatch);
+  MSMIX_CHECK(B >= 1 && B <= kMaxSelectionBatch, "select_pairs: batch size {} is outside [1, {}]", B,
+              kMaxSelectionBatch);
   MSMIX_CHECK(draws.shape() == Shape({B, cpu::kDrawParts}), "select_pairs: draws must be [{}, {}], got {}", B,
               cpu::kDrawParts, describe(draws));
   MSMIX_CHECK(delta == delta, "select_pairs: delta is NaN");

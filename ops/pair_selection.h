@@ -14,6 +14,9 @@
 
 namespace msmix {
 
+// The largest batch select_pairs takes: its B * B positions are held exactly as float32 (up to 2^24).
+constexpr int64_t kMaxSelectionBatch = 4096;
+
 struct SelectedPairs {
   Tensor index_i, index_j;  // [B]: pair k is (index_i[k], index_j[k]); bounded_index()es (bound B)
   Tensor stats;             // [4]: pairs above delta, 1 if the fallback pool was used, pool size, mean S' of the pairs
@@ -24,7 +27,7 @@ struct SelectedPairs {
 Tensor selection_draws(int64_t B, Generator& gen, Device device);
 std::vector<float> selection_draw_values(int64_t B, Generator& gen);  // the same values, on the host
 
-// similarity [B, B] (1 <= B <= 4096) and draws [B, 4] on one device. The CPU twin: cpu::select_pairs.
+// similarity [B, B] (1 <= B <= kMaxSelectionBatch) and draws [B, 4] on one device. The CPU twin: cpu::select_pairs.
 SelectedPairs select_pairs(const Tensor& similarity, float delta, const Tensor& draws);
 
 }  // namespace msmix

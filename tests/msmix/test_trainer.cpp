@@ -380,6 +380,18 @@ TEST_CASE("trainer: cuda_graph changes nothing on the CPU, with mixing or accumu
   }
 }
 
+TEST_CASE("trainer: MS-Mix with a batch larger than its selection takes fails before training, naming both") {
+  RunSpec spec = tiny_spec("msmix", 1111, 1);
+  spec.overrides.push_back("batch_size=5000");
+  Config config = make_run_config(spec);
+  Dataset data = load_data(config);
+  prepare_data(data, config);
+  check_throws_with([&] { Trainer t(config, data); }, {"MS-Mix", "at most 4096", "batch_size is 5000"});
+  spec.mix = "mixup";  // the baselines draw no selection: no such bound
+  Config mixup = make_run_config(spec);
+  CHECK_NOTHROW(Trainer(mixup, data));
+}
+
 TEST_CASE("trainer: a non-finite loss stops the run naming the epoch and step, keeping the last good checkpoint") {
   TempDir tmp("nan");
   Run run = tiny_run("none", 1111, 5);
