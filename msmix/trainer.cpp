@@ -259,9 +259,12 @@ void Trainer::build() {
   }
   // cuda_graph: capture the step once and replay it (msmix/graph_step.h); on the GPU only (the CPU runs every
   // step as it is, and results.json says so).
-  if (config_bool_or(config_, "cuda_graph", false)) {
-    if (device_.is_cuda())
-      graph_ = std::make_unique<GraphStep>(model_->parameters(), config_int_or(config_, "update_epochs", 1) > 1);
+  if (config_bool_or(config_, "cuda_graph", false) && device_.is_cuda()) {
+    // Every parameter the step's backward writes a grad for: the backbone's and the mixer's (MS-Mix's
+    // intensity predictors), so each replay's grads are the ones the optimizer reads.
+    std::vector<Tensor> params = model_->parameters();
+    for (const Tensor& p : mixer_->parameters()) params.push_back(p);
+    graph_ = std::make_unique<GraphStep>(params, config_int_or(config_, "update_epochs", 1) > 1);
   }
   const std::string scheduler = config_.contains("scheduler") ? config_string(config_, "scheduler") : "none";
   if (scheduler == "reduce_on_plateau") {
