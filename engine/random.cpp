@@ -18,11 +18,14 @@ float Generator::normal() {
   return philox::normal(seed, start, 0);
 }
 
+uint64_t Generator::next_u64() {
+  const philox::U32x4 b = philox::block(seed, take(1), 0);
+  return (uint64_t(b.v[0]) << 32) | b.v[1];
+}
+
 uint64_t Generator::randint(uint64_t n) {
   MSMIX_CHECK(n > 0, "randint: empty range");
-  philox::U32x4 b = philox::block(seed, take(1), 0);
-  uint64_t r = (uint64_t(b.v[0]) << 32) | b.v[1];
-  return r % n;  // bias below 2^-32 for the n we use
+  return next_u64() % n;
 }
 
 float Generator::gamma(float shape) {

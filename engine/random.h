@@ -23,7 +23,8 @@ struct Generator {
 
   float uniform();                      // one host-side draw in [0, 1)
   float normal();                       // one host-side standard normal
-  uint64_t randint(uint64_t n);         // uniform in [0, n)
+  uint64_t next_u64();                  // 64 random bits: one block of the stream
+  uint64_t randint(uint64_t n);         // next_u64() % n: uniform in [0, n) (bias below 2^-32 for the n we use)
   float beta(float alpha, float beta);  // Beta(alpha, beta) via two Gamma draws (Marsaglia-Tsang)
   float gamma(float shape);             // Gamma(shape, 1)
 };

@@ -38,8 +38,8 @@ std::string position(int64_t flat, const Shape& shape) {
 
 // Throws, naming the op, the first bad value and its position, unless every value of `index` is an integer in
 // [0, limit). `target` says what is indexed: "dim 1 of x [3, 4] cpu". An index made by index_tensor() is checked
-// on its host values, one made by bounded_index() by its bound; any other device index is read back to the host for the check (one small copy that
-// synchronises): kernels never see a bad index.
+// on its host values, one made by bounded_index() by its bound; any other device index is read back to the host
+// for the check (one small copy that synchronises): kernels never see a bad index.
 void check_indices(const char* op, const char* name, const Tensor& index_in, int64_t limit,
                    const std::string& target) {
   if (const auto& host = index_in.impl()->storage->host_index) {  // non-negative integers by construction

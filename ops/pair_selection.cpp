@@ -2,7 +2,6 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
-#include "engine/philox.h"
 #include "engine/profile.h"
 #include "ops/cpu/pair_selection.h"
 #include "ops/cuda/kernels.h"
@@ -19,9 +18,9 @@ std::vector<float> selection_draw_values(int64_t B, Generator& gen) {
   std::vector<float> v(size_t(B * cpu::kDrawParts), 0.0f);
   if (B > 1) {  // B = 1 has one pair, (0, 0), and draws nothing (as a host selection would)
     for (int64_t k = 0; k < B; ++k) {
-      const philox::U32x4 b = philox::block(gen.seed, gen.take(1), 0);
-      const uint32_t parts[4] = {b.v[0] >> 16, b.v[0] & 0xffffu, b.v[1] >> 16, b.v[1] & 0xffffu};
-      for (int p = 0; p < cpu::kDrawParts; ++p) v[size_t(k * cpu::kDrawParts + p)] = float(parts[p]);
+      const uint64_t r = gen.next_u64();  // what the k-th randint call would reduce
+      for (int p = 0; p < cpu::kDrawParts; ++p)
+        v[size_t(k * cpu::kDrawParts + p)] = float((r >> (16 * (cpu::kDrawParts - 1 - p))) & 0xffffu);
     }
   }
   return v;

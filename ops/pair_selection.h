@@ -22,7 +22,7 @@ struct SelectedPairs {
   Tensor stats;             // [4]: pairs above delta, 1 if the fallback pool was used, pool size, mean S' of the pairs
 };
 
-// The selection's random numbers: B raw 64-bit Philox values (one block each, as Generator::randint takes),
+// The selection's random numbers: B values of Generator::next_u64 (what its B randint calls would reduce),
 // as [B, 4] floats of 16 bits each (ops/cpu/pair_selection.h); none for B = 1 ([1, 4] zeros, unread).
 Tensor selection_draws(int64_t B, Generator& gen, Device device);
 std::vector<float> selection_draw_values(int64_t B, Generator& gen);  // the same values, on the host
