@@ -16,11 +16,10 @@
 //   from L2, whose latency bound the first version (18 us a step). Two launches forward (a transpose of w_hh,
 //   the scan), one backward plus the w_hh GEMM. For H up to kMaxPersistentH.
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "engine/cuda_runtime.h"
+#include "engine/env_switch.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/device_block.cuh"
 #include "ops/cuda/kernels.h"
@@ -201,12 +200,8 @@ void scan_backward_stepwise(const cpu::LstmScan& s, const float* gy, float* gxga
 }  // namespace
 
 bool persistent_lstm() {
-  if (g_persistent < 0) {  // the default since the H200 gpucheck of 2026-11-27 (1.5x on LF_DNN's step)
-    const char* v = std::getenv("MSMIX_CUDA_LSTM");
-    MSMIX_CHECK(!v || !*v || std::strcmp(v, "persistent") == 0 || std::strcmp(v, "stepwise") == 0,
-                "MSMIX_CUDA_LSTM={}: expected persistent (the default) or stepwise", v);
-    g_persistent = !(v && std::strcmp(v, "stepwise") == 0);
-  }
+  if (g_persistent < 0)  // the default since the H200 gpucheck of 2026-11-27 (1.5x on LF_DNN's step)
+    g_persistent = env_switch("MSMIX_CUDA_LSTM", "stepwise", "persistent", true);
   return g_persistent == 1;
 }
 void set_persistent_lstm(bool on) { g_persistent = on; }

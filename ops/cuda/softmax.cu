@@ -9,11 +9,8 @@
 // takes exp once per entry and the log choice at compile time, and waits for gpucheck to be timed beside the
 // three-pass kernel (PyTorch's register-held kernel ran at 91% of copy there, ours at 65%).
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 
-#include "engine/error.h"
-
+#include "engine/env_switch.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/kernels.h"
 
@@ -109,12 +106,7 @@ int g_registers = -1;  // softmax_rows_in_registers(): -1 until MSMIX_CUDA_SOFTM
 }  // namespace
 
 bool softmax_rows_in_registers() {
-  if (g_registers < 0) {
-    const char* v = std::getenv("MSMIX_CUDA_SOFTMAX");
-    MSMIX_CHECK(!v || !*v || std::strcmp(v, "passes") == 0 || std::strcmp(v, "registers") == 0,
-                "MSMIX_CUDA_SOFTMAX={}: expected passes (the default) or registers", v);
-    g_registers = v && std::strcmp(v, "registers") == 0;
-  }
+  if (g_registers < 0) g_registers = env_switch("MSMIX_CUDA_SOFTMAX", "passes", "registers");
   return g_registers == 1;
 }
 void set_softmax_rows_in_registers(bool on) { g_registers = on; }

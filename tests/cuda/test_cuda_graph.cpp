@@ -55,14 +55,14 @@ struct AttentionNet {
   }
 };
 
-// Four Adam steps of a net uncaptured, then of a second one through a GraphStep (captured at the first, then
-// replayed), from the same seed: the same losses, generator offset and weights.
 // A GraphStep body running net.step (no mixing draws).
 template <class N>
 GraphStep::Body step_of(N& net) {
   return [&net](const Batch& in, const Tensor&) { return std::vector<Tensor>{net.step(in)}; };
 }
 
+// Four Adam steps of a net uncaptured, then of a second one through a GraphStep (captured at the first, then
+// replayed), from the same seed: the same losses, generator offset and weights.
 template <class N>
 void check_replays_equal_eager() {
   N eager, graphed;
@@ -83,7 +83,8 @@ void check_replays_equal_eager() {
   std::vector<float> losses_graph;
   for (int k = 0; k < 4; ++k) {
     const Batch b = gpu_batch(32, 100 + k);
-    const std::vector<Tensor> v = graph.captured() ? graph.replay(b, Tensor()) : graph.capture(b, Tensor(), step_of(graphed));
+    const std::vector<Tensor> v =
+        graph.captured() ? graph.replay(b, Tensor()) : graph.capture(b, Tensor(), step_of(graphed));
     losses_graph.push_back(v[0].item());
     opt_g.step();
   }
