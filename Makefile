@@ -1,7 +1,8 @@
 # msmix build. `make` builds build/libmsmix.a and build/msmix; `make test` runs the doctest suite.
-# Options: CUDA=0|1 (default: 1 when nvcc is found), SAN=1 (ASan + UBSan), NATIVE=1 (-march=native),
-# BUILD=dir (build folder, default build), DEPS_PREFIX=dir (the Debian packages unpacked under dir instead of
-# installed: for a machine without a package registry, see bench/gpucheck.sh).
+# Options: CUDA=0|1 (default: 1 when nvcc is found), CUDNN=0|1 (default: 1 when cudnn.h is found), SAN=1
+# (ASan + UBSan), NATIVE=1 (-march=native), BUILD=dir (build folder, default build), DEPS_PREFIX=dir (the
+# Debian packages unpacked under dir instead of installed: for a machine without a package registry, see
+# bench/gpucheck.sh).
 BUILD ?= build
 # Build in parallel on every core unless the caller chose -j.
 ifeq ($(filter -j%,$(MAKEFLAGS)),)
@@ -12,6 +13,15 @@ CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
 ifeq ($(origin CUDA),undefined)
   CUDA := $(if $(NVCC),1,0)
+endif
+# cuDNN, for MSMIX_CUDA_LSTM=cudnn (ops/cuda/lstm_cudnn.cu): CUDNN=0|1, by default 1 in a CUDA build that finds
+# cudnn.h in CUDNN_INC. CUDNN_HOME: where cuDNN is (default: the toolkit's folders; a pip wheel's nvidia/cudnn
+# works too, see bench/gpucheck.sh); CUDNN_EXTRA_LDFLAGS, say, a folder holding the libcudnn.so link.
+CUDNN_HOME ?= $(CUDA_HOME)
+CUDNN_INC ?= $(CUDNN_HOME)/include
+CUDNN_LIBDIR ?= $(if $(wildcard $(CUDNN_HOME)/lib64),$(CUDNN_HOME)/lib64,$(CUDNN_HOME)/lib)
+ifeq ($(origin CUDNN),undefined)
+  CUDNN := $(if $(and $(filter 1,$(CUDA)),$(wildcard $(CUDNN_INC)/cudnn.h)),1,0)
 endif
 
 # OpenBLAS built for OpenMP: BLAS calls and our kernels share one thread pool, instead of two pools
@@ -44,7 +54,7 @@ endif
 ifeq ($(NATIVE),1)
   CXXFLAGS += -march=native
 endif
-CXXFLAGS += -DMSMIX_BUILD_FLAGS='"CUDA=$(CUDA) SAN=$(SAN) NATIVE=$(NATIVE) $(OPT)"'
+CXXFLAGS += -DMSMIX_BUILD_FLAGS='"CUDA=$(CUDA) CUDNN=$(CUDNN) SAN=$(SAN) NATIVE=$(NATIVE) $(OPT)"'
 
 LIB_SRCS := $(wildcard engine/*.cpp ops/*.cpp ops/cpu/*.cpp models/*.cpp data/*.cpp msmix/*.cpp)
 LIB_SRCS := $(filter-out msmix/main.cpp,$(LIB_SRCS))
@@ -62,6 +72,11 @@ ifeq ($(CUDA),1)
                $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) $(NVCC_EXTRA)
   LDFLAGS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) $(CUDA_EXTRA_LDFLAGS)
   LDLIBS += -lcublas -l$(CUDART) -ldl -lrt
+  ifeq ($(CUDNN),1)
+    NVCCFLAGS += -DMSMIX_CUDNN=1 -I$(CUDNN_INC)
+    LDFLAGS += -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDNN_LIBDIR) $(CUDNN_EXTRA_LDFLAGS)
+    LDLIBS += -lcudnn
+  endif
 else
   # The stand-ins for engine/cuda/*.cu and ops/cuda/*.cu: the only sources a CPU-only build adds.
   LIB_SRCS += $(wildcard engine/nocuda/*.cpp ops/nocuda/*.cpp)

@@ -145,24 +145,27 @@ void bench_attention(int64_t L, int64_t S) {
 }
 
 // LSTM(768 -> 128) over 50 steps at LF_DNN's batch 128 (MMSA's text sub-network), forward + backward, with each
-// scan; PyTorch's twin is cuDNN's LSTM. Amount: the FLOPs of the input projection and the recurrence, x3 for
-// backward. The difference between the two scans' rows is the scan's own share.
+// LSTM kernel (cuDNN's where the build has it); PyTorch's twin is cuDNN's LSTM. Amount: the FLOPs of the input
+// projection and the recurrence, x3 for backward. The difference between the scans' rows is the scan's share.
 void bench_lstm() {
   Generator gen(5);
   LSTM lstm(768, 128);
   lstm.to(Device::cuda());
   const Tensor x = Tensor::randn({128, 50, 768}, gen, 0, 1, Device::cuda());
   const double flops = 3.0 * 2.0 * 128 * 50 * (768 + 128) * 4 * 128;
-  const bool before = cuda::persistent_lstm();
-  for (bool persistent : {true, false}) {
-    cuda::set_persistent_lstm(persistent);
-    report(std::string("lstm 768->128 T50 B128 fwd+bwd") + (persistent ? "" : " (stepwise)"), time_ms([&] {
+  const cuda::LstmKernel before = cuda::lstm_kernel();
+  for (cuda::LstmKernel kernel : {cuda::LstmKernel::persistent, cuda::LstmKernel::stepwise, cuda::LstmKernel::cudnn}) {
+    if (kernel == cuda::LstmKernel::cudnn && !cuda::cudnn_compiled()) continue;
+    cuda::set_lstm_kernel(kernel);
+    const std::string name =
+        kernel == cuda::LstmKernel::persistent ? "" : fmt::format(" ({})", cuda::lstm_kernel_name(kernel));
+    report("lstm 768->128 T50 B128 fwd+bwd" + name, time_ms([&] {
              LSTMOutput out = lstm.forward(x);
              sum(out.output).backward();
              lstm.zero_grad();
            }), flops, "GFLOP/s");
   }
-  cuda::set_persistent_lstm(before);
+  cuda::set_lstm_kernel(before);
 }
 
 }  // namespace

@@ -109,6 +109,24 @@ if [ -n "$CUBLAS_DIR" ] && [ "$CUBLAS_DIR" != "$CUDA_HOME/lib64" ]; then
   inc=$(timeout 30 find "$CUDA_HOME" /usr /opt -name cublas_v2.h 2>/dev/null | head -1 | xargs -r dirname)
   [ -z "$inc" ] || CUDA_MAKE_ARGS+=(CUDA_EXTRA_INC="-I$inc")
 fi
+# cuDNN (MSMIX_CUDA_LSTM=cudnn): the toolkit's, else the one PyTorch's pip wheels bring (nvidia/cudnn: headers
+# and libcudnn.so.9 but no unversioned link, which the linker needs; cuDNN loads its sub-libraries at run time,
+# hence LD_LIBRARY_PATH).
+CUDNN_HOME=""
+if [ -f "$CUDA_HOME/include/cudnn.h" ]; then
+  CUDNN_HOME=$CUDA_HOME
+else
+  wheel=$(python3 -c 'import nvidia.cudnn as c; print(list(c.__path__)[0])' 2>/dev/null || true)
+  if [ -n "$wheel" ] && [ -f "$wheel/include/cudnn.h" ] && ls "$wheel"/lib/libcudnn.so* >/dev/null 2>&1; then
+    CUDNN_HOME=$wheel
+    links=/tmp/msmix-cudnn-lib
+    mkdir -p "$links"
+    [ -e "$wheel/lib/libcudnn.so" ] || ln -sf "$(ls "$wheel"/lib/libcudnn.so.* | head -1)" "$links/libcudnn.so"
+    CUDA_MAKE_ARGS+=(CUDNN=1 CUDNN_HOME="$wheel" CUDNN_LIBDIR="$wheel/lib" CUDNN_EXTRA_LDFLAGS="-L$links")
+    export LD_LIBRARY_PATH="$wheel/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  fi
+fi
+[ -n "$CUDNN_HOME" ] || CUDA_MAKE_ARGS+=(CUDNN=0)
 # Build only for the lent GPU's architecture (half the nvcc time of CI's sm_80 + sm_90).
 CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.[:space:]' || true)
 [ -z "$CAP" ] || CUDA_MAKE_ARGS+=(CUDA_ARCHS="$CAP")
@@ -123,10 +141,7 @@ CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | hea
   echo "make: $(make --version 2>&1 | head -1)"
   echo "CUDA_HOME: $CUDA_HOME; make: ${CUDA_MAKE_ARGS[*]:-(defaults)}"
   echo "cuBLAS: ${CUBLAS_DIR:-not found} ($(ls "${CUBLAS_DIR:-/nonexistent}"/libcublas.so.* 2>/dev/null | head -1 | xargs -r basename))"
-  echo "cuDNN: $(sed -n 's/^#define CUDNN_\(MAJOR\|MINOR\|PATCHLEVEL\) \([0-9]*\).*/\2/p' "$CUDA_HOME"/include/cudnn_version.h /usr/include/cudnn_version.h 2>/dev/null | head -3 | paste -sd. || true) (headers; not used yet)"
-  # PyTorch's pip wheels bring cuDNN's headers and libraries along: where, for a cuDNN build to use them.
-  echo "cuDNN beside torch: $(python3 -c 'import os, nvidia.cudnn as c; d = list(c.__path__)[0]
-print(d, sorted(os.listdir(os.path.join(d, "include")))[:3])' 2>&1 | tail -1)"
+  echo "cuDNN: ${CUDNN_HOME:-none found} (headers $(sed -n 's/^#define CUDNN_\(MAJOR\|MINOR\|PATCHLEVEL\) \([0-9]*\).*/\2/p' "${CUDNN_HOME:-/nonexistent}"/include/cudnn_version.h 2>/dev/null | head -3 | paste -sd. || true)); MSMIX_CUDA_LSTM=cudnn $([ -n "${CUDNN_HOME:-}" ] && echo built in || echo 'not built: its steps only skip')"
   echo "python3 torch: $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' 2>&1 | tail -1)"
 } >"$BUILD/env.txt" 2>&1 || true
 tee -a "$LOG" <"$BUILD/env.txt"
@@ -175,16 +190,17 @@ fi
 step cuda-tests 100 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
 step bench-models 150 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 python3 bench/compare_models.py \
   --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 --warmup 3 --markdown
-# The LSTM scans (the persistent one is the default since the first H200 pass; 2026-11-27): every CUDA test
-# through the stepwise one (the LSTM tests run both scans anyway); then, whatever the tests said, the three LSTM
-# backbones' training steps with the stepwise scan, the persistent one, and the persistent one inside a captured
-# CUDA graph (cuda_graph). Early, since it is what the step goal waits on; racecheck / synccheck over the
+# The LSTM kernels (the persistent scan is the default since the first H200 pass; 2026-11-27): every CUDA test
+# through the stepwise scan (the LSTM tests run each kernel anyway); then, whatever the tests said, the three
+# LSTM backbones' training steps with the stepwise scan, the persistent one, and cuDNN's LSTM where the build
+# has it, the last two also inside a captured CUDA graph (cuda_graph). Early, since it is what the step goal waits on; racecheck / synccheck over the
 # persistent kernels come with the sanitizers.
-step lstm-scans 120 env MSMIX_CUDA_LSTM=stepwise MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
-  "cd tests && '$BIN/test_msmix' -tc='cuda*'; rc=\$?; for m in lf_dnn tfn lmf; do for l in stepwise persistent graph; do \
-  MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\${l/graph/persistent} '$BIN/msmix' bench --model \$m --data synthetic:mosi \
-  --device cuda --steps 20 --warmup 3 --set cuda_graph=\$([ \$l = graph ] && echo true || echo false) --json \
-  | tail -1; done; done; exit \$rc"
+step lstm-scans 150 env MSMIX_CUDA_LSTM=stepwise MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
+  "cd tests && '$BIN/test_msmix' -tc='cuda*'; rc=\$?; kernels='stepwise persistent persistent+graph'; \
+  [ -n '$CUDNN_HOME' ] && kernels+=' cudnn cudnn+graph'; for m in lf_dnn tfn lmf; do for l in \$kernels; do \
+  MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\${l%+graph} '$BIN/msmix' bench --model \$m --data synthetic:mosi \
+  --device cuda --steps 20 --warmup 3 --set cuda_graph=\$([ \$l != \${l%+graph} ] && echo true || echo false) \
+  --json | tail -1; done; done; exit \$rc"
 # The training-step goal with the captured step (cuda_graph=true; the persistent LSTM and MulT's composite
 # attention are the defaults, the fastest measured), beside the same PyTorch eager steps.
 step bench-models-fast 150 env TORCH_PYTHON="$(command -v python3)" \
@@ -316,7 +332,7 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   echo
   bench_lines bench-msmix "TFN + MS-Mix training steps on the GPU: uncaptured, then with cuda_graph"
   bench_lines fused-attention "MulT training steps on the GPU: composite attention, then fused; each uncaptured, then with cuda_graph"
-  bench_lines lstm-scans "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph"
+  bench_lines lstm-scans "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph, cudnn, cudnn + cuda_graph"
   step_output ops-profile 70 "where a GPU training step's time goes (msmix bench --ops)"
   step_output nsys 40 "GPU kernels of captured steps (nsys cuda_gpu_kern_sum: time %, total ns, instances, avg ns, name)"
   echo "## CUDA ops (bench/bench_cuda_ops.cpp)"

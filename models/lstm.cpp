@@ -72,9 +72,7 @@ LSTMOutput LSTM::forward(const Tensor& x, const std::vector<int64_t>& lengths) {
     std::vector<Tensor> outputs;
     for (int64_t d = 0; d < D; ++d) {
       const Weights& w = weights_[size_t(k * D + d)];
-      Tensor b = bias ? add(w.b_ih, w.b_hh) : Tensor();
-      Tensor xgates = linear(layer_in, w.w_ih, b);                                  // [T, B, 4H], one GEMM
-      Tensor y = lstm_scan(xgates, w.w_hh, Tensor(), Tensor(), lengths, d == 1);  // [T + 2, B, H]
+      Tensor y = lstm_layer(layer_in, w.w_ih, w.w_hh, w.b_ih, w.b_hh, lengths, d == 1);  // [T + 2, B, H]
       std::vector<Tensor> parts = split(y, {T, 1, 1}, 0);
       outputs.push_back(parts[0]);
       h_n.push_back(parts[1]);

@@ -2,9 +2,10 @@
 // state dict loads one-to-one. Variable-length batches take per-sample lengths with the semantics of
 // pack_padded_sequence(enforce_sorted=False) + pad_packed_sequence(total_length=T).
 //
-// Per layer and direction: x @ W_ih^T + (b_ih + b_hh) for all time steps in one GEMM, then the recurrence
-// (per step h @ W_hh^T and the fused cell) in one lstm_scan node (ops/lstm_cell.h). Nothing recurses, so
-// T in the thousands is fine.
+// Per layer and direction, lstm_layer (ops/lstm_cell.h): x @ W_ih^T + (b_ih + b_hh) for all time steps in one
+// GEMM, then the recurrence (per step h @ W_hh^T and the fused cell) in one lstm_scan node; on the GPU with
+// MSMIX_CUDA_LSTM=cudnn, forward directions run cuDNN's LSTM instead. Nothing recurses, so T in the thousands
+// is fine.
 #pragma once
 #include <vector>
 

@@ -29,12 +29,14 @@ std::string build_info() {
   int gpus = cuda::device_count();
   if (gpus == 0) out += "gpus: none found\n";
   for (int i = 0; i < gpus; ++i) out += fmt::format("gpu {}: {}\n", i, cuda::device_name(i));
-  if (cuda::compiled())  // the kernel choices a GPU run makes (environment switches, read once)
+  if (cuda::compiled()) {  // the kernel choices a GPU run makes (environment switches, read once)
+    out += fmt::format("cudnn: {}\n", cuda::cudnn_version());
     out += fmt::format(
-        "gpu kernels: LSTM scan {} (MSMIX_CUDA_LSTM), attention {} (MSMIX_CUDA_FUSED_ATTENTION), softmax {} "
+        "gpu kernels: LSTM {} (MSMIX_CUDA_LSTM), attention {} (MSMIX_CUDA_FUSED_ATTENTION), softmax {} "
         "(MSMIX_CUDA_SOFTMAX)\n",
-        cuda::persistent_lstm() ? "persistent" : "stepwise", cuda_fused_attention_enabled() ? "fused" : "composite",
+        cuda::lstm_kernel_name(cuda::lstm_kernel()), cuda_fused_attention_enabled() ? "fused" : "composite",
         cuda::softmax_rows_in_registers() ? "registers" : "passes");
+  }
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include "engine/profile.h"
 #include "ops/cpu/lstm_cell.h"
 #include "ops/cuda/kernels.h"
+#include "ops/ops.h"
 
 namespace msmix {
 
@@ -82,6 +83,69 @@ Tensor lstm_scan(const Tensor& xgates, const Tensor& w_hh, const Tensor& h0, con
            });
   }
   return y;
+}
+
+namespace {
+
+// The cuDNN layer: one node whose backward is cuDNN's (all five grads from one pair of calls).
+Tensor lstm_layer_cudnn(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
+                        const Tensor& b_hh, const std::vector<int64_t>& lengths) {
+  MSMIX_OP_RANGE("lstm_layer_cudnn");
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = w_hh.size(1);
+  cuda::CudnnLstmShape shape;
+  shape.T = T, shape.B = B, shape.I = I, shape.H = H, shape.bias = b_ih.defined(), shape.lengths = lengths.data();
+  Tensor y = Tensor::empty({T + 2, B, H}, x.device());
+  const bool training = any_requires_grad({&x, &w_ih, &w_hh, &b_ih, &b_hh});
+  std::shared_ptr<cuda::CudnnLstmRun> run =
+      cuda::cudnn_lstm_forward(shape, x.data(), w_ih.data(), w_hh.data(), shape.bias ? b_ih.data() : nullptr,
+                               shape.bias ? b_hh.data() : nullptr, y.data(), training);
+  if (training) {
+    // x and y's storage, not y itself (a saved output would be a reference cycle through its node).
+    Tensor x_ = x.detach(), y_ = y.detach();
+    record(y, "lstm_layer_cudnn", {x, w_ih, w_hh, b_ih, b_hh},
+           [run, x_, y_, shape](const Tensor& g, const std::vector<bool>& needs) {
+             Device d = g.device();
+             const int64_t G = 4 * shape.H;
+             Tensor gx = Tensor::empty(x_.shape(), d), gw_ih = Tensor::empty({G, shape.I}, d);
+             Tensor gw_hh = Tensor::empty({G, shape.H}, d), gb_ih, gb_hh;
+             if (shape.bias) gb_ih = Tensor::empty({G}, d), gb_hh = Tensor::empty({G}, d);
+             cuda::cudnn_lstm_backward(*run, x_.data(), y_.data(), g.data(), gx.data(), gw_ih.data(), gw_hh.data(),
+                                       shape.bias ? gb_ih.data() : nullptr, shape.bias ? gb_hh.data() : nullptr);
+             Grads grads{gx, gw_ih, gw_hh, gb_ih, gb_hh};
+             for (size_t i = 0; i < grads.size(); ++i)
+               if (!needs[i]) grads[i] = Tensor();
+             return grads;
+           });
+  }
+  return y;
+}
+
+}  // namespace
+
+Tensor lstm_layer(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
+                  const std::vector<int64_t>& lengths, bool reverse) {
+  MSMIX_CHECK(x.defined() && w_ih.defined() && w_hh.defined(), "lstm_layer: undefined input");
+  MSMIX_CHECK(b_ih.defined() == b_hh.defined(), "lstm_layer: b_ih and b_hh must both be given or both undefined");
+  Device dev = common_device("lstm_layer", {&x, &w_ih, &w_hh, &b_ih, &b_hh});
+  MSMIX_CHECK(w_hh.dim() == 2 && w_hh.size(0) == 4 * w_hh.size(1), "lstm_layer: w_hh must be [4H, H], got {}",
+              describe(w_hh));
+  const int64_t H = w_hh.size(1);
+  MSMIX_CHECK(x.dim() == 3 && w_ih.dim() == 2 && w_ih.shape() == Shape({4 * H, x.size(2)}),
+              "lstm_layer: x must be [T, B, I] and w_ih [4H, I] with 4H = {}, got x {} and w_ih {}", 4 * H,
+              describe(x), describe(w_ih));
+  for (const Tensor* b : {&b_ih, &b_hh})
+    MSMIX_CHECK(!b->defined() || b->shape() == Shape({4 * H}), "lstm_layer: biases must be [4H] = [{}], got {}",
+                4 * H, describe(*b));
+  const int64_t T = x.size(0), B = x.size(1);
+  MSMIX_CHECK(lengths.empty() || int64_t(lengths.size()) == B, "lstm_layer: {} lengths for a batch of {}",
+              lengths.size(), B);
+  bool every_sample_steps = T > 0 && B > 0 && x.size(2) > 0;  // cuDNN wants each sample at least one step
+  for (int64_t len : lengths) every_sample_steps = every_sample_steps && len >= 1 && len <= T;
+  if (dev.is_cuda() && !reverse && every_sample_steps && cuda::lstm_kernel() == cuda::LstmKernel::cudnn)
+    return lstm_layer_cudnn(x, w_ih, w_hh, b_ih, b_hh, lengths.empty() ? std::vector<int64_t>(size_t(B), T) : lengths);
+  Tensor bias = b_ih.defined() ? add(b_ih, b_hh) : Tensor();
+  Tensor xgates = linear(x, w_ih, bias);  // [T, B, 4H], one GEMM
+  return lstm_scan(xgates, w_hh, Tensor(), Tensor(), lengths, reverse);
 }
 
 }  // namespace msmix

@@ -7,6 +7,8 @@
 // the call.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -116,11 +118,37 @@ void lstm_cell_backward(const float* acts, const float* c_prev, const float* gh,
 void lstm_scan_forward(const cpu::LstmScan& s, const float* xgates, const float* h0, const float* c0, float* y);
 void lstm_scan_backward(const cpu::LstmScan& s, const float* gy, float* gxgates, float* gw_hh, float* gh0,
                         float* gc0);
-// Which scan: the persistent kernels (one launch walks all T steps) or the stepwise one (a GEMM and a cell
-// kernel per step). Starts persistent unless MSMIX_CUDA_LSTM=stepwise (read once; another value is an error);
-// tests set both.
-bool persistent_lstm();
-void set_persistent_lstm(bool on);
+// Which LSTM kernels run (MSMIX_CUDA_LSTM=persistent|stepwise|cudnn, read once; another value is an error;
+// tests set each): persistent (the default), lstm_scan's kernels that walk all T steps in one launch;
+// stepwise, a GEMM and a cell kernel per step; cudnn, an LSTM layer's forward direction through cuDNN
+// (lstm_layer, ops/lstm_cell.h; lstm_scan itself then runs the persistent kernels). cudnn needs a build with
+// cuDNN: choosing it in one without throws, naming why.
+enum class LstmKernel { persistent, stepwise, cudnn };
+LstmKernel lstm_kernel();
+void set_lstm_kernel(LstmKernel kernel);
+const char* lstm_kernel_name(LstmKernel kernel);
+
+// ---- lstm_cudnn.cu: one forward-direction LSTM layer through cuDNN's RNN API (FP32, no TF32, PyTorch's
+// gate order, two biases), compiled when the build found cuDNN (the Makefile's CUDNN); in a build without,
+// cudnn_compiled() is false and the calls throw. Pointers are device memory but lengths (host).
+bool cudnn_compiled();
+std::string cudnn_version();  // "cuDNN 9.19.0" (the library's), or why there is none
+struct CudnnLstmShape {
+  int64_t T = 0, B = 0, I = 0, H = 0;
+  bool bias = true;
+  const int64_t* lengths = nullptr;  // B of them, each in [1, T]
+};
+// What a forward keeps for its backward: descriptors, the weights in cuDNN's layout, the reserve space.
+struct CudnnLstmRun;
+// x [T, B, I], w_ih [4H, I], w_hh [4H, H], b_ih and b_hh [4H] (null without bias) -> y [T + 2, B, H]: the
+// outputs (0 past each length), then h_n and c_n. training: keep what the backward needs (else returns null).
+std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape& s, const float* x, const float* w_ih,
+                                                 const float* w_hh, const float* b_ih, const float* b_hh, float* y,
+                                                 bool training);
+// x and y as given to and made by the forward; gy [T + 2, B, H]. Writes gx [T, B, I] and the weights' grads
+// (gb_ih and gb_hh null without bias). Once per run: it overwrites the run's reserve space.
+void cudnn_lstm_backward(CudnnLstmRun& run, const float* x, const float* y, const float* gy, float* gx,
+                         float* gw_ih, float* gw_hh, float* gb_ih, float* gb_hh);
 
 // ---- dropout.cu: the CPU's Philox mask, bit for bit (twin: ops/cpu/dropout.h)
 // One argument more than the twin: offset_base (device memory, or null) is added to offset on the device, for a

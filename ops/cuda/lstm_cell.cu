@@ -6,7 +6,7 @@
 //   is one cuBLAS GEMM (gates += h_prev @ w_hh^T, or dh = ggates @ w_hh backward) and one cell kernel that also applies the per-sample lengths (a sample past
 //   its length keeps its state, outputs 0 and gets no gate grad). Bound: launches for small B * H (5 per step
 //   forward, 3 backward: 400 for MMSA's 50-step text LSTM), the GEMMs for large.
-// - persistent (the default; set_persistent_lstm switches; the bodies are in lstm_scan_block.h, which
+// - persistent (the default; set_lstm_kernel switches; the bodies are in lstm_scan_block.h, which
 //   a CPU test also runs): one kernel walks all T steps, a block owning kScanRows samples, their h and c in
 //   shared memory; each step's gate GEMM is done in the block (thread j: gates j and j + 256 of all its
 //   samples, 8 loads in flight), then the same cell as above; a __syncthreads between the phases. Backward
@@ -15,11 +15,13 @@
 //   shared memory as the GPU lets a block have (about 80% of MMSA's H 128 on an H100 / H200) and read the rest
 //   from L2, whose latency bound the first version (18 us a step). Two launches forward (a transpose of w_hh,
 //   the scan), one backward plus the w_hh GEMM. For H up to kMaxPersistentH.
+// MSMIX_CUDA_LSTM=cudnn sends an LSTM layer's forward direction to cuDNN (lstm_cudnn.cu, through lstm_layer);
+// lstm_scan itself then runs the persistent kernels.
 #include <algorithm>
 #include <vector>
 
 #include "engine/cuda_runtime.h"
-#include "engine/env_switch.h"
+#include "engine/env_choice.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/device_block.cuh"
 #include "ops/cuda/kernels.h"
@@ -122,7 +124,7 @@ __global__ void scan_backward_persistent_kernel(const float* gy, const float* w,
 }
 
 bool use_persistent(const cpu::LstmScan& s) {
-  return persistent_lstm() && s.T > 0 && s.B > 0 && s.H > 0 && s.H <= kMaxPersistentH;
+  return lstm_kernel() != LstmKernel::stepwise && s.T > 0 && s.B > 0 && s.H > 0 && s.H <= kMaxPersistentH;
 }
 unsigned scan_blocks(int64_t B) { return unsigned((B + kScanRows - 1) / kScanRows); }
 static_assert(scan_backward_state_floats(kMaxPersistentH, kScanThreads) * sizeof(float) <= 48 * 1024 &&
@@ -158,7 +160,7 @@ int64_t scan_shared_budget(int64_t blocks) {
   return std::max<int64_t>(bytes, 0) / int64_t(sizeof(float));
 }
 
-int g_persistent = -1;  // -1: not yet read from the environment
+int g_lstm_kernel = -1;  // an LstmKernel; -1: not yet read from the environment
 
 void copy_or_zero(float* dst, const float* src, int64_t n) {
   if (n == 0) return;
@@ -199,12 +201,28 @@ void scan_backward_stepwise(const cpu::LstmScan& s, const float* gy, float* gxga
 
 }  // namespace
 
-bool persistent_lstm() {
-  if (g_persistent < 0)  // the default since the H200 gpucheck of 2026-11-27 (1.5x on LF_DNN's step)
-    g_persistent = env_switch("MSMIX_CUDA_LSTM", "stepwise", "persistent", true);
-  return g_persistent == 1;
+LstmKernel lstm_kernel() {
+  if (g_lstm_kernel < 0) {  // persistent: the default since the H200 gpucheck of 2026-11-27 (1.5x on LF_DNN's step)
+    const int k = env_choice("MSMIX_CUDA_LSTM", {"persistent", "stepwise", "cudnn"});
+    set_lstm_kernel(LstmKernel(k));
+  }
+  return LstmKernel(g_lstm_kernel);
 }
-void set_persistent_lstm(bool on) { g_persistent = on; }
+void set_lstm_kernel(LstmKernel kernel) {
+  MSMIX_CHECK(kernel != LstmKernel::cudnn || cudnn_compiled(),
+              "MSMIX_CUDA_LSTM=cudnn: this msmix was built without cuDNN ({}); rebuild where cuDNN's headers are "
+              "found (make CUDNN=1 CUDNN_HOME=...), or choose persistent or stepwise",
+              cudnn_version());
+  g_lstm_kernel = int(kernel);
+}
+const char* lstm_kernel_name(LstmKernel kernel) {
+  switch (kernel) {
+    case LstmKernel::persistent: return "persistent";
+    case LstmKernel::stepwise: return "stepwise";
+    case LstmKernel::cudnn: return "cudnn";
+  }
+  return "?";
+}
 
 void lstm_cell_forward(const float* gates, const float* c_prev, float* acts, float* h, float* c, int64_t B,
                        int64_t H) {

@@ -10,7 +10,7 @@
 // three-pass kernel (PyTorch's register-held kernel ran at 91% of copy there, ours at 65%).
 #include <cmath>
 
-#include "engine/env_switch.h"
+#include "engine/env_choice.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/kernels.h"
 
@@ -106,7 +106,7 @@ int g_registers = -1;  // softmax_rows_in_registers(): -1 until MSMIX_CUDA_SOFTM
 }  // namespace
 
 bool softmax_rows_in_registers() {
-  if (g_registers < 0) g_registers = env_switch("MSMIX_CUDA_SOFTMAX", "passes", "registers");
+  if (g_registers < 0) g_registers = env_choice("MSMIX_CUDA_SOFTMAX", {"passes", "registers"});
   return g_registers == 1;
 }
 void set_softmax_rows_in_registers(bool on) { g_registers = on; }

@@ -117,8 +117,21 @@ void lstm_scan_forward(const cpu::LstmScan&, const float*, const float*, const f
 void lstm_scan_backward(const cpu::LstmScan&, const float*, float*, float*, float*, float*) {
   no_cuda("lstm_scan_backward");
 }
-bool persistent_lstm() { return false; }
-void set_persistent_lstm(bool) {}
+LstmKernel lstm_kernel() { return LstmKernel::persistent; }
+void set_lstm_kernel(LstmKernel) {}
+const char* lstm_kernel_name(LstmKernel) { return "none (built without CUDA)"; }
+
+bool cudnn_compiled() { return false; }
+std::string cudnn_version() { return "none (built without CUDA)"; }
+struct CudnnLstmRun {};
+std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape&, const float*, const float*, const float*,
+                                                 const float*, const float*, float*, bool) {
+  no_cuda("cudnn_lstm_forward");
+}
+void cudnn_lstm_backward(CudnnLstmRun&, const float*, const float*, const float*, float*, float*, float*,
+                         float*, float*) {
+  no_cuda("cudnn_lstm_backward");
+}
 
 void dropout_apply(const float*, float*, int64_t, float, float, uint64_t, uint64_t, const uint64_t*) {
   no_cuda("dropout_apply");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/cuda_runtime.h"
+#include "ops/cuda/kernels.h"
 #include "tests/testing.h"
 
 namespace msmix::testing {
@@ -28,6 +29,19 @@ constexpr Tol kElementwise{1e-5, 1e-6};
 // Sums over L terms of O(1) values: the CPU's float accumulation drifts by about eps * L / sqrt(2) (one
 // sigma of a sequential sum), the GPU's double accumulation by far less; 4 sigma, relative 1e-4.
 inline Tol reduction_tol(int64_t L) { return {1e-4, 1e-5 + 2.4e-7 * double(L)}; }
+
+// Sets the process-wide LSTM kernel choice for a scope; the previous one comes back at its end, even when a
+// check throws.
+class LstmKernelScope {
+ public:
+  explicit LstmKernelScope(cuda::LstmKernel kernel) { cuda::set_lstm_kernel(kernel); }
+  ~LstmKernelScope() { cuda::set_lstm_kernel(before_); }
+  LstmKernelScope(const LstmKernelScope&) = delete;
+  LstmKernelScope& operator=(const LstmKernelScope&) = delete;
+
+ private:
+  cuda::LstmKernel before_ = cuda::lstm_kernel();
+};
 
 // The same tensor on the GPU, as a fresh leaf that requires grad when `like` does.
 inline Tensor gpu_leaf(const Tensor& like) {

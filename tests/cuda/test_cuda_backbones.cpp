@@ -1,7 +1,8 @@
-// End to end: LF_DNN and TFN (small dims; dropout 0, since the two forwards would draw different stretches of
-// the default generator; tests/cuda/test_cuda_dropout.cpp checks the masks) in training mode,
-// forward and backward on the GPU against the same weights on the CPU: representations, prediction, every
-// parameter's and input's grad, and the batch norms' running stats. Skipped without a GPU.
+// End to end: LF_DNN and TFN (small dims; the text LSTM through our persistent scan, then cuDNN's where the
+// build has it; dropout 0, since the two forwards would draw different stretches of the default generator;
+// tests/cuda/test_cuda_dropout.cpp checks the masks) in training mode, forward and backward on the GPU against
+// the same weights on the CPU: representations, prediction, every parameter's and input's grad, and the batch
+// norms' running stats. Skipped without a GPU.
 #include <map>
 
 #include "models/defaults.h"
@@ -13,8 +14,14 @@ using namespace msmix::testing;
 
 TEST_CASE("cuda backbones: LF_DNN and TFN forward and backward on the GPU equal the CPU") {
   MSMIX_REQUIRE_GPU();
-  for (std::string model : {"lf_dnn", "tfn"}) {
+  std::vector<std::pair<std::string, cuda::LstmKernel>> runs;
+  for (std::string model : {"lf_dnn", "tfn"})  // the text LSTM through our scan, and through cuDNN where built in
+    for (cuda::LstmKernel kernel : {cuda::LstmKernel::persistent, cuda::LstmKernel::cudnn})
+      if (kernel != cuda::LstmKernel::cudnn || cuda::cudnn_compiled()) runs.emplace_back(model, kernel);
+  for (const auto& [model, kernel] : runs) {
     CAPTURE(model);
+    CAPTURE(cuda::lstm_kernel_name(kernel));
+    LstmKernelScope scope(kernel);
     Config c = backbone_defaults(model, "mosi");
     apply_overrides(c, {"feature_dims=[6,4,5]", "hidden_dims=[6,3,4]", "dropouts=[0,0,0,0]", "text_out=3",
                         "post_fusion_dim=5"});

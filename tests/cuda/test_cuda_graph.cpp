@@ -192,40 +192,45 @@ TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's nu
   struct Case {
     const char* model;
     std::vector<std::string> overrides;
-    bool persistent_lstm;
+    cuda::LstmKernel lstm;
     const char* mix = "none";
   };
   const std::vector<std::string> small = {"synthetic_scale=0.125", "synthetic_max_steps=4", "batch_size=8"};
+  constexpr cuda::LstmKernel stepwise = cuda::LstmKernel::stepwise, persistent = cuda::LstmKernel::persistent,
+                            cudnn = cuda::LstmKernel::cudnn;
   const std::vector<Case> cases = {
-      {"lf_dnn", {}, false},
-      {"lf_dnn", {}, true},
-      {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8", "grad_clip_norm=1"}, false},
-      {"lmf", {}, true},
-      {"lf_dnn", {"update_epochs=3"}, true},  // accumulation: zeroed in place at each group's start
+      {"lf_dnn", {}, stepwise},
+      {"lf_dnn", {}, persistent},
+      {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8", "grad_clip_norm=1"}, stepwise},
+      {"lmf", {}, persistent},
+      {"lf_dnn", {"update_epochs=3"}, persistent},  // accumulation: zeroed in place at each group's start
       {"mult",
        {"dst_feature_dim_nheads=[8,2]", "nlevels=1", "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1",
         "conv1d_kernel_size_v=1", "update_epochs=1"},
-       false},
+       stepwise},
       // Mixing: the draws are made on the host before each step and copied into the graph's input; MS-Mix
       // selects its pairs on the device (ops/pair_selection.h).
-      {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"}, true, "msmix"},
-      {"lf_dnn", {}, true, "mixup"},
-      {"lmf", {}, true, "manifold"},
+      {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"}, persistent, "msmix"},
+      {"lf_dnn", {}, persistent, "mixup"},
+      {"lmf", {}, persistent, "manifold"},
+      // cuDNN's LSTM (MSMIX_CUDA_LSTM=cudnn) inside the captured step, where the build has it.
+      {"lf_dnn", {}, cudnn},
+      {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"}, cudnn, "msmix"},
       {"mult",
        {"dst_feature_dim_nheads=[8,2]", "nlevels=1", "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1",
         "conv1d_kernel_size_v=1", "update_epochs=2"},
-       false, "msmix"},
+       stepwise, "msmix"},
   };
-  struct Restore {
-    bool before = cuda::persistent_lstm();
-    ~Restore() { cuda::set_persistent_lstm(before); }
-  } restore;
   for (const Case& c : cases) {
     const std::string model = c.model, mix = c.mix;
     CAPTURE(model);
     CAPTURE(mix);
-    CAPTURE(c.persistent_lstm);
-    cuda::set_persistent_lstm(c.persistent_lstm);
+    CAPTURE(cuda::lstm_kernel_name(c.lstm));
+    if (c.lstm == cudnn && !cuda::cudnn_compiled()) {
+      MESSAGE("msmix was built without cuDNN: the cudnn case is skipped");
+      continue;
+    }
+    LstmKernelScope scope(c.lstm);
     TrainResult runs[2];
     for (int graph = 0; graph < 2; ++graph) {
       RunSpec spec;

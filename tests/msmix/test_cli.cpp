@@ -10,6 +10,7 @@
 #include "engine/checkpoint.h"
 #include "engine/cuda_runtime.h"
 #include "msmix/commands.h"
+#include "ops/cuda/kernels.h"
 #include "tests/testing.h"
 
 using namespace msmix;
@@ -67,12 +68,13 @@ TEST_CASE("cli: --help on every subcommand, info, and a subcommand is required")
     const char* lstm = std::getenv("MSMIX_CUDA_LSTM");
     const char* fused = std::getenv("MSMIX_CUDA_FUSED_ATTENTION");
     const char* softmax = std::getenv("MSMIX_CUDA_SOFTMAX");
-    CHECK(info.out.find(fmt::format("gpu kernels: LSTM scan {} (MSMIX_CUDA_LSTM), attention {} "
+    CHECK(info.out.find(fmt::format("gpu kernels: LSTM {} (MSMIX_CUDA_LSTM), attention {} "
                                     "(MSMIX_CUDA_FUSED_ATTENTION), softmax {}",
-                                    lstm && std::string(lstm) == "stepwise" ? "stepwise" : "persistent",
+                                    lstm && *lstm ? lstm : "persistent",
                                     fused && std::string(fused) == "1" ? "fused" : "composite",
                                     softmax && std::string(softmax) == "registers" ? "registers" : "passes")) !=
           std::string::npos);
+    CHECK(info.out.find("cudnn: " + cuda::cudnn_version()) != std::string::npos);
   }
   check_error({}, {"subcommand"});
 }

@@ -150,3 +150,29 @@ TEST_CASE("lstm_scan: finite differences, empty sequence, errors") {
                     {"lstm_scan", "xgates", "[4, 2, 10]"});
   check_throws_with([&] { lstm_scan(xg, w, Tensor::zeros({3, 3}), Tensor()); }, {"lstm_scan", "initial state", "[3, 3]"});
 }
+
+TEST_CASE("lstm_layer: linear then lstm_scan from a zero state, with and without biases; errors") {
+  const int64_t T = 4, B = 3, I = 5, H = 2;
+  const std::vector<int64_t> lengths = {4, 0, 2};
+  Tensor x = leaf({T, B, I}, 40), w_ih = leaf({4 * H, I}, 41, 0.5f), w_hh = leaf({4 * H, H}, 42, 0.5f);
+  Tensor b_ih = leaf({4 * H}, 43), b_hh = leaf({4 * H}, 44);
+  for (bool reverse : {false, true}) {
+    CAPTURE(reverse);
+    Tensor want = lstm_scan(add(matmul(x, transpose(w_ih, 0, 1)), add(b_ih, b_hh)), w_hh, Tensor(), Tensor(), lengths,
+                            reverse);
+    check_close(lstm_layer(x, w_ih, w_hh, b_ih, b_hh, lengths, reverse), want, 1e-6, 1e-6, "with biases");
+    want = lstm_scan(matmul(x, transpose(w_ih, 0, 1)), w_hh, Tensor(), Tensor(), lengths, reverse);
+    check_close(lstm_layer(x, w_ih, w_hh, Tensor(), Tensor(), lengths, reverse), want, 1e-6, 1e-6, "no biases");
+    check_gradients(
+        [&](const std::vector<Tensor>& in) { return lstm_layer(in[0], in[1], in[2], in[3], in[4], lengths, reverse); },
+        {x, w_ih, w_hh, b_ih, b_hh});
+  }
+  check_throws_with([&] { lstm_layer(x, w_ih, w_hh, b_ih, Tensor()); }, {"lstm_layer", "b_ih and b_hh"});
+  check_throws_with([&] { lstm_layer(x, leaf({4 * H, I + 1}, 45), w_hh, b_ih, b_hh); },
+                    {"lstm_layer", "w_ih [4H, I]", "[8, 6]"});
+  check_throws_with([&] { lstm_layer(x, w_ih, leaf({4 * H, H + 1}, 46), b_ih, b_hh); },
+                    {"lstm_layer", "w_hh", "[8, 3]"});
+  check_throws_with([&] { lstm_layer(x, w_ih, w_hh, leaf({4 * H + 1}, 47), b_hh); }, {"lstm_layer", "biases", "[9]"});
+  check_throws_with([&] { lstm_layer(x, w_ih, w_hh, b_ih, b_hh, {1, 2}); }, {"lstm_layer", "2 lengths", "batch of 3"});
+  check_throws_with([&] { lstm_layer(x, w_ih, w_hh, b_ih, b_hh, {1, 2, 5}); }, {"lstm_scan", "length 5"});
+}

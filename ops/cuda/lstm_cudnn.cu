@@ -1,0 +1,266 @@
+// One forward-direction LSTM layer through cuDNN's RNN API (MSMIX_CUDA_LSTM=cudnn), kept beside our own scans
+// (lstm_cell.cu) so that a benchmark sets them side by side: the issue takes cuDNN where it measures faster.
+// cuDNN runs the whole layer, the input projection included, with PyTorch's FP32 settings (ALGO_STANDARD, FMA
+// math: no TF32), over a seq-major padded batch with per-sample lengths: y is 0 past each length, and h_n, c_n
+// are each sample's state after its own last step, as our scan's.
+// cuDNN keeps the weights in one "weight space" in its own layout: each forward copies w_ih, w_hh, b_ih and
+// b_hh in (four copies where cuDNN lays the four gates out one after another, as it does for PyTorch; else one
+// per gate), and the backward copies the grads out of a grad weight space. The backward reads the forward's
+// reserve space, which CudnnLstmRun keeps. Each cuDNN call counts as one queued GPU call, though cuDNN
+// launches several kernels per step inside it.
+// Compiled with MSMIX_CUDNN (the Makefile defines it where it finds cudnn.h); without, the entry points throw.
+#include "engine/error.h"
+#include "ops/cuda/kernels.h"
+
+#if MSMIX_CUDNN
+#include <cudnn.h>
+
+#include <map>
+#include <tuple>
+
+#include "engine/cuda_runtime.h"
+#include "ops/cuda/common.cuh"
+
+// CUDNN_CHECK(call): throws msmix::Error naming the call, file:line and cuDNN's status string.
+#define CUDNN_CHECK(call)                                                                                             \
+  do {                                                                                                                \
+    cudnnStatus_t st_ = (call);                                                                                       \
+    if (st_ != CUDNN_STATUS_SUCCESS)                                                                                  \
+      throw ::msmix::Error(                                                                                           \
+          fmt::format("{} failed at {}:{}: {} ({})", #call, __FILE__, __LINE__, cudnnGetErrorString(st_), int(st_))); \
+  } while (0)
+
+namespace msmix::cuda {
+namespace {
+
+// One handle for the process, on the engine's stream, created at the first cuDNN call (a build with cuDNN
+// but no GPU never touches it). Never destroyed: the CUDA context may be gone at exit.
+cudnnHandle_t handle() {
+  static cudnnHandle_t h = [] {
+    cudnnHandle_t made = nullptr;
+    CUDNN_CHECK(cudnnCreate(&made));
+    CUDNN_CHECK(cudnnSetStream(made, cudaStreamPerThread));  // the engine's one stream (see the Makefile)
+    return made;
+  }();
+  return h;
+}
+
+// A cuDNN descriptor, destroyed with its owner.
+template <class T, cudnnStatus_t (*Create)(T*), cudnnStatus_t (*Destroy)(T)>
+class Descriptor {
+ public:
+  Descriptor() { CUDNN_CHECK(Create(&d_)); }
+  ~Descriptor() { Destroy(d_); }
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+  T get() const { return d_; }
+
+ private:
+  T d_ = nullptr;
+};
+using RnnDesc = Descriptor<cudnnRNNDescriptor_t, cudnnCreateRNNDescriptor, cudnnDestroyRNNDescriptor>;
+using DropoutDesc = Descriptor<cudnnDropoutDescriptor_t, cudnnCreateDropoutDescriptor, cudnnDestroyDropoutDescriptor>;
+using DataDesc = Descriptor<cudnnRNNDataDescriptor_t, cudnnCreateRNNDataDescriptor, cudnnDestroyRNNDataDescriptor>;
+using TensorDesc = Descriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
+
+size_t floats_in(size_t bytes) { return (bytes + sizeof(float) - 1) / sizeof(float); }
+
+// A layer's shape as cuDNN sees it (I, H, bias), and where each gate's matrix and bias sit in its weight space.
+// Built once per shape: descriptors and the layout query cost host time that a step need not pay again.
+struct Layer {
+  RnnDesc rnn;
+  DropoutDesc dropout;  // a single layer has no dropout, but cuDNN wants the descriptor
+  size_t weight_bytes = 0;
+  // In floats from the weight space's start, per cuDNN linear-layer id: 0-3 the input matrices [H, I] of gates
+  // i, f, g, o (PyTorch's order), 4-7 the recurrent ones [H, H]; the biases likewise (b_ih, then b_hh).
+  int64_t matrix[8] = {}, bias[8] = {};
+  bool contiguous = false;  // gates one after another: w_ih, w_hh, b_ih, b_hh each one block, as PyTorch's
+};
+
+const Layer& layer_for(int64_t I, int64_t H, bool bias) {
+  // The engine's one thread; never freed, as the handle (their destructors would outlive cuDNN at exit).
+  static auto* layers = new std::map<std::tuple<int64_t, int64_t, bool>, std::unique_ptr<Layer>>();
+  std::unique_ptr<Layer>& slot = (*layers)[{I, H, bias}];
+  if (slot) return *slot;
+  auto layer = std::make_unique<Layer>();
+  CUDNN_CHECK(cudnnSetDropoutDescriptor(layer->dropout.get(), handle(), 0.0f, nullptr, 0, 0));
+  CUDNN_CHECK(cudnnSetRNNDescriptor_v8(
+      layer->rnn.get(), CUDNN_RNN_ALGO_STANDARD, CUDNN_LSTM, bias ? CUDNN_RNN_DOUBLE_BIAS : CUDNN_RNN_NO_BIAS,
+      CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT, CUDNN_FMA_MATH, int(I), int(H),
+      int(H) /* no projection */, 1, layer->dropout.get(), CUDNN_RNN_PADDED_IO_ENABLED));
+  CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(handle(), layer->rnn.get(), &layer->weight_bytes));
+  // The layout query answers with addresses inside a given weight space: a scratch one, for the offsets.
+  DeviceBuffer probe(floats_in(layer->weight_bytes));
+  TensorDesc m, b;
+  for (int id = 0; id < 8; ++id) {
+    void *m_addr = nullptr, *b_addr = nullptr;
+    CUDNN_CHECK(cudnnGetRNNWeightParams(handle(), layer->rnn.get(), 0, layer->weight_bytes, probe.get(), id, m.get(),
+                                        &m_addr, b.get(), &b_addr));
+    cudnnDataType_t type;
+    int dims[3] = {}, strides[3] = {}, nd = 0;
+    CUDNN_CHECK(cudnnGetTensorNdDescriptor(m.get(), 3, &type, &nd, dims, strides));
+    // cuDNN describes each matrix as {1, rows, cols}: row-major [H, in], the layout of a gate's rows of ours.
+    const int64_t cols = id < 4 ? I : H;
+    MSMIX_CHECK(
+        m_addr && nd == 3 && dims[0] == 1 && dims[1] == H && dims[2] == cols && strides[2] == 1 && strides[1] == cols,
+        "cuDNN LSTM({}, {}): gate matrix {} is not a dense [{}, {}] in the weight space (got {} dims: {}, {}, {})", I,
+        H, id, H, cols, nd, dims[0], dims[1], dims[2]);
+    layer->matrix[id] = static_cast<const float*>(m_addr) - probe.get();
+    layer->bias[id] = b_addr ? static_cast<const float*>(b_addr) - probe.get() : -1;
+    MSMIX_CHECK(!bias || b_addr, "cuDNN LSTM({}, {}): no bias {} in the weight space", I, H, id);
+  }
+  bool contiguous = true;
+  for (int k = 0; k < 4; ++k) {
+    contiguous = contiguous && layer->matrix[k] == layer->matrix[0] + k * H * I &&
+                 layer->matrix[4 + k] == layer->matrix[4] + k * H * H;
+    if (bias)
+      contiguous =
+          contiguous && layer->bias[k] == layer->bias[0] + k * H && layer->bias[4 + k] == layer->bias[4] + k * H;
+  }
+  layer->contiguous = contiguous;
+  slot = std::move(layer);
+  return *slot;
+}
+
+// Our four tensors <-> cuDNN's weight space: to_space copies ours in, else the space's values out into ours.
+void copy_weights(const Layer& L, int64_t I, int64_t H, float* space, const float* w_ih, const float* w_hh,
+                  const float* b_ih, const float* b_hh, bool to_space) {
+  auto copy = [&](int64_t offset, const float* ours, int64_t n) {
+    const size_t bytes = size_t(n) * sizeof(float);
+    if (to_space)
+      memcpy_device_to_device(space + offset, ours, bytes);
+    else
+      memcpy_device_to_device(const_cast<float*>(ours), space + offset, bytes);
+  };
+  const int gates = L.contiguous ? 1 : 4, per = L.contiguous ? 4 : 1;  // blocks, and gates per block
+  for (int k = 0; k < gates; ++k) {
+    copy(L.matrix[k], w_ih + k * H * I, per * H * I);
+    copy(L.matrix[4 + k], w_hh + k * H * H, per * H * H);
+    if (b_ih) copy(L.bias[k], b_ih + k * H, per * H);
+    if (b_hh) copy(L.bias[4 + k], b_hh + k * H, per * H);
+  }
+}
+
+void check_shape(const CudnnLstmShape& s) {
+  const int64_t int_max = 2147483647;
+  MSMIX_CHECK(s.T > 0 && s.B > 0 && s.I > 0 && s.H > 0 && s.T <= int_max && s.B <= int_max && s.I <= int_max &&
+                  4 * s.H <= int_max && s.lengths,
+              "cuDNN LSTM: T {}, B {}, I {}, H {} must be positive and fit an int, with lengths", s.T, s.B, s.I, s.H);
+  for (int64_t b = 0; b < s.B; ++b)
+    MSMIX_CHECK(s.lengths[b] >= 1 && s.lengths[b] <= s.T, "cuDNN LSTM: sample {}'s length {} is outside [1, {}]", b,
+                s.lengths[b], s.T);
+}
+
+}  // namespace
+
+// A forward's descriptors and buffers, which its backward reads.
+struct CudnnLstmRun {
+  CudnnLstmRun(const CudnnLstmShape& s, const Layer& l)
+      : shape(s), layer(&l), weights(floats_in(l.weight_bytes)), seq_lengths(size_t(s.B)) {
+    for (int64_t b = 0; b < s.B; ++b) padded = padded || s.lengths[b] < s.T;
+    shape.lengths = nullptr;  // the caller's array is gone by backward; the descriptors and seq_lengths keep them
+  }
+  CudnnLstmShape shape;
+  const Layer* layer;
+  bool padded = false;  // some sample shorter than T
+  DataDesc x_desc, y_desc;
+  TensorDesc state_desc;
+  DeviceBuffer weights;      // w_ih, w_hh, b_ih, b_hh in cuDNN's layout
+  DeviceBuffer seq_lengths;  // int32 [B]: cuDNN's kernels read the lengths from the device
+  size_t work_bytes = 0, reserve_bytes = 0;
+  std::unique_ptr<DeviceBuffer> reserve_space;  // training only
+};
+
+bool cudnn_compiled() { return true; }
+
+std::string cudnn_version() {
+  const size_t v = cudnnGetVersion();  // major * 10000 + minor * 100 + patch since cuDNN 9
+  return fmt::format("cuDNN {}.{}.{} (built with {}.{}.{})", v / 10000, v / 100 % 100, v % 100, CUDNN_MAJOR,
+                     CUDNN_MINOR, CUDNN_PATCHLEVEL);
+}
+
+std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape& s, const float* x, const float* w_ih,
+                                                 const float* w_hh, const float* b_ih, const float* b_hh, float* y,
+                                                 bool training) {
+  check_shape(s);
+  MSMIX_CHECK(s.bias == (b_ih && b_hh), "cuDNN LSTM: bias {} but b_ih and b_hh {}", s.bias,
+              b_ih && b_hh ? "given" : "not both given");
+  const Layer& layer = layer_for(s.I, s.H, s.bias);
+  const int64_t T = s.T, B = s.B, H = s.H;
+
+  // The batch's descriptors: seq-major [T, B, vector] with each sample's length, padding written as 0.
+  std::vector<int> lengths(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) lengths[size_t(b)] = int(s.lengths[b]);
+  auto run = std::make_shared<CudnnLstmRun>(s, layer);
+  float fill = 0.0f;
+  CUDNN_CHECK(cudnnSetRNNDataDescriptor(run->x_desc.get(), CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
+                                        int(T), int(B), int(s.I), lengths.data(), &fill));
+  CUDNN_CHECK(cudnnSetRNNDataDescriptor(run->y_desc.get(), CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
+                                        int(T), int(B), int(H), lengths.data(), &fill));
+  const int dims[3] = {1, int(B), int(H)}, strides[3] = {int(B * H), int(H), 1};  // [layers, B, H]
+  CUDNN_CHECK(cudnnSetTensorNdDescriptor(run->state_desc.get(), CUDNN_DATA_FLOAT, 3, dims, strides));
+  const cudnnForwardMode_t mode = training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE;
+  CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle(), layer.rnn.get(), mode, run->x_desc.get(), &run->work_bytes,
+                                        &run->reserve_bytes));
+  if (training) run->reserve_space = std::make_unique<DeviceBuffer>(floats_in(run->reserve_bytes));
+  memcpy_host_to_device(run->seq_lengths.get(), lengths.data(), lengths.size() * sizeof(int));
+  copy_weights(layer, s.I, H, run->weights.get(), w_ih, w_hh, b_ih, b_hh, true);
+
+  DeviceBuffer work(floats_in(run->work_bytes));
+  float* h_n = y + T * B * H;  // y's last two [B, H] rows: the final states, written by cuDNN directly
+  CUDNN_CHECK(cudnnRNNForward(handle(), layer.rnn.get(), mode, reinterpret_cast<const int32_t*>(run->seq_lengths.get()),
+                              run->x_desc.get(), x, run->y_desc.get(), y, run->state_desc.get(), nullptr, h_n,
+                              run->state_desc.get(), nullptr, h_n + B * H, layer.weight_bytes, run->weights.get(),
+                              run->work_bytes, work.get(), run->reserve_bytes,
+                              training ? run->reserve_space->get() : nullptr));
+  CUDA_CHECK_LAUNCH("cudnnRNNForward");
+  return training ? run : nullptr;
+}
+
+void cudnn_lstm_backward(CudnnLstmRun& run, const float* x, const float* y, const float* gy, float* gx, float* gw_ih,
+                         float* gw_hh, float* gb_ih, float* gb_hh) {
+  const CudnnLstmShape& s = run.shape;
+  const Layer& layer = *run.layer;
+  const int64_t T = s.T, B = s.B, H = s.H;
+  const int32_t* seq = reinterpret_cast<const int32_t*>(run.seq_lengths.get());
+  DeviceBuffer work(floats_in(run.work_bytes));
+  MSMIX_CHECK(run.reserve_space, "cuDNN LSTM: a backward through a forward run without training");
+  // x's padding gets a zero grad (y there is a constant 0), whatever cuDNN writes there.
+  if (run.padded) memset_zero(gx, size_t(T * B * s.I) * sizeof(float));
+  const float* gh_n = gy + T * B * H;
+  CUDNN_CHECK(cudnnRNNBackwardData_v8(handle(), layer.rnn.get(), seq, run.y_desc.get(), y, gy, run.x_desc.get(), gx,
+                                      run.state_desc.get(), nullptr, gh_n, nullptr, run.state_desc.get(), nullptr,
+                                      gh_n + B * H, nullptr, layer.weight_bytes, run.weights.get(), run.work_bytes,
+                                      work.get(), run.reserve_bytes, run.reserve_space->get()));
+  CUDA_CHECK_LAUNCH("cudnnRNNBackwardData_v8");
+  DeviceBuffer grads(floats_in(layer.weight_bytes));
+  memset_zero(grads.get(), layer.weight_bytes);
+  CUDNN_CHECK(cudnnRNNBackwardWeights_v8(handle(), layer.rnn.get(), CUDNN_WGRAD_MODE_ADD, seq, run.x_desc.get(), x,
+                                         run.state_desc.get(), nullptr, run.y_desc.get(), y, layer.weight_bytes,
+                                         grads.get(), run.work_bytes, work.get(), run.reserve_bytes,
+                                         run.reserve_space->get()));
+  CUDA_CHECK_LAUNCH("cudnnRNNBackwardWeights_v8");
+  copy_weights(layer, s.I, H, grads.get(), gw_ih, gw_hh, gb_ih, gb_hh, false);
+}
+
+}  // namespace msmix::cuda
+
+#else  // built without cuDNN
+
+namespace msmix::cuda {
+
+struct CudnnLstmRun {};
+bool cudnn_compiled() { return false; }
+std::string cudnn_version() { return "none: cudnn.h was not found when msmix was built"; }
+std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape&, const float*, const float*, const float*,
+                                                 const float*, const float*, float*, bool) {
+  throw Error("cuda::cudnn_lstm_forward: msmix was built without cuDNN (make CUDNN=1 CUDNN_HOME=...)");
+}
+void cudnn_lstm_backward(CudnnLstmRun&, const float*, const float*, const float*, float*, float*, float*, float*,
+                         float*) {
+  throw Error("cuda::cudnn_lstm_backward: msmix was built without cuDNN (make CUDNN=1 CUDNN_HOME=...)");
+}
+
+}  // namespace msmix::cuda
+
+#endif
