@@ -190,13 +190,14 @@ fi
 step cuda-tests 100 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
 step bench-models 150 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 python3 bench/compare_models.py \
   --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 --warmup 3 --markdown
-# The LSTM kernels (the persistent scan is the default since the first H200 pass; 2026-11-27): every CUDA test
-# through the stepwise scan (the LSTM tests run each kernel anyway); then, whatever the tests said, the three
+# The LSTM kernels (the persistent scan is the default since the first H200 pass; 2026-11-27): the trainer tests
+# that take the default kernel, through the stepwise scan (the LSTM, backbone and graph tests set each kernel
+# themselves); then, whatever the tests said, the three
 # LSTM backbones' training steps with the stepwise scan, the persistent one, and cuDNN's LSTM where the build
 # has it, the last two also inside a captured CUDA graph (cuda_graph). Early, since it is what the step goal waits on; racecheck / synccheck over the
 # persistent kernels come with the sanitizers.
 step lstm-scans 150 env MSMIX_CUDA_LSTM=stepwise MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
-  "cd tests && '$BIN/test_msmix' -tc='cuda*'; rc=\$?; kernels='stepwise persistent persistent+graph'; \
+  "cd tests && '$BIN/test_msmix' -tc='cuda training*,host reads*'; rc=\$?; kernels='stepwise persistent persistent+graph'; \
   [ -n '$CUDNN_HOME' ] && kernels+=' cudnn cudnn+graph'; for m in lf_dnn tfn lmf; do for l in \$kernels; do \
   MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\${l%+graph} '$BIN/msmix' bench --model \$m --data synthetic:mosi \
   --device cuda --steps 20 --warmup 3 --set cuda_graph=\$([ \$l != \${l%+graph} ] && echo true || echo false) \
@@ -254,10 +255,10 @@ if [ -n "$SANITIZER" ]; then
     --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent on small*'"
 fi
 # The fused CUDA attention inside the models (opt-in: the composite measured faster in MulT's step on an
-# H200): MulT's GPU-vs-CPU tests through it, and MulT's training step with it beside the composite's, each
+# H200): the trainer tests with MulT through it (the op's own tests run in cuda-tests), and MulT's training step with it beside the composite's, each
 # with and without cuda_graph.
 step fused-attention 90 env MSMIX_CUDA_FUSED_ATTENTION=1 MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
-  "cd tests && '$BIN/test_msmix' -tc='cuda*'; rc=\$?; for f in 0 1; do for g in false true; do MSMIX_CUDA_SYNC=0 \
+  "cd tests && '$BIN/test_msmix' -tc='cuda training*,cuda graph*,host reads*'; rc=\$?; for f in 0 1; do for g in false true; do MSMIX_CUDA_SYNC=0 \
   MSMIX_CUDA_FUSED_ATTENTION=\$f '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 \
   --warmup 2 --set cuda_graph=\$g --json | tail -1; done; done; exit \$rc"
 step bench-cpu 40 "$BIN/bench_ops"
