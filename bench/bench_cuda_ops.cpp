@@ -168,6 +168,25 @@ void bench_lstm() {
   cuda::set_lstm_kernel(before);
 }
 
+// conv1d at MulT's input projections on MOSI (kernel 5, no padding, no bias; text 768 -> 50 over 50 steps,
+// vision 20 -> 50 over 500), forward + backward: the other cuDNN candidate the CUDA issue names (PyTorch's
+// twin runs cuDNN's). Amount: 2 * B * C_out * L_out * C_in * K FLOPs, x3 for the two grads.
+void bench_conv1d() {
+  Generator gen(6);
+  for (auto [c_in, L] : std::vector<std::pair<int64_t, int64_t>>{{768, 50}, {20, 500}}) {
+    const int64_t B = 16, c_out = 50, K = 5, L_out = L - K + 1;
+    Tensor x = Tensor::randn({B, c_in, L}, gen, 0, 1, Device::cuda());
+    Tensor w = Tensor::randn({c_out, c_in, K}, gen, 0, 0.1f, Device::cuda());
+    x.set_requires_grad(true);
+    w.set_requires_grad(true);
+    report(fmt::format("conv1d {}->{} k{} B{} L{} fwd+bwd", c_in, c_out, K, B, L), time_ms([&] {
+             sum(conv1d(x, w, Tensor())).backward();
+             x.zero_grad();
+             w.zero_grad();
+           }), 3.0 * 2.0 * B * c_out * L_out * c_in * K, "GFLOP/s");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -188,6 +207,7 @@ int main(int argc, char** argv) {
     bench_attention(375, 500);  // with grad mode on: the fwd+bwd cases record the graph
     bench_attention(50, 50);
     bench_lstm();
+    bench_conv1d();
   } catch (const Error& e) {
     fmt::print(stderr, "bench_cuda_ops: {}\n", e.what());
     return 1;

@@ -133,6 +133,23 @@ def lstm_cases():
     yield "lstm 768->128 T50 B128 fwd+bwd", time_ms(step), 3.0 * 2.0 * 128 * 50 * (768 + 128) * 4 * 128, "GFLOP/s"
 
 
+def conv1d_cases():
+    """nn.Conv1d at MulT's input projections on MOSI (kernel 5, no padding, no bias), cuDNN, forward + backward."""
+    for c_in, L in ((768, 50), (20, 500)):
+        B, c_out, K = 16, 50, 5
+        x = torch.randn(B, c_in, L, device="cuda", requires_grad=True)
+        w = (0.1 * torch.randn(c_out, c_in, K, device="cuda")).requires_grad_()
+
+        def step():
+            with torch.enable_grad():
+                torch.nn.functional.conv1d(x, w).sum().backward()
+            x.grad = None
+            w.grad = None
+
+        yield (f"conv1d {c_in}->{c_out} k{K} B{B} L{L} fwd+bwd", time_ms(step),
+               3.0 * 2.0 * B * c_out * (L - K + 1) * c_in * K, "GFLOP/s")
+
+
 def main():
     if not torch.cuda.is_available():
         print("bench_cuda_ops.py: no GPU visible to torch", file=sys.stderr)
@@ -151,6 +168,7 @@ def main():
             yield from attention_cases(375, 500)
             yield from attention_cases(50, 50)
             yield from lstm_cases()
+            yield from conv1d_cases()
 
     for name, ms, amount, unit in all_cases():
         rate = amount / (ms * 1e-3) / 1e9
