@@ -139,9 +139,10 @@ Tensor lstm_layer(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const
   const int64_t T = x.size(0), B = x.size(1);
   MSMIX_CHECK(lengths.empty() || int64_t(lengths.size()) == B, "lstm_layer: {} lengths for a batch of {}",
               lengths.size(), B);
-  bool every_sample_steps = T > 0 && B > 0 && x.size(2) > 0;  // cuDNN wants each sample at least one step
-  for (int64_t len : lengths) every_sample_steps = every_sample_steps && len >= 1 && len <= T;
-  if (dev.is_cuda() && !reverse && every_sample_steps && cuda::lstm_kernel() == cuda::LstmKernel::cudnn)
+  // cuDNN takes non-empty sizes and at least one step per sample; anything else stays with our scan.
+  bool cudnn_fits = T > 0 && B > 0 && x.size(2) > 0 && H > 0;
+  for (int64_t len : lengths) cudnn_fits = cudnn_fits && len >= 1 && len <= T;
+  if (dev.is_cuda() && !reverse && cudnn_fits && cuda::lstm_kernel() == cuda::LstmKernel::cudnn)
     return lstm_layer_cudnn(x, w_ih, w_hh, b_ih, b_hh, lengths.empty() ? std::vector<int64_t>(size_t(B), T) : lengths);
   Tensor bias = b_ih.defined() ? add(b_ih, b_hh) : Tensor();
   Tensor xgates = linear(x, w_ih, bias);  // [T, B, 4H], one GEMM
