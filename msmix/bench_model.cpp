@@ -240,6 +240,8 @@ std::string bench_text(const BenchResult& r) {
       "per step (median)\n",
       r.median_ms, r.min_ms, r.max_ms, r.items_per_s, r.cpu_ms);
   if (!r.cuda_graph.empty()) out += fmt::format("  cuda_graph: {}\n", r.cuda_graph);
+  if (resolve_device(config_string(c, "device")).is_cuda())
+    out += fmt::format("  gpu kernels: {}\n", gpu_kernel_choices());
   if (r.gpu_calls > 0)
     out += fmt::format("  {:.0f} kernel launches, cuBLAS calls, copies and memsets per step\n", r.gpu_calls);
   out += fmt::format("  peak memory {} live ({} before the steps: weights, optimizer state, data)\n", mib(r.peak_bytes),
@@ -258,6 +260,7 @@ Json bench_json(const BenchResult& r) {
   j["mix"] = config_string(c, "mix");
   j["device"] = config_string(c, "device");
   if (!r.cuda_graph.empty()) j["cuda_graph"] = r.cuda_graph;
+  if (resolve_device(config_string(c, "device")).is_cuda()) j["gpu_kernels"] = gpu_kernel_choices();
   j["threads"] = r.threads;
   j["batch"] = r.batch;
   j["steps"] = r.step_ms.size();

@@ -31,13 +31,16 @@ std::string build_info() {
   for (int i = 0; i < gpus; ++i) out += fmt::format("gpu {}: {}\n", i, cuda::device_name(i));
   if (cuda::compiled()) {  // the kernel choices a GPU run makes (environment switches, read once)
     out += fmt::format("cudnn: {}\n", cuda::cudnn_version());
-    out += fmt::format(
-        "gpu kernels: LSTM {} (MSMIX_CUDA_LSTM), attention {} (MSMIX_CUDA_FUSED_ATTENTION), softmax {} "
-        "(MSMIX_CUDA_SOFTMAX)\n",
-        cuda::lstm_kernel_name(cuda::lstm_kernel()), cuda_fused_attention_enabled() ? "fused" : "composite",
-        cuda::softmax_rows_in_registers() ? "registers" : "passes");
+    out += "gpu kernels: " + gpu_kernel_choices() + "\n";
   }
   return out;
+}
+
+std::string gpu_kernel_choices() {
+  return fmt::format("LSTM {} (MSMIX_CUDA_LSTM), attention {} (MSMIX_CUDA_FUSED_ATTENTION), softmax {} "
+                     "(MSMIX_CUDA_SOFTMAX)",
+                     cuda::lstm_kernel_name(cuda::lstm_kernel()), cuda_fused_attention_enabled() ? "fused" : "composite",
+                     cuda::softmax_rows_in_registers() ? "registers" : "passes");
 }
 
 std::string with_commas(int64_t n) {

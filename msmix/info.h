@@ -7,6 +7,9 @@
 namespace msmix {
 
 std::string build_info();  // version, flags, threads, BLAS, CUDA, GPUs: one "key: value" per line
+// The GPU kernel choices a CUDA run makes (environment switches, read once): "LSTM persistent
+// (MSMIX_CUDA_LSTM), attention composite (MSMIX_CUDA_FUSED_ATTENTION), softmax passes (MSMIX_CUDA_SOFTMAX)".
+std::string gpu_kernel_choices();
 
 // The backbone built as `msmix train` would build it for (model, data, dataset, --set overrides): one row
 // per state-dict entry in PyTorch's state_dict order (a module's parameters, its buffers, then its children)

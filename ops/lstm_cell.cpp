@@ -102,15 +102,15 @@ Tensor lstm_layer_cudnn(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
   if (training) {
     // x and y's storage, not y itself (a saved output would be a reference cycle through its node).
     Tensor x_ = x.detach(), y_ = y.detach();
+    const bool bias = shape.bias;
     record(y, "lstm_layer_cudnn", {x, w_ih, w_hh, b_ih, b_hh},
-           [run, x_, y_, shape](const Tensor& g, const std::vector<bool>& needs) {
+           [run, x_, y_, I, H, bias](const Tensor& g, const std::vector<bool>& needs) {
              Device d = g.device();
-             const int64_t G = 4 * shape.H;
-             Tensor gx = Tensor::empty(x_.shape(), d), gw_ih = Tensor::empty({G, shape.I}, d);
-             Tensor gw_hh = Tensor::empty({G, shape.H}, d), gb_ih, gb_hh;
-             if (shape.bias) gb_ih = Tensor::empty({G}, d), gb_hh = Tensor::empty({G}, d);
+             Tensor gx = Tensor::empty(x_.shape(), d), gw_ih = Tensor::empty({4 * H, I}, d);
+             Tensor gw_hh = Tensor::empty({4 * H, H}, d), gb_ih, gb_hh;
+             if (bias) gb_ih = Tensor::empty({4 * H}, d), gb_hh = Tensor::empty({4 * H}, d);
              cuda::cudnn_lstm_backward(*run, x_.data(), y_.data(), g.data(), gx.data(), gw_ih.data(), gw_hh.data(),
-                                       shape.bias ? gb_ih.data() : nullptr, shape.bias ? gb_hh.data() : nullptr);
+                                       bias ? gb_ih.data() : nullptr, bias ? gb_hh.data() : nullptr);
              Grads grads{gx, gw_ih, gw_hh, gb_ih, gb_hh};
              for (size_t i = 0; i < grads.size(); ++i)
                if (!needs[i]) grads[i] = Tensor();

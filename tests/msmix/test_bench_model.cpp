@@ -9,6 +9,8 @@
 #include "models/registry.h"
 #include "msmix/bench_model.h"
 #include "msmix/trainer.h"
+#include "ops/cuda/kernels.h"
+#include "tests/cuda/cuda_testing.h"
 #include "tests/files.h"
 #include "tests/testing.h"
 
@@ -68,6 +70,8 @@ TEST_CASE("bench: times the trainer's steps on the run config, with one optimize
   CHECK(j["inputs"]["text"] == Json::array({4, 768}));
   CHECK(bench_text(r).find("trainable parameters: ") != std::string::npos);
   CHECK(j["gpu_calls_per_step"] == 0);  // the CPU queues nothing on a GPU
+  CHECK_FALSE(j.contains("gpu_kernels"));  // the GPU kernel choices only with a GPU run
+  CHECK(bench_text(r).find("gpu kernels") == std::string::npos);
   CHECK_FALSE(j.contains("cuda_graph"));
 
   // With cuda_graph the report says what became of it (on the CPU: nothing captured).
@@ -230,4 +234,18 @@ TEST_CASE("sized_data: synthetic at exactly the asked sizes and MMSA's shapes; a
     CHECK(got.labels.to_vector() == want.labels.to_vector());
     CHECK(got.ids == want.ids);
   }
+}
+
+// On the GPU the report names the kernel choices the step ran with (gpucheck's rows rely on it).
+TEST_CASE("cuda bench: a GPU run reports its kernel choices, the LSTM's included") {
+  MSMIX_REQUIRE_GPU();
+  msmix::testing::LstmKernelScope scope(cuda::LstmKernel::stepwise);
+  BenchOptions o = tiny_tfn();
+  o.device = "cuda";
+  BenchResult r = bench_model(o);
+  const Json j = bench_json(r);
+  REQUIRE(j.contains("gpu_kernels"));
+  CHECK(j["gpu_kernels"].get<std::string>().find("LSTM stepwise (MSMIX_CUDA_LSTM)") == 0);
+  CHECK(bench_text(r).find("gpu kernels: LSTM stepwise") != std::string::npos);
+  CHECK(j["gpu_calls_per_step"].get<double>() > 0);
 }
