@@ -298,6 +298,9 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   printf '%s' "$STEPS"
   echo
   echo "Total: $(($(date +%s) - START)) s."
+  echo
+  echo "## the issue's goals and the kernel choices (bench/gpucheck_goals.py)"
+  python3 bench/gpucheck_goals.py "$BUILD" 2>&1 || true
   for s in $FAILED_STEPS; do
     echo
     echo "## $s failed: the end of its output"
