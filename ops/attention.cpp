@@ -58,22 +58,32 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
   }
   Tensor out = Tensor::empty({B, L, E}, dev);
   Tensor stats = Tensor::empty({B * heads, L, 2}, dev);  // row max, 1 / sum of exps
+  const bool grad = any_requires_grad({&q, &k, &v});
+  // On the GPU, a forward with dropout that a backward follows writes its decisions down (a bit per pair,
+  // uint32 words in a float tensor's storage), so the backward draws no Philox again.
+  Tensor dropout_bits;
+  if (dev.is_cuda() && args.dropout && grad) {
+    dropout_bits = Tensor::empty({cuda::attention_dropout_words(dims)}, dev);
+    args.dropout_bits = reinterpret_cast<uint32_t*>(dropout_bits.data());
+  }
   if (dev.is_cuda())
     cuda::attention_forward(args, dims, out.data(), stats.data());  // head widths up to 64, else it throws
   else
     cpu::attention_forward(args, dims, out.data(), stats.data());
 
-  if (any_requires_grad({&q, &k, &v})) {
+  if (grad) {
     Tensor q_ = q.detach(), k_ = k.detach(), v_ = v.detach(), out_ = out.detach();
     Tensor mask_ = attn_mask.defined() ? attn_mask.detach() : Tensor();
     Tensor pad_ = key_padding_mask.defined() ? key_padding_mask.detach() : Tensor();
     record(out, "fused_attention", {q, k, v},
-           [q_, k_, v_, out_, mask_, pad_, stats, args, dims](const Tensor& g, const std::vector<bool>& needs) {
+           [q_, k_, v_, out_, mask_, pad_, stats, dropout_bits, args, dims](const Tensor& g,
+                                                                             const std::vector<bool>& needs) {
              Tensor gq = needs[0] ? Tensor::empty(q_.shape(), g.device()) : Tensor();
              Tensor gk = needs[1] ? Tensor::empty(k_.shape(), g.device()) : Tensor();
              Tensor gv = needs[2] ? Tensor::empty(v_.shape(), g.device()) : Tensor();
              cpu::AttentionArgs a = args;  // the saved tensors' pointers (the same storage as at forward)
              a.q = q_.data(), a.k = k_.data(), a.v = v_.data();
+             a.dropout_bits = dropout_bits.defined() ? reinterpret_cast<uint32_t*>(dropout_bits.data()) : nullptr;
              a.attn_mask = mask_.defined() ? mask_.data() : nullptr;
              a.key_padding = pad_.defined() ? pad_.data() : nullptr;
              a.out = out_.data();

@@ -27,6 +27,10 @@ struct AttentionArgs {
   uint64_t seed = 0, offset = 0;
   const uint64_t* offset_base = nullptr;  // GPU only: a captured graph step's device word added to offset
   const float* out = nullptr;  // GPU backward only: the forward's output [B, L, H D] (softmax's row term dO . O)
+  // GPU only, with dropout: the forward writes each kept / dropped decision here and the backward reads it
+  // instead of drawing Philox again (ops/cuda/attention_block.h's layout; cuda::attention_dropout_words
+  // words); null: the backward draws again.
+  uint32_t* dropout_bits = nullptr;
 };
 
 // out [B, L, H D]; stats [B H, L, 2] (row max, 1 / sum of exps) for the backward.

@@ -1,7 +1,7 @@
 // The fused attention's CUDA kernels (twin: ops/cpu/attention.h). Their bodies, and the design, are in
 // ops/cuda/attention_block.h, which a CPU test also runs; this file launches them.
-// Bound: the per-pair arithmetic (2 D multiply-adds, an exp, a Philox block with dropout); K, V and q, dO are
-// read once per block of kWarps rows (or keys) from L2. Head widths 5 or 10 exactly for MulT, else 8, 16, 32,
+// Bound: the per-pair arithmetic (2 D multiply-adds, an exp, with dropout a Philox block in the forward and a
+// bit read in the backward); K, V and q, dO are read once per block of kWarps rows (or keys) from L2. Head widths 5 or 10 exactly for MulT, else 8, 16, 32,
 // 64 (at 64 the backward kernels spill some registers to local memory).
 #include "engine/error.h"
 #include "ops/cuda/attention_block.h"
@@ -74,6 +74,8 @@ void attention_forward(const AttentionArgs& a, const AttentionDims& d, float* ou
     CUDA_CHECK_LAUNCH("attention_forward_kernel");
   });
 }
+
+int64_t attention_dropout_words(const AttentionDims& d) { return d.B * d.H * d.L * dropout_row_words(d.S); }
 
 void attention_backward(const AttentionArgs& a, const AttentionDims& d, const float* stats, const float* gout,
                         float* gq, float* gk, float* gv) {

@@ -17,6 +17,9 @@
 //                  and sum dk = sum_l dS q_l scale and dv = sum_l dropout(P) dO_l.
 // Every sum has a fixed order (no atomics): the grads are the same bits from run to run. Dropout evaluates
 // engine/philox.h on element ((b H + h) L + l) S + s of (seed, offset), as the CPU, so the masks are equal.
+// A Philox block costs about a hundred instructions, several times the rest of a pair's work: so the forward,
+// given AttentionArgs::dropout_bits, writes down each decision it draws (a bit per pair), and the backward
+// kernels read the bits instead of drawing twice more.
 // Head widths up to 64, held as register rows of DM columns (columns past D are 0). A query row with no open
 // key is NaN, as on the CPU.
 #pragma once
@@ -84,6 +87,22 @@ MSMIX_BLOCK_FN bool kept(const AttentionArgs& a, int64_t i) {
   const int w = int(i & 3);
   const uint32_t word = w == 0 ? r.v[0] : w == 1 ? r.v[1] : w == 2 ? r.v[2] : r.v[3];
   return philox::to_unit(word) >= a.dropout_p;
+}
+
+// The dropout bits (AttentionArgs::dropout_bits): per query row (b H + h) L + l, dropout_row_words(S) words laid
+// out so that lane j of a warp, which takes the keys s = j, j + 32, ... (for_each_key), owns the words
+// (s / 1024) 32 + j, key s at bit (s % 1024) / 32: a lane writes its words alone, without a warp vote. A
+// masked key's bit is 0 (the backward skips it, or its row is NaN whatever the bit).
+MSMIX_HOST_DEVICE constexpr int64_t dropout_row_words(int64_t S) { return 32 * ((S + 1023) / 1024); }
+MSMIX_BLOCK_FN int64_t dropout_word(int64_t row, int64_t S, int64_t s) {
+  return row * dropout_row_words(S) + (s / 1024) * 32 + s % 32;
+}
+MSMIX_BLOCK_FN uint32_t dropout_bit(int64_t s) { return 1u << ((s % 1024) / 32); }
+
+// Was element (row, s) kept? The forward's bit when it wrote them, else Philox drawn again.
+MSMIX_BLOCK_FN bool kept_at(const AttentionArgs& a, int64_t S, int64_t row, int64_t s) {
+  if (a.dropout_bits) return (a.dropout_bits[dropout_word(row, S, s)] & dropout_bit(s)) != 0;
+  return kept(a, row * S + s);
 }
 
 // sum_j x[j] y[j] over the DM padded columns (columns past D are 0 in both), in column order with explicit
@@ -181,14 +200,23 @@ MSMIX_BLOCK_FN void forward(const Block& blk, const AttentionArgs& a, const Atte
     for (int j = 0; j < DM; ++j) qs[j] = active && j < d.D ? a.q[(b * d.L + l) * E + h * d.D + j] * a.scale : 0.0f;
     const float* mask_row = active ? mask_row_of(a, d, bh, l) : nullptr;
     const float* pad_row = a.key_padding ? a.key_padding + b * d.S : nullptr;
-    const int64_t stream = (bh * d.L + l) * d.S;  // dropout element of (b, h, l, 0)
+    const int64_t row = bh * d.L + l, stream = row * d.S;  // dropout element of (b, h, l, 0)
     // This lane's online softmax over its keys: max m, sum of exp(x - m), sum of exp(x - m) * kept v rows.
     float m = -INFINITY, sum = 0.0f, acc[DM];
     MSMIX_UNROLL
     for (int j = 0; j < DM; ++j) acc[j] = 0.0f;
+    // The dropout bits of this lane's keys in the current span of 1024 (written when the span changes).
+    const bool record_bits = a.dropout && a.dropout_bits;
+    int64_t span = -1;
+    uint32_t bits = 0;
     for_each_key<DM>(blk, a, d, b, h, active, qs, mask_row, pad_row, ks, vs, [&](int r, int64_t s, float x) {
+      if (record_bits && s / 1024 != span) {
+        if (span >= 0) a.dropout_bits[dropout_word(row, d.S, span * 1024 + lane)] = bits;
+        span = s / 1024, bits = 0;
+      }
       if (x == -INFINITY) return;  // probability 0 (skipping it keeps exp(-inf - -inf) out of the sums)
       const bool keep = !a.dropout || kept(a, stream + s);
+      if (record_bits && keep) bits |= dropout_bit(s);
       if (x > m) {  // new max: rescale what this lane has (exp(-inf) = 0 on the lane's first key)
         const float c = expf(m - x);
         sum = fmaf(sum, c, 1.0f);
@@ -205,6 +233,7 @@ MSMIX_BLOCK_FN void forward(const Block& blk, const AttentionArgs& a, const Atte
       }
     });
     if (!active) continue;  // warp-uniform: the shuffles below see all 32 lanes
+    if (span >= 0) a.dropout_bits[dropout_word(row, d.S, span * 1024 + lane)] = bits;
     // Merge the lanes' states (xor butterfly). Lane 0's result is written; the others' may differ in the
     // last bit (the two products of a merge are fused in lane order), which nothing reads.
     for (int o = 16; o > 0; o >>= 1) {
@@ -245,13 +274,14 @@ MSMIX_BLOCK_FN void forward(const Block& blk, const AttentionArgs& a, const Atte
 struct PairGrad {
   float p, pd, dp;
 };
-MSMIX_BLOCK_FN PairGrad pair_grad(const AttentionArgs& a, float x, float m, float inv, float dpd, int64_t element) {
+// keep: the pair's dropout decision (read only with dropout).
+MSMIX_BLOCK_FN PairGrad pair_grad(const AttentionArgs& a, float x, float m, float inv, float dpd, bool keep) {
   PairGrad g;
   g.p = expf(x - m) * inv;
   if (a.dropout) {
     // A multiply, not a select: a dropped NaN P (a row with no open key) stays NaN in Pd, so it reaches dv as
     // on the CPU (NaN * 0, as PyTorch's dropout).
-    const float f = kept(a, element) ? a.dropout_scale : 0.0f;
+    const float f = keep ? a.dropout_scale : 0.0f;
     g.pd = g.p * f;
     g.dp = dpd * f;
   } else {
@@ -284,7 +314,7 @@ MSMIX_BLOCK_FN void backward_rows(const Block& blk, const AttentionArgs& a, cons
     const float m = active ? stats[(bh * d.L + l) * 2] : 0.0f, inv = active ? stats[(bh * d.L + l) * 2 + 1] : 0.0f;
     const float* mask_row = active ? mask_row_of(a, d, bh, l) : nullptr;
     const float* pad_row = a.key_padding ? a.key_padding + b * d.S : nullptr;
-    const int64_t stream = (bh * d.L + l) * d.S;
+    const int64_t row = bh * d.L + l;
     // t = sum_s P dP = dO . O (NaN on a row with no open key, whose output is NaN; 0 when S = 0).
     float t = 0.0f;
     MSMIX_UNROLL
@@ -298,7 +328,7 @@ MSMIX_BLOCK_FN void backward_rows(const Block& blk, const AttentionArgs& a, cons
     for (int j = 0; j < DM; ++j) dq[j] = 0.0f;
     for_each_key<DM>(blk, a, d, b, h, active, qs, mask_row, pad_row, ks, vs, [&](int r, int64_t s, float x) {
       if (x == -INFINITY && m != -INFINITY) return;
-      const PairGrad g = pair_grad(a, x, m, inv, dot<DM>(go, vs[r]), stream + s);
+      const PairGrad g = pair_grad(a, x, m, inv, dot<DM>(go, vs[r]), a.dropout && kept_at(a, d.S, row, s));
       const float ds = g.p * (g.dp - t);
       MSMIX_UNROLL
       for (int j = 0; j < DM; ++j) dq[j] = fmaf(ds, ks[r][j], dq[j]);
@@ -340,6 +370,10 @@ MSMIX_BLOCK_FN void backward_keys(const Block& blk, const AttentionArgs& a, cons
       vr[j] = active && j < d.D ? a.v[at + j] : 0.0f;
     }
     const bool padded = active && a.key_padding && a.key_padding[b * d.S + s] != 0.0f;
+    // This key's dropout bits (kept_at with the key fixed): one word of each query row, one bit of it.
+    const uint32_t* bits = a.dropout_bits ? a.dropout_bits + dropout_word(0, d.S, s) : nullptr;
+    const int64_t row_words = dropout_row_words(d.S);
+    const uint32_t bit = dropout_bit(s);
     float dk[DM], dv[DM];
     MSMIX_UNROLL
     for (int j = 0; j < DM; ++j) dk[j] = 0.0f, dv[j] = 0.0f;
@@ -362,7 +396,10 @@ MSMIX_BLOCK_FN void backward_keys(const Block& blk, const AttentionArgs& a, cons
         if (a.attn_mask) x += mask_row_of(a, d, bh, l)[s];
         if (padded) x = -INFINITY;
         if (x == -INFINITY && ms[r] != -INFINITY) continue;
-        const PairGrad g = pair_grad(a, x, ms[r], invs[r], dot<DM>(gos[r], vr), (bh * d.L + l) * d.S + s);
+        const int64_t row = bh * d.L + l;
+        bool keep = false;
+        if (a.dropout) keep = bits ? (bits[row * row_words] & bit) != 0 : kept(a, row * d.S + s);
+        const PairGrad g = pair_grad(a, x, ms[r], invs[r], dot<DM>(gos[r], vr), keep);
         const float ds = g.p * (g.dp - ts[r]);
         MSMIX_UNROLL
         for (int j = 0; j < DM; ++j) {

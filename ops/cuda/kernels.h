@@ -176,6 +176,9 @@ constexpr int64_t kAttentionMaxHeadDim = 64;
 void attention_forward(const cpu::AttentionArgs& a, const cpu::AttentionDims& d, float* out, float* stats);
 void attention_backward(const cpu::AttentionArgs& a, const cpu::AttentionDims& d, const float* stats,
                         const float* gout, float* gq, float* gk, float* gv);
+// The uint32 words of AttentionArgs::dropout_bits for these dims (a forward with dropout that a backward will
+// follow writes its decisions there: the backward then draws no Philox).
+int64_t attention_dropout_words(const cpu::AttentionDims& d);
 
 // ---- pair_selection.cu: MS-Mix's pair selection in one block, equal to the CPU twin (ops/cpu/pair_selection.h)
 // for every input. similarity [B, B], draws [B, cpu::kDrawParts], pairs [2, B], stats [cpu::kSelectionStats]

@@ -152,6 +152,7 @@ void attention_backward(const cpu::AttentionArgs&, const cpu::AttentionDims&, co
                         float*, float*) {
   no_cuda("attention_backward");
 }
+int64_t attention_dropout_words(const cpu::AttentionDims&) { no_cuda("attention_dropout_words"); }
 
 int64_t pair_selection_workspace(int64_t) { no_cuda("pair_selection_workspace"); }
 void select_pairs(const float*, int64_t, float, const float*, float*, float*, float*) { no_cuda("select_pairs"); }

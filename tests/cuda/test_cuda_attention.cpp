@@ -233,6 +233,49 @@ TEST_CASE("cuda attention: the GPU's output and grads are the same bits run to r
   }
 }
 
+// With dropout the forward writes each decision down (AttentionArgs::dropout_bits) and the backward reads the
+// bits instead of drawing Philox again: the same decisions and the same arithmetic, so the same bits as a
+// backward that draws (the emulated test, tests/ops/test_attention_block.cpp, checks the layout in CI).
+TEST_CASE("cuda attention: the backward from the forward's dropout bits equals the one that draws again") {
+  MSMIX_REQUIRE_GPU();
+  for (const Case& c : {Case{2, 10, 5, 375, 500, MaskKind::future, PadKind::suffix, 0.3f},
+                        Case{1, 2, 16, 40, 1100, MaskKind::shared, PadKind::none, 0.2f}}) {
+    CAPTURE(name_of(c));
+    const int64_t E = c.heads * c.D;
+    const Tensor q = leaf({c.B, c.L, E}, 51).to(Device::cuda()), k = leaf({c.B, c.S, E}, 52).to(Device::cuda()),
+                 v = leaf({c.B, c.S, E}, 53).to(Device::cuda()), g = leaf({c.B, c.L, E}, 54).to(Device::cuda());
+    const Tensor mask = make_mask(c).to(Device::cuda()), pad = make_pad(c).to(Device::cuda());
+    cpu::AttentionArgs a;
+    a.q = q.data(), a.k = k.data(), a.v = v.data();
+    a.attn_mask = mask.defined() ? mask.data() : nullptr;
+    a.key_padding = pad.defined() ? pad.data() : nullptr;
+    a.scale = 1.0f / std::sqrt(float(c.D));
+    a.dropout = true, a.dropout_p = c.p, a.dropout_scale = 1.0f / (1.0f - c.p), a.seed = 77, a.offset = 5;
+    const cpu::AttentionDims d{c.B, c.heads, c.L, c.S, c.D};
+    std::vector<std::vector<float>> runs[2];
+    for (int with_bits = 0; with_bits < 2; ++with_bits) {
+      Tensor out = Tensor::empty({c.B, c.L, E}, Device::cuda()),
+             stats = Tensor::empty({c.B * c.heads, c.L, 2}, Device::cuda());
+      Tensor bits = with_bits ? Tensor::empty({cuda::attention_dropout_words(d)}, Device::cuda()) : Tensor();
+      a.dropout_bits = with_bits ? reinterpret_cast<uint32_t*>(bits.data()) : nullptr;
+      cuda::attention_forward(a, d, out.data(), stats.data());
+      a.out = out.data();
+      Tensor gq = Tensor::empty(q.shape(), Device::cuda()), gk = Tensor::empty(k.shape(), Device::cuda()),
+             gv = Tensor::empty(v.shape(), Device::cuda());
+      cuda::attention_backward(a, d, stats.data(), g.data(), gq.data(), gk.data(), gv.data());
+      runs[with_bits] = {out.to_vector(), gq.to_vector(), gk.to_vector(), gv.to_vector()};
+    }
+    for (size_t i = 0; i < runs[0].size(); ++i) {
+      CAPTURE(i);  // output, dq, dk, dv
+      const std::vector<float>&x = runs[0][i], &y = runs[1][i];
+      REQUIRE(x.size() == y.size());
+      int64_t differ = 0;
+      for (size_t j = 0; j < x.size(); ++j) differ += !(x[j] == y[j] || (std::isnan(x[j]) && std::isnan(y[j])));
+      CHECK(differ == 0);
+    }
+  }
+}
+
 TEST_CASE("cuda attention: heads wider than the kernel's limit are refused by name") {
   MSMIX_REQUIRE_GPU();
   const int64_t D = cuda::kAttentionMaxHeadDim + 1;

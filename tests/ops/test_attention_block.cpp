@@ -30,12 +30,14 @@ struct Case {
   float p = 0;   // dropout
   int grid = 3;  // emulated blocks (fewer than the tiles: the grid-stride loops run)
   bool gq = true, gk = true, gv = true;
+  bool bits = true;  // with dropout: the forward writes its decisions, the backward reads them (else: Philox)
 };
 
 std::string name_of(const Case& c) {
   return "B " + std::to_string(c.B) + " H " + std::to_string(c.H) + " D " + std::to_string(c.D) + " L " +
          std::to_string(c.L) + " S " + std::to_string(c.S) + " mask " + std::to_string(int(c.mask)) + " pad " +
-         std::to_string(int(c.pad)) + " p " + std::to_string(c.p) + " grid " + std::to_string(c.grid);
+         std::to_string(int(c.pad)) + " p " + std::to_string(c.p) + " grid " + std::to_string(c.grid) + " bits " +
+         std::to_string(c.bits);
 }
 
 std::vector<float> random_values(int64_t n, uint64_t seed, float scale = 1) {
@@ -95,6 +97,12 @@ void check_case(const Case& c, uint64_t seed) {
   float* gk2p = c.gk ? gk2.data() : nullptr;
   float* gv2p = c.gv ? gv2.data() : nullptr;
   a.out = out2.data();  // the GPU backward reads the forward's output (its own, as on the GPU)
+  // The dropout bits, filled with a pattern the forward must overwrite wherever the backward reads.
+  std::vector<uint32_t> bits;
+  if (a.dropout && c.bits) {
+    bits.assign(size_t(BH * c.L * ab::dropout_row_words(c.S)), 0xA5A5A5A5u);
+    a.dropout_bits = bits.data();
+  }
   const int64_t row_tiles = BH * ((c.L + ab::kWarps - 1) / ab::kWarps),
                 key_tiles = BH * ((c.S + ab::kWarps - 1) / ab::kWarps);
   ab::with_register_width(c.D, [&](auto width) {
@@ -121,6 +129,13 @@ void check_case(const Case& c, uint64_t seed) {
   if (c.gq) check_close(gq2, gq, rtol, atol, "grad of q");
   if (c.gk) check_close(gk2, gk, rtol, atol, "grad of k");
   if (c.gv) check_close(gv2, gv, rtol, atol, "grad of v");
+  // Without masks every pair is drawn: each bit must be Philox's decision for its element.
+  if (!bits.empty() && c.mask == MaskKind::none && c.pad == PadKind::none) {
+    int64_t wrong = 0;
+    for (int64_t row = 0; row < BH * c.L; ++row)
+      for (int64_t s = 0; s < c.S; ++s) wrong += ab::kept_at(a, c.S, row, s) != ab::kept(a, row * c.S + s);
+    CHECK(wrong == 0);
+  }
 }
 
 }  // namespace
@@ -139,6 +154,7 @@ TEST_CASE("attention block: the CUDA kernels' code, emulated on the CPU, gives t
       {1, 1, 32, 16, 129, MaskKind::shared, PadKind::none, 0.2f},
       {1, 1, 50, 17, 66, MaskKind::future, PadKind::closed, 0.0f},
       {1, 2, 64, 9, 65, MaskKind::none, PadKind::suffix, 0.3f},
+      {1, 2, 5, 10, 70, MaskKind::none, PadKind::none, 0.3f},
   };
   uint64_t seed = 9100;
   for (const Case& c : cases) check_case(c, seed += 10);
@@ -153,6 +169,14 @@ TEST_CASE("attention block: rows with no open key are NaN, as on the CPU; empty 
   check_case({1, 2, 16, 9, 33, MaskKind::closed_row, PadKind::suffix, 0.5f}, 9350);
   check_case({1, 1, 8, 5, 0, MaskKind::none, PadKind::none, 0.0f, 1}, 9320);     // S = 0: output 0, no grads
   check_case({1, 1, 8, 0, 6, MaskKind::none, PadKind::none, 0.0f, 1}, 9330);     // L = 0: grads of k, v are 0
+}
+
+TEST_CASE("attention block: dropout bits over several 1024-key spans, and the backward without them") {
+  check_case({1, 1, 5, 3, 2100, MaskKind::none, PadKind::none, 0.3f, 2}, 9500);  // spans 0, 1 and a part of 2
+  check_case({1, 2, 8, 4, 1030, MaskKind::future, PadKind::suffix, 0.4f, 2}, 9510);
+  Case philox{1, 2, 5, 17, 40, MaskKind::shared, PadKind::suffix, 0.3f};  // the backward draws Philox again
+  philox.bits = false;
+  check_case(philox, 9520);
 }
 
 TEST_CASE("attention block: only some grads wanted") {
