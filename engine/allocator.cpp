@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/cuda_runtime.h"
+#include "engine/env_choice.h"
 #include "engine/error.h"
 
 namespace msmix {
@@ -24,10 +25,7 @@ size_t size_class(size_t bytes) {
 }
 
 bool caching_disabled() {
-  static const bool disabled = [] {
-    const char* v = std::getenv("MSMIX_ALLOC");
-    return v && std::string(v) == "system";
-  }();
+  static const bool disabled = env_choice("MSMIX_ALLOC", {"caching", "system"}) == 1;
   return disabled;
 }
 

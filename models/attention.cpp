@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "engine/env_choice.h"
 #include "engine/error.h"
 #include "models/init.h"
 #include "ops/attention.h"
@@ -28,10 +29,7 @@ MultiheadAttention::MultiheadAttention(int64_t embed_dim_, int64_t num_heads_, f
 }
 
 bool cuda_fused_attention_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("MSMIX_CUDA_FUSED_ATTENTION");
-    return e != nullptr && std::string(e) == "1";
-  }();
+  static const bool on = env_choice("MSMIX_CUDA_FUSED_ATTENTION", {"0", "1"}) == 1;
   return on;
 }
 

@@ -12,6 +12,7 @@
 #define MSMIX_HAVE_NVTX 1
 #endif
 
+#include "engine/env_choice.h"
 #include "engine/allocator.h"
 #include "engine/cuda/check.h"
 #include "engine/cuda_runtime.h"
@@ -22,10 +23,7 @@ namespace msmix::cuda {
 bool compiled() { return true; }
 
 bool sync_after_launch() {
-  static const bool on = [] {
-    const char* v = std::getenv("MSMIX_CUDA_SYNC");
-    return v && std::strcmp(v, "0") != 0 && *v;
-  }();
+  static const bool on = env_choice("MSMIX_CUDA_SYNC", {"0", "1"}) == 1;
   return on;
 }
 
