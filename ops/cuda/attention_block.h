@@ -37,13 +37,19 @@ using cpu::AttentionDims;
 
 constexpr int kWarps = 8;  // query rows (or keys) per block: one per warp
 constexpr int kBlockThreads = kWarps * 32;
-constexpr int kQueryChunk = 64;  // query rows per chunk of the keys kernel (2 per lane)
 
 // Keys staged per chunk for head widths up to DM: the shared arrays stay under 34 KiB (2 x 64 x 65 floats at
-// DM = 64), under the 48 KiB a launch may use without opting in.
+// DM = 64), under the 48 KiB a launch may use without opting in. Narrow heads (MulT's 5 and 10) take long
+// chunks: each costs two syncs and a staging read whose latency nothing hides, for only 2 D multiply-adds a
+// pair.
 template <int DM>
 struct ChunkRows {
-  static constexpr int value = DM <= 32 ? 128 : 64;
+  static constexpr int value = DM <= 16 ? 256 : DM <= 32 ? 128 : 64;
+};
+// Query rows per chunk of the keys kernel, likewise.
+template <int DM>
+struct QueryChunk {
+  static constexpr int value = DM <= 16 ? 256 : 64;
 };
 
 // Floats per staged row: DM rounded up to an odd number, so that the 32 lanes reading one row each hit 32
@@ -63,7 +69,7 @@ constexpr int rows_shared_floats() {
 }
 template <int DM>
 constexpr int keys_shared_floats() {
-  return 2 * kQueryChunk * Stride<DM>::value + 3 * kQueryChunk;
+  return 2 * QueryChunk<DM>::value * Stride<DM>::value + 3 * QueryChunk<DM>::value;
 }
 
 // Calls run(std::integral_constant<int, DM>{}) with the register width DM >= D (D <= 64) the kernels are built
@@ -350,7 +356,7 @@ MSMIX_BLOCK_FN void backward_rows(const Block& blk, const AttentionArgs& a, cons
 template <int DM, class Block>
 MSMIX_BLOCK_FN void backward_keys(const Block& blk, const AttentionArgs& a, const AttentionDims& d, const float* stats,
                                   const float* gout, const float* t_rows, float* gk, float* gv) {
-  constexpr int R = kQueryChunk;
+  constexpr int R = QueryChunk<DM>::value;
   StagedRow<DM>* qss = reinterpret_cast<StagedRow<DM>*>(blk.shared());  // rows of q scale and dO of head h
   StagedRow<DM>* gos = qss + R;
   float* ms = reinterpret_cast<float*>(gos + R);  // their stats and t

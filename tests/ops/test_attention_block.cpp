@@ -1,7 +1,7 @@
 // The fused attention's CUDA kernel bodies (ops/cuda/attention_block.h) run on the CPU through
 // tests/ops/emulated_block.h (one std::thread per CUDA thread, barriers for __syncthreads and the warp shuffles,
 // NaN-filled shared memory) and must give the CPU twin's (ops/cpu/attention.h) outputs, row stats and grads:
-// every head width class, lengths that cross the 8-row tiles and the 64- and 128-row chunks, both mask shapes,
+// every head width class, lengths that cross the 8-row tiles and the 64-, 128- and 256-row chunks, both mask shapes,
 // MulT's future mask, padding, rows with no open key, dropout, grids smaller than the tile count, and only some
 // grads wanted. This checks the kernels' indexing, staging, lane merges and dropout elements in CI;
 // tests/cuda/test_cuda_attention.cpp runs the same kernels on a GPU.
@@ -142,8 +142,8 @@ void check_case(const Case& c, uint64_t seed) {
 
 TEST_CASE("attention block: the CUDA kernels' code, emulated on the CPU, gives the CPU twin's outputs and grads") {
   // Each register width class (5 and 10 exactly, else 8, 16, 32, 64, with padded columns for 1, 3, 12, 50),
-  // lengths across the 8-row tiles and the 64- and 128-row chunks, every mask and padding kind, with and
-  // without dropout.
+  // lengths across the 8-row tiles and the 64-, 128- and 256-row chunks (256 for widths up to 16), every mask
+  // and padding kind, with and without dropout.
   const std::vector<Case> cases = {
       {2, 2, 5, 9, 7, MaskKind::none, PadKind::none, 0.0f},
       {1, 3, 10, 7, 33, MaskKind::shared, PadKind::suffix, 0.3f},
@@ -155,6 +155,8 @@ TEST_CASE("attention block: the CUDA kernels' code, emulated on the CPU, gives t
       {1, 1, 50, 17, 66, MaskKind::future, PadKind::closed, 0.0f},
       {1, 2, 64, 9, 65, MaskKind::none, PadKind::suffix, 0.3f},
       {1, 2, 5, 10, 70, MaskKind::none, PadKind::none, 0.3f},
+      {1, 1, 5, 260, 270, MaskKind::future, PadKind::suffix, 0.3f},
+      {1, 1, 10, 257, 20, MaskKind::shared, PadKind::none, 0.0f},
   };
   uint64_t seed = 9100;
   for (const Case& c : cases) check_case(c, seed += 10);
