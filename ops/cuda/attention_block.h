@@ -17,9 +17,11 @@
 //                  and sum dk = sum_l dS q_l scale and dv = sum_l dropout(P) dO_l.
 // Every sum has a fixed order (no atomics): the grads are the same bits from run to run. Dropout evaluates
 // engine/philox.h on element ((b H + h) L + l) S + s of (seed, offset), as the CPU, so the masks are equal.
-// A Philox block costs about a hundred instructions, several times the rest of a pair's work: so the forward,
-// given AttentionArgs::dropout_bits, writes down each decision it draws (a bit per pair), and the backward
-// kernels read the bits instead of drawing twice more.
+// A Philox block costs about a hundred instructions, several times the rest of a pair's work at MulT's head
+// width 5, and gives four decisions: so the forward's lanes draw one block each per 128 keys and trade the
+// decisions by shuffles (group_decisions), instead of one block per key; given AttentionArgs::dropout_bits,
+// the forward writes each decision down (a bit per pair), and the backward kernels read the bits instead of
+// drawing again.
 // Head widths up to 64, held as register rows of DM columns (columns past D are 0). A query row with no open
 // key is NaN, as on the CPU.
 #pragma once
@@ -162,22 +164,53 @@ MSMIX_BLOCK_FN int stage_keys(const Block& blk, const AttentionArgs& a, const At
 }
 
 // Calls visit(r, s, x) for each key s of this lane (lane, lane + 32, ... of every staged chunk; k and v rows at
-// ks[r], vs[r]) with x its score against the query row qs (masked; -inf where closed). Every thread of the block
+// ks[r], vs[r]) with x its score against the query row qs (masked; -inf where closed). Before each group of 128
+// keys from s (s a multiple of 128), all 32 lanes call group(s), so it may shuffle. Every thread of the block
 // stages; only an active warp visits.
-template <int DM, class Block, class Visit>
+template <int DM, class Block, class Group, class Visit>
 MSMIX_BLOCK_FN void for_each_key(const Block& blk, const AttentionArgs& a, const AttentionDims& d, int64_t b, int64_t h,
                                  bool active, const float* qs, const float* mask_row, const float* pad_row,
-                                 StagedRow<DM>* ks, StagedRow<DM>* vs, Visit visit) {
+                                 StagedRow<DM>* ks, StagedRow<DM>* vs, Group group, Visit visit) {
   constexpr int R = ChunkRows<DM>::value;
   const int lane = blk.thread() % 32;
   for (int64_t s0 = 0; s0 < d.S; s0 += R) {
     const int n = stage_keys<DM>(blk, a, d, b, h, s0, ks, vs);
     if (!active) continue;
-    for (int r = lane; r < n; r += 32) {
+    for (int r0 = 0; r0 < n; r0 += 32) {  // the same trip count on every lane: group() may shuffle
+      if (r0 % 128 == 0) group(s0 + r0);
+      const int r = r0 + lane;
+      if (r >= n) continue;
       const int64_t s = s0 + r;
       visit(r, s, masked(dot<DM>(qs, ks[r]), mask_row, pad_row, s));
     }
   }
+}
+
+// The dropout decisions of elements e0 .. e0 + 127 of a warp's row (keys s .. s + 127, e0 = stream + s), one
+// Philox block per lane instead of one per key: lane L draws block e0 / 4 + L (and every lane the block after
+// those when e0 is not a multiple of 4), keeps its four decisions as bits, and the lanes trade them. Returns, on
+// lane j, bit i set when element e0 + j + 32 i is kept (i < 4): the decisions kept() makes, element by element.
+template <class Block>
+MSMIX_BLOCK_FN uint32_t group_decisions(const Block& blk, const AttentionArgs& a, int64_t e0) {
+  const int lane = blk.thread() % 32;
+  const int64_t first = e0 / 4;
+  const int shift = int(e0 - 4 * first);
+  auto kept_words = [&](int64_t block) {  // bit w: word w of the block is kept
+    const philox::U32x4 r = philox::block(a.seed, a.offset, uint64_t(block));
+    uint32_t m = 0;
+    MSMIX_UNROLL
+    for (int w = 0; w < 4; ++w) m |= uint32_t(philox::to_unit(r.v[w]) >= a.dropout_p) << w;
+    return m;
+  };
+  const uint32_t mine = kept_words(first + lane), after = shift ? kept_words(first + 32) : 0u;
+  uint32_t out = 0;
+  MSMIX_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    const int e = shift + lane + 32 * i, q = e / 4;  // element e0 + lane + 32 i: word e % 4 of block first + q
+    const uint32_t from = uint32_t(blk.shfl(float(mine), q % 32));  // every lane takes part; 4 bits are exact
+    out |= ((q < 32 ? from : after) >> (e % 4) & 1u) << i;
+  }
+  return out;
 }
 
 // Warp sum by xor butterfly: a + b == b + a in IEEE, so every lane ends with the same bits.
@@ -215,13 +248,17 @@ MSMIX_BLOCK_FN void forward(const Block& blk, const AttentionArgs& a, const Atte
     const bool record_bits = a.dropout && a.dropout_bits;
     int64_t span = -1;
     uint32_t bits = 0;
-    for_each_key<DM>(blk, a, d, b, h, active, qs, mask_row, pad_row, ks, vs, [&](int r, int64_t s, float x) {
+    uint32_t decisions = 0;  // group_decisions of the current group of 128 keys
+    auto group = [&](int64_t s) {
+      if (a.dropout) decisions = group_decisions(blk, a, stream + s);
+    };
+    for_each_key<DM>(blk, a, d, b, h, active, qs, mask_row, pad_row, ks, vs, group, [&](int r, int64_t s, float x) {
       if (record_bits && s / 1024 != span) {
         if (span >= 0) a.dropout_bits[dropout_word(row, d.S, span * 1024 + lane)] = bits;
         span = s / 1024, bits = 0;
       }
       if (x == -INFINITY) return;  // probability 0 (skipping it keeps exp(-inf - -inf) out of the sums)
-      const bool keep = !a.dropout || kept(a, stream + s);
+      const bool keep = !a.dropout || (decisions >> (r % 128 / 32) & 1u);
       if (record_bits && keep) bits |= dropout_bit(s);
       if (x > m) {  // new max: rescale what this lane has (exp(-inf) = 0 on the lane's first key)
         const float c = expf(m - x);
@@ -332,7 +369,8 @@ MSMIX_BLOCK_FN void backward_rows(const Block& blk, const AttentionArgs& a, cons
     float dq[DM];
     MSMIX_UNROLL
     for (int j = 0; j < DM; ++j) dq[j] = 0.0f;
-    for_each_key<DM>(blk, a, d, b, h, active, qs, mask_row, pad_row, ks, vs, [&](int r, int64_t s, float x) {
+    auto no_group = [](int64_t) {};
+    for_each_key<DM>(blk, a, d, b, h, active, qs, mask_row, pad_row, ks, vs, no_group, [&](int r, int64_t s, float x) {
       if (x == -INFINITY && m != -INFINITY) return;
       const PairGrad g = pair_grad(a, x, m, inv, dot<DM>(go, vs[r]), a.dropout && kept_at(a, d.S, row, s));
       const float ds = g.p * (g.dp - t);

@@ -9,6 +9,7 @@
 //   sync()               __syncthreads()
 //   shfl_xor(v, mask)    __shfl_xor_sync(all lanes, v, mask), v a float or a double: every lane of the warp
 //                        must call it
+//   shfl(v, src_lane)    __shfl_sync(all lanes, v, src_lane), v a float: lane src_lane's v, likewise
 //   shared()             the block's dynamic shared memory (floats)
 // On the GPU that is ops/cuda/device_block.cuh's DeviceBlock.
 #pragma once

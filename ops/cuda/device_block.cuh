@@ -12,6 +12,7 @@ struct DeviceBlock {
   __device__ void sync() const { __syncthreads(); }
   __device__ float shfl_xor(float v, int mask) const { return __shfl_xor_sync(0xffffffffu, v, mask); }
   __device__ double shfl_xor(double v, int mask) const { return __shfl_xor_sync(0xffffffffu, v, mask); }
+  __device__ float shfl(float v, int src_lane) const { return __shfl_sync(0xffffffffu, v, src_lane); }
   __device__ float* shared() const {
     extern __shared__ float dynamic_shared[];
     return dynamic_shared;

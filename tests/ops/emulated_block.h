@@ -41,6 +41,7 @@ struct EmulatedBlock {
   void sync() const;
   float shfl_xor(float v, int mask) const;
   double shfl_xor(double v, int mask) const;
+  float shfl(float v, int src_lane) const;
   float* shared() const;
 };
 
@@ -98,13 +99,14 @@ class EmulatedBlockRun {
 
   // Two slot rows a warp uses in turn: a row is written again two shuffles later, after every lane has passed
   // the next shuffle's barrier, so after all have read it.
-  double shuffle(int thread, double v, int mask) {
+  // xor: the value of lane ^ arg (shfl_xor); else of lane arg (shfl). A lane outside the warp gives NaN.
+  double shuffle(int thread, double v, int arg, bool xor_lane = true) {
     const int warp = thread / 32, lane = thread % 32;
     std::vector<double>& slots = slots_[size_t(warp)];
     const size_t lanes = slots.size() / 2, row = lanes * size_t(shuffles_[size_t(thread)]++ % 2);
     slots[row + size_t(lane)] = v;
     wait(thread, 1 + warp);
-    const size_t from = size_t(lane ^ mask);
+    const size_t from = size_t(xor_lane ? lane ^ arg : arg);
     return from < lanes ? slots[row + from] : NAN;
   }
 
@@ -242,6 +244,7 @@ inline thread_local EmulatedBlockRun* EmulatedBlockRun::current_ = nullptr;
 inline void EmulatedBlock::sync() const { run->wait(t, 0); }
 inline float EmulatedBlock::shfl_xor(float v, int mask) const { return float(run->shuffle(t, v, mask)); }
 inline double EmulatedBlock::shfl_xor(double v, int mask) const { return run->shuffle(t, v, mask); }
+inline float EmulatedBlock::shfl(float v, int src_lane) const { return float(run->shuffle(t, v, src_lane, false)); }
 inline float* EmulatedBlock::shared() const { return run->shared(); }
 
 // Runs body(block) for every thread of a grid of `blocks` blocks of `threads` threads, the blocks one after
