@@ -44,9 +44,11 @@ __global__ void forward_kernel(const float* x, const float* weight, const float*
 }
 
 // Rows of C <= 1024 in a warp's registers (WarpRow<N>): x read once; the same sums in the same order as
-// forward_kernel<32>, so the same results.
+// forward_kernel<32>, so the same results. At most 80 registers (three blocks an SM; ptxas: no spills): left
+// alone, nvcc took 92 at N = 32, two blocks, 16 warps an SM, too few loads in flight for the bandwidth (the
+// H200 measured 62% of copy).
 template <int N>
-__global__ void forward_warp_kernel(const float* x, const float* weight, const float* bias, float* y, float* mean,
+__global__ void __launch_bounds__(kThreads, 3) forward_warp_kernel(const float* x, const float* weight, const float* bias, float* y, float* mean,
                                     float* rstd, int64_t R, int64_t C, float eps) {
   const int lane = threadIdx.x % 32;
   const int64_t rows_per_block = blockDim.x / 32;
