@@ -185,8 +185,9 @@ if ! grep -q '^gpu 0:' "$BUILD/step-info.txt" 2>/dev/null; then
 fi
 # The CUDA suites first, synchronising after every launch so an asynchronous fault names its kernel; then the
 # training-step comparison with PyTorch (the issue's goal) and the persistent LSTM / CUDA graph step, the op
-# benchmarks and a step's op profile, a real-data run when the data was carried, the rest of the suite (the CPU suites also run in
-# CI), the sanitizers, the fused attention, and last the CPU op benchmark.
+# benchmarks and a step's op profile, a real-data run when the data was carried, the fused attention, the
+# sanitizers, then the rest of the suite (the CPU suites also run in CI) and the CPU op benchmark: what CI
+# cannot check first, so a run cut short by the deadline loses the least.
 step cuda-tests 100 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
 step bench-models 150 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 python3 bench/compare_models.py \
   --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 --warmup 3 --markdown
@@ -236,7 +237,13 @@ if [ -f "$DATA" ]; then
   step train-real 90 "$BIN/msmix" train --model mult --data "$DATA" --mix msmix --seed 1111 --device cuda \
     --out "$BIN/run-mult-msmix-cuda"
 fi
-step other-tests 150 env OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tce='cuda*'"
+# The fused CUDA attention inside the models (opt-in: the composite measured faster in MulT's step on an
+# H200): the trainer tests with MulT through it (the op's own tests run in cuda-tests), and MulT's training
+# step with it beside the composite's, each with and without cuda_graph.
+step fused-attention 90 env MSMIX_CUDA_FUSED_ATTENTION=1 MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
+  "cd tests && '$BIN/test_msmix' -tc='cuda training*,cuda graph*,host reads*'; rc=\$?; for f in 0 1; do for g in false true; do MSMIX_CUDA_SYNC=0 \
+  MSMIX_CUDA_FUSED_ATTENTION=\$f '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 \
+  --warmup 2 --set cuda_graph=\$g --json | tail -1; done; done; exit \$rc"
 # compute-sanitizer's memcheck over the kernels with the most index arithmetic (plain cudaMalloc, so every
 # block is checked), when the image has it and time is left.
 SANITIZER=$(command -v compute-sanitizer || ls "$CUDA_HOME"/bin/compute-sanitizer 2>/dev/null || true)
@@ -254,13 +261,8 @@ if [ -n "$SANITIZER" ]; then
     racecheck --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent on small*' && '$SANITIZER' --tool synccheck \
     --error-exitcode 1 '$BIN/test_msmix' -tc='cuda lstm_scan: persistent on small*'"
 fi
-# The fused CUDA attention inside the models (opt-in: the composite measured faster in MulT's step on an
-# H200): the trainer tests with MulT through it (the op's own tests run in cuda-tests), and MulT's training step with it beside the composite's, each
-# with and without cuda_graph.
-step fused-attention 90 env MSMIX_CUDA_FUSED_ATTENTION=1 MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
-  "cd tests && '$BIN/test_msmix' -tc='cuda training*,cuda graph*,host reads*'; rc=\$?; for f in 0 1; do for g in false true; do MSMIX_CUDA_SYNC=0 \
-  MSMIX_CUDA_FUSED_ATTENTION=\$f '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 \
-  --warmup 2 --set cuda_graph=\$g --json | tail -1; done; done; exit \$rc"
+# The rest of the suite, which CI runs too (the host-reads and bench cases use the GPU here).
+step other-tests 150 env OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tce='cuda*'"
 step bench-cpu 40 "$BIN/bench_ops"
 
 # ---- report
