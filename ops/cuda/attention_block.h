@@ -164,9 +164,10 @@ MSMIX_BLOCK_FN int stage_keys(const Block& blk, const AttentionArgs& a, const At
 }
 
 // Calls visit(r, s, x) for each key s of this lane (lane, lane + 32, ... of every staged chunk; k and v rows at
-// ks[r], vs[r]) with x its score against the query row qs (masked; -inf where closed). Before each group of 128
-// keys from s (s a multiple of 128), all 32 lanes call group(s), so it may shuffle. Every thread of the block
-// stages; only an active warp visits.
+// ks[r], vs[r]) with x its score against the query row qs (masked; -inf where closed). Before the keys from s
+// at each chunk's start and every 128 keys into it, all 32 lanes call group(s), so it may shuffle; the visits
+// until the next call have r % 128 = lane + 32 i, i < 4. Every thread of the block stages; only an active warp
+// visits.
 template <int DM, class Block, class Group, class Visit>
 MSMIX_BLOCK_FN void for_each_key(const Block& blk, const AttentionArgs& a, const AttentionDims& d, int64_t b, int64_t h,
                                  bool active, const float* qs, const float* mask_row, const float* pad_row,
