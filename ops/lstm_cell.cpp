@@ -93,16 +93,16 @@ Tensor lstm_layer_cudnn(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
   MSMIX_OP_RANGE("lstm_layer_cudnn");
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = w_hh.size(1);
   cuda::CudnnLstmShape shape;
-  shape.T = T, shape.B = B, shape.I = I, shape.H = H, shape.bias = b_ih.defined(), shape.lengths = lengths.data();
+  shape.T = T, shape.B = B, shape.I = I, shape.H = H, shape.lengths = lengths.data();
+  const bool bias = b_ih.defined();  // and b_hh: lstm_layer checked
   Tensor y = Tensor::empty({T + 2, B, H}, x.device());
   const bool training = any_requires_grad({&x, &w_ih, &w_hh, &b_ih, &b_hh});
   std::shared_ptr<cuda::CudnnLstmRun> run =
-      cuda::cudnn_lstm_forward(shape, x.data(), w_ih.data(), w_hh.data(), shape.bias ? b_ih.data() : nullptr,
-                               shape.bias ? b_hh.data() : nullptr, y.data(), training);
+      cuda::cudnn_lstm_forward(shape, x.data(), w_ih.data(), w_hh.data(), bias ? b_ih.data() : nullptr,
+                               bias ? b_hh.data() : nullptr, y.data(), training);
   if (training) {
     // x and y's storage, not y itself (a saved output would be a reference cycle through its node).
     Tensor x_ = x.detach(), y_ = y.detach();
-    const bool bias = shape.bias;
     record(y, "lstm_layer_cudnn", {x, w_ih, w_hh, b_ih, b_hh},
            [run, x_, y_, I, H, bias](const Tensor& g, const std::vector<bool>& needs) {
              Device d = g.device();

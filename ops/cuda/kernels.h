@@ -135,12 +135,11 @@ bool cudnn_compiled();
 std::string cudnn_version();  // "cuDNN 9.19.0" (the library's), or why there is none
 struct CudnnLstmShape {
   int64_t T = 0, B = 0, I = 0, H = 0;
-  bool bias = true;
   const int64_t* lengths = nullptr;  // B of them, each in [1, T]
 };
 // What a forward keeps for its backward: descriptors, the weights in cuDNN's layout, the reserve space.
 struct CudnnLstmRun;
-// x [T, B, I], w_ih [4H, I], w_hh [4H, H], b_ih and b_hh [4H] (null without bias) -> y [T + 2, B, H]: the
+// x [T, B, I], w_ih [4H, I], w_hh [4H, H], b_ih and b_hh [4H] (both null: no bias) -> y [T + 2, B, H]: the
 // outputs (0 past each length), then h_n and c_n. training: keep what the backward needs (else returns null).
 std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape& s, const float* x, const float* w_ih,
                                                  const float* w_hh, const float* b_ih, const float* b_hh, float* y,

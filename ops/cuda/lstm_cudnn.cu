@@ -183,9 +183,8 @@ std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape& s, const 
                                                  const float* w_hh, const float* b_ih, const float* b_hh, float* y,
                                                  bool training) {
   check_shape(s);
-  MSMIX_CHECK(s.bias == (b_ih && b_hh), "cuDNN LSTM: bias {} but b_ih and b_hh {}", s.bias,
-              b_ih && b_hh ? "given" : "not both given");
-  const Layer& layer = layer_for(s.I, s.H, s.bias);
+  MSMIX_CHECK(!b_ih == !b_hh, "cuDNN LSTM: b_ih and b_hh must both be given or both be null");
+  const Layer& layer = layer_for(s.I, s.H, b_ih != nullptr);
   const int64_t T = s.T, B = s.B, H = s.H;
 
   // The batch's descriptors: seq-major [T, B, vector] with each sample's length, padding written as 0.
