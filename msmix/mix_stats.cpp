@@ -8,6 +8,7 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "ops/cpu/pair_selection.h"
 #include "ops/ops.h"
 
 namespace msmix {
@@ -47,7 +48,8 @@ MixStepStats mix_step_stats(const PendingMixStep& p, const std::vector<float>& h
   MixStepStats s;
   const int64_t N = p.pairs, B = p.samples;
   if (N == 0) return s;
-  const size_t expected = size_t(10 * N + B * (p.has_intensity ? 4 : 1) + (p.has_selection ? 4 : 0));
+  const size_t expected =
+      size_t(10 * N + B * (p.has_intensity ? 4 : 1) + (p.has_selection ? cpu::kSelectionStats : 0));
   MSMIX_CHECK(host.size() == expected, "mix statistics: expected {} values for {} pairs and {} samples, got {}",
               expected, N, B, host.size());
   const float *yi = host.data(), *yj = yi + N, *base = yj + N, *lt = base + N, *la = lt + N, *lv = la + N,
@@ -78,7 +80,7 @@ MixStepStats mix_step_stats(const PendingMixStep& p, const std::vector<float>& h
       }
   if (p.has_selection) {
     const float* sel = y + B * (p.has_intensity ? 4 : 1);
-    s.selection = selection_stats(std::vector<float>(sel, sel + 4), B);
+    s.selection = selection_stats(std::vector<float>(sel, sel + cpu::kSelectionStats), B);
   }
   return s;
 }
