@@ -39,7 +39,8 @@ std::string build_info() {
 std::string gpu_kernel_choices() {
   return fmt::format("LSTM {} (MSMIX_CUDA_LSTM), attention {} (MSMIX_CUDA_FUSED_ATTENTION), softmax {} "
                      "(MSMIX_CUDA_SOFTMAX)",
-                     cuda::lstm_kernel_name(cuda::lstm_kernel()), cuda_fused_attention_enabled() ? "fused" : "composite",
+                     cuda::lstm_kernel_name(cuda::lstm_kernel()),
+                     cuda_fused_attention_enabled() ? "fused" : "composite",
                      cuda::softmax_rows_in_registers() ? "registers" : "passes");
 }
 

@@ -48,8 +48,9 @@ __global__ void forward_kernel(const float* x, const float* weight, const float*
 // alone, nvcc took 92 at N = 32, two blocks, 16 warps an SM, too few loads in flight for the bandwidth (the
 // H200 measured 62% of copy).
 template <int N>
-__global__ void __launch_bounds__(kThreads, 3) forward_warp_kernel(const float* x, const float* weight, const float* bias, float* y, float* mean,
-                                    float* rstd, int64_t R, int64_t C, float eps) {
+__global__ void __launch_bounds__(kThreads, 3)
+    forward_warp_kernel(const float* x, const float* weight, const float* bias, float* y, float* mean, float* rstd,
+                        int64_t R, int64_t C, float eps) {
   const int lane = threadIdx.x % 32;
   const int64_t rows_per_block = blockDim.x / 32;
   for (int64_t r = blockIdx.x * rows_per_block + threadIdx.x / 32; r < R; r += gridDim.x * rows_per_block) {

@@ -48,11 +48,12 @@ __global__ void forward_kernel(const float* x, float* y, int64_t R, int64_t C, b
 }
 
 // Rows of C <= 1024 in a warp's registers (WarpRow<N>, padded with -inf; at most 80 registers, three blocks an
-// SM, as layer_norm's forward_warp_kernel): the max, then each entry's exp kept
-// in its register (softmax) while summing, then one write. Lane sums run over k in the order forward_kernel<32>
-// takes the lane's columns, and the lanes' sums meet in the same tree: the same values.
+// SM, as layer_norm's forward_warp_kernel): the max, then each entry's exp kept in its register (softmax) while
+// summing, then one write. Lane sums run over k in the order forward_kernel<32> takes the lane's columns, and
+// the lanes' sums meet in the same tree: the same values.
 template <int N, bool kLog>
-__global__ void __launch_bounds__(kThreads, 3) forward_registers_kernel(const float* x, float* y, int64_t R, int64_t C) {
+__global__ void __launch_bounds__(kThreads, 3)
+    forward_registers_kernel(const float* x, float* y, int64_t R, int64_t C) {
   const int lane = threadIdx.x % 32;
   const int64_t rows_per_block = blockDim.x / 32;
   for (int64_t r = blockIdx.x * rows_per_block + threadIdx.x / 32; r < R; r += gridDim.x * rows_per_block) {
