@@ -250,7 +250,7 @@ namespace msmix::cuda {
 
 struct CudnnLstmRun {};
 bool cudnn_compiled() { return false; }
-std::string cudnn_version() { return "none: cudnn.h was not found when msmix was built"; }
+std::string cudnn_version() { return "none: msmix was built without cuDNN (CUDNN=0, or no cudnn.h found)"; }
 std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape&, const float*, const float*, const float*,
                                                  const float*, const float*, float*, bool) {
   throw Error("cuda::cudnn_lstm_forward: msmix was built without cuDNN (make CUDNN=1 CUDNN_HOME=...)");
