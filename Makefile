@@ -107,8 +107,8 @@ $(OBJ)/%.cu.o: %.cu | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-$(OBJ)/msmix/info.o $(OBJ)/msmix/trainer.o: $(REV_STAMP)
-$(OBJ)/msmix/info.o $(OBJ)/msmix/trainer.o: CXXFLAGS += -DMSMIX_GIT_REV='"$(GIT_REV)"'
+$(OBJ)/msmix/info.o $(OBJ)/msmix/trainer_resume.o: $(REV_STAMP)
+$(OBJ)/msmix/info.o $(OBJ)/msmix/trainer_resume.o: CXXFLAGS += -DMSMIX_GIT_REV='"$(GIT_REV)"'
 
 # Kernels built for AVX2 + FMA, called only after a run-time CPU check (ops/cpu/fast_math.cpp).
 $(OBJ)/ops/cpu/fast_math_avx2.o: CXXFLAGS += -mavx2 -mfma

@@ -1,6 +1,7 @@
 #include "msmix/run_dir.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -41,6 +42,9 @@ Json read_json_file(const std::string& path) {
     throw Error(fmt::format("'{}' is not valid JSON: {}", path, e.what()));
   }
 }
+
+Json json_double(double x) { return std::isfinite(x) ? Json(x) : Json(fmt::format("{}", x)); }
+double from_json_double(const Json& j) { return j.is_string() ? std::stod(j.get<std::string>()) : j.get<double>(); }
 
 RunDir::RunDir(std::string path) : path_(std::move(path)) {
   MSMIX_CHECK(!path_.empty(), "run directory: the path is empty");

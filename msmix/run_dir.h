@@ -32,6 +32,9 @@ void write_file_atomic(const std::string& path, const std::string& text);
 std::string read_text_file(const std::string& path);
 // Parses a JSON file; an error names the path and the parse error.
 Json read_json_file(const std::string& path);
+// Doubles that JSON cannot hold (inf, nan) travel as strings ("inf", "nan"); from_json_double reads both forms.
+Json json_double(double x);
+double from_json_double(const Json& j);
 
 class RunDir {
  public:

@@ -1,7 +1,6 @@
 #include "msmix/trainer.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,7 +12,6 @@
 
 #include "data/loader.h"
 #include "engine/autograd.h"
-#include "engine/checkpoint.h"
 #include "engine/error.h"
 #include "engine/profile.h"
 #include "models/checkpoint_io.h"
@@ -42,32 +40,8 @@ uint64_t derive_seed(uint64_t seed, uint64_t stream) {
   return z ^ (z >> 31);
 }
 
-// The keys whose values differ between two configs, or that only one of them has.
-std::vector<std::string> differing_keys(const Config& a, const Config& b) {
-  std::vector<std::string> out;
-  for (auto it = a.begin(); it != a.end(); ++it)
-    if (!b.contains(it.key()) || b[it.key()] != it.value()) out.push_back(it.key());
-  for (auto it = b.begin(); it != b.end(); ++it)
-    if (!a.contains(it.key())) out.push_back(it.key());
-  return out;
-}
-
-// Doubles that JSON cannot hold (inf, nan) travel as strings.
-Json json_double(double x) { return std::isfinite(x) ? Json(x) : Json(fmt::format("{}", x)); }
-double from_json_double(const Json& j) { return j.is_string() ? std::stod(j.get<std::string>()) : j.get<double>(); }
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-ModelInput model_input(const Batch& batch, const Config& config) {
-  ModelInput in;
-  in.text = config_bool_or(config, "use_bert", false) ? batch.text_bert : batch.text;
-  in.audio = batch.audio;
-  in.vision = batch.vision;
-  in.audio_lengths = batch.audio_lengths;
-  in.vision_lengths = batch.vision_lengths;
-  return in;
 }
 
 int64_t config_int_or(const Config& config, const std::string& key, int64_t fallback) {
@@ -84,66 +58,6 @@ extern "C" void on_sigint(int) {
 }
 
 }  // namespace
-
-std::string version_stamp() { return fmt::format("{} ({})", MSMIX_VERSION, MSMIX_GIT_REV); }
-
-std::string saved_config_mismatch(const std::string& dir, const Config& config) {
-  RunDir run(dir);
-  if (!run.has(kConfigFile)) return fmt::format("no {} in {}", kConfigFile, dir);
-  Config saved = Config::parse(read_text_file(run.file(kConfigFile)));
-  const std::string version = saved.value("msmix_version", "");
-  if (version != version_stamp())
-    return fmt::format("its {} is from msmix {}, this build is {}", kConfigFile, version, version_stamp());
-  saved.erase("msmix_version");
-  const std::vector<std::string> differ = differing_keys(config, saved);
-  return differ.empty() ? "" : fmt::format("its {} differs from the expected config in: {}", kConfigFile,
-                                           fmt::join(differ, ", "));
-}
-
-// ---------------------------------------------------------------- evaluation
-
-Json metrics_json(const Metrics& metrics) {
-  Json j = Json::object();
-  for (const auto& [name, value] : metrics) j[name] = std::isfinite(value) ? Json(value) : Json();
-  return j;
-}
-
-Evaluation evaluate(Backbone& model, const Split& split, const Config& config, Device device) {
-  NoGradGuard no_grad;
-  ProfileRange range("evaluate");
-  model.eval();
-  Loader loader(split, config_int(config, "batch_size"), /*shuffle=*/false, /*seed=*/0, /*drop_last=*/false, device);
-  Evaluation e;
-  // Per batch, its loss, predictions and labels stay on the device: one read back at the end.
-  std::vector<Tensor> losses, predictions, labels;
-  Batch batch;
-  while (loader.next(batch)) {
-    const int64_t B = batch.size();
-    Tensor pred = model.forward(model_input(batch, config)).prediction;  // [B, 1]
-    losses.push_back(reshape(task_loss(config, pred, reshape(batch.labels, {B, 1})), {1}));
-    predictions.push_back(reshape(pred, {B}));
-    labels.push_back(reshape(batch.labels, {B}));
-  }
-  const size_t batches = losses.size();
-  if (batches > 0) {
-    std::vector<Tensor> all = losses;
-    all.insert(all.end(), predictions.begin(), predictions.end());
-    all.insert(all.end(), labels.begin(), labels.end());
-    const std::vector<float> host = concat(all, 0).to_vector();  // [batches + N + N]
-    const size_t n = (host.size() - batches) / 2;
-    double loss_sum = 0;  // MMSA: the mean of the per-batch losses, summed in batch order
-    for (size_t k = 0; k < batches; ++k) loss_sum += host[k];
-    e.loss = round4(loss_sum / double(batches));
-    e.predictions.assign(host.begin() + long(batches), host.begin() + long(batches + n));
-    e.labels.assign(host.begin() + long(batches + n), host.end());
-  } else {
-    e.loss = NAN;
-  }
-  for (int64_t i = 0; i < split.size(); ++i)
-    e.ids.push_back(split.ids.empty() ? std::to_string(i) : split.ids[size_t(i)]);
-  if (!e.predictions.empty()) e.metrics = dataset_metrics(config_string(config, "dataset"), e.predictions, e.labels);
-  return e;
-}
 
 // ---------------------------------------------------------------- Ctrl-C
 
@@ -286,7 +200,8 @@ std::string Trainer::last_checkpoint_note() const {
   if (run_dir_.empty()) return "no run directory, nothing kept";
   if (epochs_done_ == 0) return "no checkpoint yet (no epoch finished)";
   RunDir dir(run_dir_);
-  std::string note = fmt::format("last good checkpoint: {} (end of epoch {})", dir.file(kLastCheckpointFile), epochs_done_);
+  std::string note =
+      fmt::format("last good checkpoint: {} (end of epoch {})", dir.file(kLastCheckpointFile), epochs_done_);
   if (!config_bool(config_, "checkpoint")) note = "no resume point (checkpoint=false)";
   return fmt::format("{}; best weights: {} (epoch {})", note, dir.file(kBestWeightsFile), best_epoch_);
 }
@@ -447,94 +362,6 @@ void Trainer::keep_best(int64_t epoch, double valid_loss) {
     save_module(*model_, RunDir(run_dir_).file(kBestWeightsFile),
                 {{"model", config_string(config_, "model")}, {"epoch", std::to_string(epoch)},
                  {"valid_loss", fmt::format("{}", valid_loss)}});
-}
-
-Json Trainer::epoch_state(int64_t epoch) const {
-  Json s = {{"epoch", epoch},
-            {"best_epoch", best_epoch_},
-            {"best_valid_loss", json_double(best_valid_loss_)},
-            {"rng",
-             {{"dropout", {{"seed", default_generator().seed}, {"offset", default_generator().offset}}},
-              {"mixing", {{"seed", mix_gen_.seed}, {"offset", mix_gen_.offset}}}}},
-            {"scheduler", nullptr}};
-  if (scheduler_) {
-    const ReduceLROnPlateau::State& st = scheduler_->state();
-    s["scheduler"] = {{"best", json_double(st.best)},
-                      {"num_bad_epochs", st.num_bad_epochs},
-                      {"cooldown_counter", st.cooldown_counter},
-                      {"last_epoch", st.last_epoch}};
-  }
-  return s;
-}
-
-// last.safetensors holds model.*, mixer.* and optimizer.* tensors, and the state JSON in its metadata, so
-// the resume point is one atomic file; state.json is a readable copy.
-void Trainer::save_resume_point(int64_t epoch) {
-  TensorDict tensors;
-  for (const auto& [name, t] : model_->state_dict()) tensors["model." + name] = t;
-  for (const auto& [name, t] : mixer_->state_dict()) tensors["mixer." + name] = t;
-  for (const auto& [name, t] : optimizer_->state_dict()) tensors["optimizer." + name] = t;
-  const Json state = epoch_state(epoch);
-  RunDir dir(run_dir_);
-  save_safetensors(dir.file(kLastCheckpointFile), tensors, {{"state", state.dump()}});
-  dir.write_json(kStateFile, state);
-}
-
-void Trainer::resume() {
-  MSMIX_CHECK(!run_dir_.empty(), "resume: no run directory given");
-  RunDir dir(run_dir_);
-  MSMIX_CHECK(dir.has(kConfigFile), "resume '{}': no {} there (not a run directory)", run_dir_, kConfigFile);
-  const std::vector<std::string> differ = differing_keys(config_, saved_config(run_dir_));
-  MSMIX_CHECK(differ.empty(), "resume '{}': the config differs from the saved one in: {}", run_dir_, fmt::join(differ, ", "));
-  MSMIX_CHECK(dir.has(kLastCheckpointFile), "resume '{}': no {} (no epoch finished, or checkpoint=false)", run_dir_,
-              kLastCheckpointFile);
-
-  Checkpoint ck = load_safetensors(dir.file(kLastCheckpointFile));
-  MSMIX_CHECK(ck.metadata.count("state"), "resume '{}': {} holds no state", run_dir_, kLastCheckpointFile);
-  const Json state = Json::parse(ck.metadata["state"]);
-  std::map<std::string, Tensor> model_state, mixer_state, optimizer_state;
-  for (const auto& [name, t] : ck.tensors) {
-    const size_t dot = name.find('.');
-    const std::string prefix = name.substr(0, dot), rest = name.substr(dot + 1);
-    if (prefix == "model") model_state[rest] = t;
-    else if (prefix == "mixer") mixer_state[rest] = t;
-    else if (prefix == "optimizer") optimizer_state[rest] = t.to(device_);
-    else throw Error(fmt::format("resume '{}': unexpected tensor '{}' in {}", run_dir_, name, kLastCheckpointFile));
-  }
-  model_->load_state_dict(model_state);
-  mixer_->load_state_dict(mixer_state);
-  optimizer_->load_state_dict(optimizer_state);
-
-  epochs_done_ = state["epoch"].get<int64_t>();
-  best_epoch_ = state["best_epoch"].get<int64_t>();
-  best_valid_loss_ = from_json_double(state["best_valid_loss"]);
-  default_generator() = Generator(state["rng"]["dropout"]["seed"].get<uint64_t>());
-  default_generator().offset = state["rng"]["dropout"]["offset"].get<uint64_t>();
-  mix_gen_ = Generator(state["rng"]["mixing"]["seed"].get<uint64_t>());
-  mix_gen_.offset = state["rng"]["mixing"]["offset"].get<uint64_t>();
-  if (scheduler_) {
-    const Json& s = state["scheduler"];
-    MSMIX_CHECK(s.is_object(), "resume '{}': the checkpoint holds no scheduler state", run_dir_);
-    ReduceLROnPlateau::State st;
-    st.best = from_json_double(s["best"]);
-    st.num_bad_epochs = s["num_bad_epochs"].get<int64_t>();
-    st.cooldown_counter = s["cooldown_counter"].get<int64_t>();
-    st.last_epoch = s["last_epoch"].get<int64_t>();
-    scheduler_->load_state(st);
-  }
-
-  // A kill between the log line and the checkpoint leaves one line too many: that epoch runs again.
-  log_ = dir.read_log();
-  MSMIX_CHECK(int64_t(log_.size()) >= epochs_done_, "resume '{}': {} has {} lines, the checkpoint is at epoch {}",
-              run_dir_, kLogFile, log_.size(), epochs_done_);
-  log_.resize(size_t(epochs_done_));
-  dir.write_log(log_);
-  // best.safetensors may be one epoch ahead of the checkpoint after such a kill; the replayed epoch then
-  // writes the same weights again, so loading it here is safe.
-  MSMIX_CHECK(dir.has(kBestWeightsFile), "resume '{}': no {}", run_dir_, kBestWeightsFile);
-  best_state_.clear();
-  for (const auto& [name, t] : load_safetensors(dir.file(kBestWeightsFile)).tensors) best_state_[name] = t.to(device_);
-  resumed_ = true;
 }
 
 TrainResult Trainer::fit() {

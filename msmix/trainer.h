@@ -34,6 +34,7 @@
 #include "engine/random.h"
 #include "models/backbone.h"
 #include "models/defaults.h"
+#include "msmix/evaluate.h"
 #include "msmix/lr_scheduler.h"
 #include "msmix/metrics.h"
 #include "msmix/mix_stats.h"
@@ -47,25 +48,11 @@ namespace msmix {
 struct Batch;       // data/loader.h
 class GraphStep;    // msmix/graph_step.h
 
-// ---- evaluation (shared by the trainer and `msmix eval`)
-
-struct Evaluation {
-  double loss = 0;  // MMSA's "Loss": mean over batches of the batch's task loss, rounded to 4 decimals
-  std::vector<float> predictions, labels;  // in split order
-  std::vector<std::string> ids;            // split ids, or "0", "1", ... when the split has none
-  Metrics metrics;                         // dataset_metrics for config["dataset"]
-};
-// Scores `split` in eval mode (nothing mixed, no dropout), batches of config["batch_size"] in file order.
-Evaluation evaluate(Backbone& model, const Split& split, const Config& config, Device device);
-
 // "0.1.0 (abc1234)": the version and git revision config.json records as msmix_version.
 std::string version_stamp();
 // "" when <dir>/config.json holds `config`, written by this build (what reusing or resuming a run needs), else
 // what differs: config.json missing, another build's version stamp, or another config.
 std::string saved_config_mismatch(const std::string& dir, const Config& config);
-
-// Metrics as a JSON object in MMSA's order; NaN (e.g. Corr of constant predictions) becomes null.
-Json metrics_json(const Metrics& metrics);
 
 // ---- Ctrl-C: the handler sets a flag that the trainer reads after each step
 
