@@ -154,8 +154,9 @@ void bench_lstm() {
   const Tensor x = Tensor::randn({128, 50, 768}, gen, 0, 1, Device::cuda());
   const double flops = 3.0 * 2.0 * 128 * 50 * (768 + 128) * 4 * 128;
   const cuda::LstmKernel before = cuda::lstm_kernel();
-  for (cuda::LstmKernel kernel : {cuda::LstmKernel::persistent, cuda::LstmKernel::stepwise, cuda::LstmKernel::cudnn}) {
-    if (kernel == cuda::LstmKernel::cudnn && !cuda::cudnn_compiled()) continue;
+  for (cuda::LstmKernel kernel : {cuda::LstmKernel::persistent, cuda::LstmKernel::stepwise, cuda::LstmKernel::cudnn,
+                                  cuda::LstmKernel::cudnn_persistent}) {
+    if (cuda::is_cudnn(kernel) && !cuda::cudnn_compiled()) continue;
     cuda::set_lstm_kernel(kernel);
     const std::string name =
         kernel == cuda::LstmKernel::persistent ? "" : fmt::format(" ({})", cuda::lstm_kernel_name(kernel));

@@ -207,11 +207,12 @@ step bench-models 150 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=
 # that take the default kernel, through the stepwise scan (the LSTM, backbone and graph tests set each kernel
 # themselves); then, whatever the tests said, the three
 # LSTM backbones' training steps with the stepwise scan, the persistent one, and cuDNN's LSTM where the build
-# has it, the last two also inside a captured CUDA graph (cuda_graph). Early, since it is what the step goal waits on; racecheck / synccheck over the
-# persistent kernels come with the sanitizers.
-step lstm-scans 150 env MSMIX_CUDA_LSTM=stepwise MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
+# has it, the last two also inside a captured CUDA graph (cuda_graph), and cuDNN's persistent algorithm
+# captured (a refusal prints its error as the row). Early, since it is what the step goal waits on;
+# racecheck / synccheck over the persistent kernels come with the sanitizers.
+step lstm-scans 180 env MSMIX_CUDA_LSTM=stepwise MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
   "cd tests && '$BIN/test_msmix' -tc='cuda training*,host reads*'; rc=\$?; kernels='stepwise persistent persistent+graph'; \
-  [ -n '$CUDNN_HOME' ] && kernels+=' cudnn cudnn+graph'; for m in lf_dnn tfn lmf; do for l in \$kernels; do \
+  [ -n '$CUDNN_HOME' ] && kernels+=' cudnn cudnn+graph cudnn-persistent+graph'; for m in lf_dnn tfn lmf; do for l in \$kernels; do \
   MSMIX_CUDA_SYNC=0 MSMIX_CUDA_LSTM=\${l%+graph} '$BIN/msmix' bench --model \$m --data synthetic:mosi \
   --device cuda --steps 20 --warmup 3 --set cuda_graph=\$([ \$l != \${l%+graph} ] && echo true || echo false) \
   --json | tail -1; done; done; exit \$rc"
@@ -292,11 +293,11 @@ step_output() {  # STEP LINES TITLE: a step's output but the per-step progress l
   echo '```'
   echo
 }
-bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a section
+bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, and its runs' errors, as a section
   [ -f "$BUILD/step-$1.txt" ] || return 0
   echo "## $2"
   echo '```'
-  grep '^{' "$BUILD/step-$1.txt" | sed 's/[{}"]//g' | cut -c1-700
+  grep -e '^{' -e '^msmix: error' "$BUILD/step-$1.txt" | sed 's/[{}"]//g' | cut -c1-700
   echo '```'
   echo
 }
@@ -350,7 +351,7 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, as a s
   echo
   bench_lines bench-msmix "TFN + MS-Mix training steps on the GPU: uncaptured, then with cuda_graph"
   bench_lines fused-attention "MulT training steps on the GPU: composite attention, then fused; each uncaptured, then with cuda_graph"
-  bench_lines lstm-scans "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph, cudnn, cudnn + cuda_graph"
+  bench_lines lstm-scans "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph, cudnn, cudnn + cuda_graph, cudnn-persistent + cuda_graph"
   step_output ops-profile 70 "where a GPU training step's time goes (msmix bench --ops)"
   step_output nsys 40 "GPU kernels of captured steps (nsys cuda_gpu_kern_sum: time %, total ns, instances, avg ns, name)"
   echo "## CUDA ops (bench/bench_cuda_ops.cpp)"

@@ -89,11 +89,11 @@ namespace {
 
 // The cuDNN layer: one node whose backward is cuDNN's (all five grads from one pair of calls).
 Tensor lstm_layer_cudnn(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
-                        const Tensor& b_hh, const std::vector<int64_t>& lengths) {
+                        const Tensor& b_hh, const std::vector<int64_t>& lengths, bool persistent) {
   MSMIX_OP_RANGE("lstm_layer_cudnn");
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = w_hh.size(1);
   cuda::CudnnLstmShape shape;
-  shape.T = T, shape.B = B, shape.I = I, shape.H = H, shape.lengths = lengths.data();
+  shape.T = T, shape.B = B, shape.I = I, shape.H = H, shape.lengths = lengths.data(), shape.persistent = persistent;
   const bool bias = b_ih.defined();  // and b_hh: lstm_layer checked
   Tensor y = Tensor::empty({T + 2, B, H}, x.device());
   const bool training = any_requires_grad({&x, &w_ih, &w_hh, &b_ih, &b_hh});
@@ -140,10 +140,13 @@ Tensor lstm_layer(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const
   MSMIX_CHECK(lengths.empty() || int64_t(lengths.size()) == B, "lstm_layer: {} lengths for a batch of {}",
               lengths.size(), B);
   // cuDNN takes non-empty sizes and at least one step per sample; anything else stays with our scan.
-  bool cudnn_fits = T > 0 && B > 0 && x.size(2) > 0 && H > 0;
-  for (int64_t len : lengths) cudnn_fits = cudnn_fits && len >= 1 && len <= T;
-  if (dev.is_cuda() && !reverse && cudnn_fits && cuda::lstm_kernel() == cuda::LstmKernel::cudnn)
-    return lstm_layer_cudnn(x, w_ih, w_hh, b_ih, b_hh, lengths.empty() ? std::vector<int64_t>(size_t(B), T) : lengths);
+  // Its persistent algorithm takes only batches whose samples all run T steps; others get the standard one.
+  bool cudnn_fits = T > 0 && B > 0 && x.size(2) > 0 && H > 0, all_full = true;
+  for (int64_t len : lengths) cudnn_fits = cudnn_fits && len >= 1 && len <= T, all_full = all_full && len == T;
+  const cuda::LstmKernel kernel = dev.is_cuda() ? cuda::lstm_kernel() : cuda::LstmKernel::persistent;
+  if (dev.is_cuda() && !reverse && cudnn_fits && cuda::is_cudnn(kernel))
+    return lstm_layer_cudnn(x, w_ih, w_hh, b_ih, b_hh, lengths.empty() ? std::vector<int64_t>(size_t(B), T) : lengths,
+                            kernel == cuda::LstmKernel::cudnn_persistent && all_full);
   Tensor bias = b_ih.defined() ? add(b_ih, b_hh) : Tensor();
   Tensor xgates = linear(x, w_ih, bias);  // [T, B, 4H], one GEMM
   return lstm_scan(xgates, w_hh, Tensor(), Tensor(), lengths, reverse);

@@ -37,8 +37,9 @@ Tensor lstm_scan(const Tensor& xgates, const Tensor& w_hh, const Tensor& h0, con
 
 // One direction of one LSTM layer from a zero state, as torch.nn.LSTM's: x [T, B, I], w_ih [4H, I], w_hh [4H, H],
 // b_ih and b_hh [4H] (both, or both undefined), lengths and reverse as lstm_scan's -> [T + 2, B, H] as
-// lstm_scan's. It is linear(x, w_ih, b_ih + b_hh) then lstm_scan, but on the GPU with MSMIX_CUDA_LSTM=cudnn a
-// forward direction whose samples all have a step is one node through cuDNN's LSTM (ops/cuda/lstm_cudnn.cu).
+// lstm_scan's. It is linear(x, w_ih, b_ih + b_hh) then lstm_scan, but on the GPU with MSMIX_CUDA_LSTM=cudnn (or
+// cudnn-persistent) a forward direction whose samples all have a step is one node through cuDNN's LSTM
+// (ops/cuda/lstm_cudnn.cu).
 Tensor lstm_layer(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
                   const std::vector<int64_t>& lengths = {}, bool reverse = false);
 

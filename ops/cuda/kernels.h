@@ -118,12 +118,14 @@ void lstm_cell_backward(const float* acts, const float* c_prev, const float* gh,
 void lstm_scan_forward(const cpu::LstmScan& s, const float* xgates, const float* h0, const float* c0, float* y);
 void lstm_scan_backward(const cpu::LstmScan& s, const float* gy, float* gxgates, float* gw_hh, float* gh0,
                         float* gc0);
-// Which LSTM kernels run (MSMIX_CUDA_LSTM=persistent|stepwise|cudnn, read once; another value is an error;
-// tests set each): persistent (the default), lstm_scan's kernels that walk all T steps in one launch;
-// stepwise, a GEMM and a cell kernel per step; cudnn, an LSTM layer's forward direction through cuDNN
-// (lstm_layer, ops/lstm_cell.h; lstm_scan itself then runs the persistent kernels). cudnn needs a build with
-// cuDNN: choosing it in one without throws, naming why.
-enum class LstmKernel { persistent, stepwise, cudnn };
+// Which LSTM kernels run (MSMIX_CUDA_LSTM=persistent|stepwise|cudnn|cudnn-persistent, read once; another value
+// is an error; tests set each): persistent (the default), lstm_scan's kernels that walk all T steps in one
+// launch; stepwise, a GEMM and a cell kernel per step; cudnn, an LSTM layer's forward direction through cuDNN
+// (lstm_layer, ops/lstm_cell.h; lstm_scan itself then runs the persistent kernels); cudnn_persistent, the same
+// with cuDNN's persistent algorithm where every sample runs all T steps (else its standard one). The cudnn
+// kinds need a build with cuDNN: choosing one in a build without throws, naming why.
+enum class LstmKernel { persistent, stepwise, cudnn, cudnn_persistent };
+inline bool is_cudnn(LstmKernel k) { return k == LstmKernel::cudnn || k == LstmKernel::cudnn_persistent; }
 LstmKernel lstm_kernel();
 void set_lstm_kernel(LstmKernel kernel);
 const char* lstm_kernel_name(LstmKernel kernel);
@@ -136,6 +138,7 @@ std::string cudnn_version();  // "cuDNN 9.19.0" (the library's), or why there is
 struct CudnnLstmShape {
   int64_t T = 0, B = 0, I = 0, H = 0;
   const int64_t* lengths = nullptr;  // B of them, each in [1, T]
+  bool persistent = false;           // cuDNN's PERSIST_STATIC algorithm: every length must then be T
 };
 // What a forward keeps for its backward: descriptors, the weights in cuDNN's layout, the reserve space.
 struct CudnnLstmRun;

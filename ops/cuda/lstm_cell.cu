@@ -15,8 +15,8 @@
 //   shared memory as the GPU lets a block have (about 80% of MMSA's H 128 on an H100 / H200) and read the rest
 //   from L2, whose latency bound the first version (18 us a step). Two launches forward (a transpose of w_hh,
 //   the scan), one backward plus the w_hh GEMM. For H up to kMaxPersistentH.
-// MSMIX_CUDA_LSTM=cudnn sends an LSTM layer's forward direction to cuDNN (lstm_cudnn.cu, through lstm_layer);
-// lstm_scan itself then runs the persistent kernels.
+// MSMIX_CUDA_LSTM=cudnn (or cudnn-persistent, its persistent algorithm) sends an LSTM layer's forward direction
+// to cuDNN (lstm_cudnn.cu, through lstm_layer); lstm_scan itself then runs the persistent kernels.
 #include <algorithm>
 #include <vector>
 
@@ -203,16 +203,16 @@ void scan_backward_stepwise(const cpu::LstmScan& s, const float* gy, float* gxga
 
 LstmKernel lstm_kernel() {
   if (g_lstm_kernel < 0) {  // persistent: the default since the H200 gpucheck of 2026-11-27 (1.5x on LF_DNN's step)
-    const int k = env_choice("MSMIX_CUDA_LSTM", {"persistent", "stepwise", "cudnn"});
+    const int k = env_choice("MSMIX_CUDA_LSTM", {"persistent", "stepwise", "cudnn", "cudnn-persistent"});
     set_lstm_kernel(LstmKernel(k));
   }
   return LstmKernel(g_lstm_kernel);
 }
 void set_lstm_kernel(LstmKernel kernel) {
-  MSMIX_CHECK(kernel != LstmKernel::cudnn || cudnn_compiled(),
-              "MSMIX_CUDA_LSTM=cudnn: this msmix was built without cuDNN ({}); rebuild where cuDNN's headers are "
+  MSMIX_CHECK(!is_cudnn(kernel) || cudnn_compiled(),
+              "MSMIX_CUDA_LSTM={}: this msmix was built without cuDNN ({}); rebuild where cuDNN's headers are "
               "found (make CUDNN=1 CUDNN_HOME=...), or choose persistent or stepwise",
-              cudnn_version());
+              lstm_kernel_name(kernel), cudnn_version());
   g_lstm_kernel = int(kernel);
 }
 const char* lstm_kernel_name(LstmKernel kernel) {
@@ -220,6 +220,7 @@ const char* lstm_kernel_name(LstmKernel kernel) {
     case LstmKernel::persistent: return "persistent";
     case LstmKernel::stepwise: return "stepwise";
     case LstmKernel::cudnn: return "cudnn";
+    case LstmKernel::cudnn_persistent: return "cudnn-persistent";
   }
   return "?";
 }

@@ -2,7 +2,11 @@
 // (lstm_cell.cu) so that a benchmark sets them side by side: the issue takes cuDNN where it measures faster.
 // cuDNN runs the whole layer, the input projection included, with PyTorch's FP32 settings (ALGO_STANDARD, FMA
 // math: no TF32), over a seq-major padded batch with per-sample lengths: y is 0 past each length, and h_n, c_n
-// are each sample's state after its own last step, as our scan's.
+// are each sample's state after its own last step, as our scan's. MSMIX_CUDA_LSTM=cudnn-persistent asks for
+// cuDNN's persistent-kernel algorithm instead (PERSIST_STATIC: the recurrence in one launch that keeps w_hh on
+// chip, as our persistent scan), for batches whose samples all run T steps (packed, no padding); PyTorch uses
+// it for FP16 only, so whether cuDNN takes it in FP32 at a shape is for the GPU to say: a refusal throws,
+// naming the shape.
 // cuDNN keeps the weights in one "weight space" in its own layout: each forward copies w_ih, w_hh, b_ih and
 // b_hh in (four copies where cuDNN lays the four gates out one after another, as it does for PyTorch; else one
 // per gate), and the backward copies the grads out of a grad weight space. The backward reads the forward's
@@ -77,17 +81,19 @@ struct Layer {
   bool contiguous = false;  // gates one after another: w_ih, w_hh, b_ih, b_hh each one block, as PyTorch's
 };
 
-const Layer& layer_for(int64_t I, int64_t H, bool bias) {
+const Layer& layer_for(int64_t I, int64_t H, bool bias, bool persistent) {
   // The engine's one thread; never freed, as the handle (their destructors would outlive cuDNN at exit).
-  static auto* layers = new std::map<std::tuple<int64_t, int64_t, bool>, std::unique_ptr<Layer>>();
-  std::unique_ptr<Layer>& slot = (*layers)[{I, H, bias}];
+  static auto* layers = new std::map<std::tuple<int64_t, int64_t, bool, bool>, std::unique_ptr<Layer>>();
+  std::unique_ptr<Layer>& slot = (*layers)[{I, H, bias, persistent}];
   if (slot) return *slot;
   auto layer = std::make_unique<Layer>();
   CUDNN_CHECK(cudnnSetDropoutDescriptor(layer->dropout.get(), handle(), 0.0f, nullptr, 0, 0));
+  // Padded IO for the standard algorithm's per-sample lengths; the persistent one gets packed batches.
   CUDNN_CHECK(cudnnSetRNNDescriptor_v8(
-      layer->rnn.get(), CUDNN_RNN_ALGO_STANDARD, CUDNN_LSTM, bias ? CUDNN_RNN_DOUBLE_BIAS : CUDNN_RNN_NO_BIAS,
-      CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT, CUDNN_FMA_MATH, int(I), int(H),
-      int(H) /* no projection */, 1, layer->dropout.get(), CUDNN_RNN_PADDED_IO_ENABLED));
+      layer->rnn.get(), persistent ? CUDNN_RNN_ALGO_PERSIST_STATIC : CUDNN_RNN_ALGO_STANDARD, CUDNN_LSTM,
+      bias ? CUDNN_RNN_DOUBLE_BIAS : CUDNN_RNN_NO_BIAS, CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, CUDNN_DATA_FLOAT,
+      CUDNN_DATA_FLOAT, CUDNN_FMA_MATH, int(I), int(H), int(H) /* no projection */, 1, layer->dropout.get(),
+      persistent ? CUDNN_RNN_PADDED_IO_DISABLED : CUDNN_RNN_PADDED_IO_ENABLED));
   CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(handle(), layer->rnn.get(), &layer->weight_bytes));
   // The layout query answers with addresses inside a given weight space: a scratch one, for the offsets.
   DeviceBuffer probe(floats_in(layer->weight_bytes));
@@ -146,9 +152,13 @@ void check_shape(const CudnnLstmShape& s) {
   MSMIX_CHECK(s.T > 0 && s.B > 0 && s.I > 0 && s.H > 0 && s.T <= int_max && s.B <= int_max && s.I <= int_max &&
                   4 * s.H <= int_max && s.lengths,
               "cuDNN LSTM: T {}, B {}, I {}, H {} must be positive and fit an int, with lengths", s.T, s.B, s.I, s.H);
-  for (int64_t b = 0; b < s.B; ++b)
+  for (int64_t b = 0; b < s.B; ++b) {
     MSMIX_CHECK(s.lengths[b] >= 1 && s.lengths[b] <= s.T, "cuDNN LSTM: sample {}'s length {} is outside [1, {}]", b,
                 s.lengths[b], s.T);
+    MSMIX_CHECK(!s.persistent || s.lengths[b] == s.T,
+                "cuDNN LSTM, persistent algorithm: sample {} runs {} steps, not T = {} (it takes unpadded batches)", b,
+                s.lengths[b], s.T);
+  }
 }
 
 }  // namespace
@@ -179,23 +189,27 @@ std::string cudnn_version() {
                      CUDNN_MINOR, CUDNN_PATCHLEVEL);
 }
 
-std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape& s, const float* x, const float* w_ih,
-                                                 const float* w_hh, const float* b_ih, const float* b_hh, float* y,
-                                                 bool training) {
-  check_shape(s);
+namespace {
+
+std::shared_ptr<CudnnLstmRun> forward_run(const CudnnLstmShape& s, const float* x, const float* w_ih,
+                                          const float* w_hh, const float* b_ih, const float* b_hh, float* y,
+                                          bool training) {
   MSMIX_CHECK(!b_ih == !b_hh, "cuDNN LSTM: b_ih and b_hh must both be given or both be null");
-  const Layer& layer = layer_for(s.I, s.H, b_ih != nullptr);
+  const Layer& layer = layer_for(s.I, s.H, b_ih != nullptr, s.persistent);
   const int64_t T = s.T, B = s.B, H = s.H;
 
-  // The batch's descriptors: seq-major [T, B, vector] with each sample's length, padding written as 0.
+  // The batch's descriptors: seq-major [T, B, vector] with each sample's length, padding written as 0 (packed
+  // for the persistent algorithm: every length is T, so the same memory).
   std::vector<int> lengths(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) lengths[size_t(b)] = int(s.lengths[b]);
   auto run = std::make_shared<CudnnLstmRun>(s, layer);
   float fill = 0.0f;
-  CUDNN_CHECK(cudnnSetRNNDataDescriptor(run->x_desc.get(), CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
-                                        int(T), int(B), int(s.I), lengths.data(), &fill));
-  CUDNN_CHECK(cudnnSetRNNDataDescriptor(run->y_desc.get(), CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
-                                        int(T), int(B), int(H), lengths.data(), &fill));
+  const cudnnRNNDataLayout_t layout =
+      s.persistent ? CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED : CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED;
+  CUDNN_CHECK(cudnnSetRNNDataDescriptor(run->x_desc.get(), CUDNN_DATA_FLOAT, layout, int(T), int(B), int(s.I),
+                                        lengths.data(), &fill));
+  CUDNN_CHECK(cudnnSetRNNDataDescriptor(run->y_desc.get(), CUDNN_DATA_FLOAT, layout, int(T), int(B), int(H),
+                                        lengths.data(), &fill));
   const int dims[3] = {1, int(B), int(H)}, strides[3] = {int(B * H), int(H), 1};  // [layers, B, H]
   CUDNN_CHECK(cudnnSetTensorNdDescriptor(run->state_desc.get(), CUDNN_DATA_FLOAT, 3, dims, strides));
   const cudnnForwardMode_t mode = training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE;
@@ -216,8 +230,8 @@ std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape& s, const 
   return training ? run : nullptr;
 }
 
-void cudnn_lstm_backward(CudnnLstmRun& run, const float* x, const float* y, const float* gy, float* gx, float* gw_ih,
-                         float* gw_hh, float* gb_ih, float* gb_hh) {
+void backward_run(CudnnLstmRun& run, const float* x, const float* y, const float* gy, float* gx, float* gw_ih,
+                  float* gw_hh, float* gb_ih, float* gb_hh) {
   const CudnnLstmShape& s = run.shape;
   const Layer& layer = *run.layer;
   const int64_t T = s.T, B = s.B, H = s.H;
@@ -240,6 +254,35 @@ void cudnn_lstm_backward(CudnnLstmRun& run, const float* x, const float* y, cons
                                          run.reserve_space->get()));
   CUDA_CHECK_LAUNCH("cudnnRNNBackwardWeights_v8");
   copy_weights(layer, s.I, H, grads.get(), gw_ih, gw_hh, gb_ih, gb_hh, false);
+}
+
+// Runs f; with the persistent algorithm, an error (cuDNN refusing it at this shape, say) is rethrown naming
+// the choice and the shape, and the choice that runs cuDNN's standard algorithm.
+template <class F>
+auto naming_the_algorithm(const CudnnLstmShape& s, const char* what, F f) -> decltype(f()) {
+  if (!s.persistent) return f();
+  try {
+    return f();
+  } catch (const Error& e) {
+    throw Error(fmt::format("cuDNN LSTM {} with the persistent algorithm (MSMIX_CUDA_LSTM=cudnn-persistent) at T {}, "
+                            "B {}, I {}, H {}: {}; MSMIX_CUDA_LSTM=cudnn runs cuDNN's standard algorithm",
+                            what, s.T, s.B, s.I, s.H, e.what()));
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape& s, const float* x, const float* w_ih,
+                                                 const float* w_hh, const float* b_ih, const float* b_hh, float* y,
+                                                 bool training) {
+  check_shape(s);
+  return naming_the_algorithm(s, "forward", [&] { return forward_run(s, x, w_ih, w_hh, b_ih, b_hh, y, training); });
+}
+
+void cudnn_lstm_backward(CudnnLstmRun& run, const float* x, const float* y, const float* gy, float* gx, float* gw_ih,
+                         float* gw_hh, float* gb_ih, float* gb_hh) {
+  naming_the_algorithm(run.shape, "backward",
+                       [&] { backward_run(run, x, y, gy, gx, gw_ih, gw_hh, gb_ih, gb_hh); });
 }
 
 }  // namespace msmix::cuda

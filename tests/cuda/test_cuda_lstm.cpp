@@ -129,6 +129,62 @@ TEST_CASE("cuda lstm_layer: cuDNN's LSTM equals the CPU's layer: outputs, final 
   }
 }
 
+// MSMIX_CUDA_LSTM=cudnn-persistent: cuDNN's persistent algorithm for batches whose samples all run T steps
+// (MMSA's text LSTMs pass no lengths), its standard one otherwise. PyTorch runs the persistent algorithm in
+// FP16 only, and cuDNN may refuse it in FP32 at some shapes: a refusal must name the choice and the shape, and
+// is reported rather than failed (the benchmark then has no row for it). What runs must equal the CPU and give
+// the same bits run to run (msmix's reproducibility rule).
+TEST_CASE("cuda lstm_layer: cuDNN's persistent algorithm equals the CPU's layer, the same bits each run") {
+  MSMIX_REQUIRE_GPU();
+  if (skip_without_cudnn()) return;
+  LstmKernelScope scope(cuda::LstmKernel::cudnn_persistent);
+  const std::vector<LayerCase> cases = {{5, 3, 7, 4, {}, true},
+                                        {12, 2, 10, 33, {}, false},
+                                        {7, 4, 6, 9, {7, 1, 3, 5}, true},  // partial lengths: the standard algorithm
+                                        {50, 32, 768, 128, {}, true},
+                                        {50, 128, 768, 128, {}, true}};  // LF_DNN's text LSTM at its batch
+  uint64_t seed = 3800;
+  for (const LayerCase& c : cases) {
+    const std::string name = fmt::format("cudnn-persistent lstm_layer T {} B {} I {} H {} lengths {} bias {}", c.T,
+                                         c.B, c.I, c.H, shape_str(c.lengths), c.bias);
+    std::vector<Tensor> in = {leaf({c.T, c.B, c.I}, seed++), leaf({4 * c.H, c.I}, seed++, 0.3f),
+                              leaf({4 * c.H, c.H}, seed++, 0.3f)};
+    if (c.bias) in.push_back(leaf({4 * c.H}, seed++)), in.push_back(leaf({4 * c.H}, seed++));
+    const std::vector<int64_t> lengths = c.lengths;
+    const bool bias = c.bias;
+    auto f = [lengths, bias](const std::vector<Tensor>& t) {
+      return lstm_layer(t[0], t[1], t[2], bias ? t[3] : Tensor(), bias ? t[4] : Tensor(), lengths);
+    };
+    // Two GPU runs, forward and backward: the same bits (or cuDNN's refusal, which must say what was refused).
+    std::vector<std::vector<float>> runs[2];
+    try {
+      for (auto& run : runs) {
+        std::vector<Tensor> gpu;
+        for (const Tensor& t : in) gpu.push_back(gpu_leaf(t));
+        Tensor y = f(gpu);
+        REQUIRE(bool(y.grad_fn()));
+        CHECK(std::string(y.grad_fn()->op) == "lstm_layer_cudnn");
+        Generator gen(11);
+        y.backward(Tensor::randn(y.shape(), gen).to(Device::cuda()));
+        run.push_back(y.to_vector());
+        for (const Tensor& t : gpu) run.push_back(t.grad().to_vector());
+      }
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      MESSAGE(name << ": cuDNN refused: " << what);
+      CHECK(what.find("MSMIX_CUDA_LSTM=cudnn-persistent") != std::string::npos);
+      CHECK(what.find(fmt::format("T {}, B {}, I {}, H {}", c.T, c.B, c.I, c.H)) != std::string::npos);
+      continue;
+    }
+    for (size_t i = 0; i < runs[0].size(); ++i) {
+      CAPTURE(name);
+      CAPTURE(i);  // the output, then the grads of x, w_ih, w_hh(, b_ih, b_hh)
+      CHECK(runs[0][i] == runs[1][i]);
+    }
+    check_twins(name, f, in, Tol{1e-4, 1e-5}, Tol{1e-4, 1e-5 + 2.4e-7 * double(c.T * c.B * c.H)});
+  }
+}
+
 TEST_CASE("cuda lstm_layer: with cudnn chosen, inference, reverse directions and empty samples") {
   MSMIX_REQUIRE_GPU();
   if (skip_without_cudnn()) return;
