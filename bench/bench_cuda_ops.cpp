@@ -4,7 +4,9 @@
 // medians of kReps samples after a warm-up. Bytes are the minimum each op must move (inputs read once,
 // outputs written once); the fused attention cases (MulT's shapes) count FLOPs instead. Prints a table, or
 // one JSON object per case with --json (same case names as the PyTorch twin bench/torch/bench_cuda_ops.py).
-// Exits with a message when no GPU is visible.
+// --memory-only: just the memory-bound ops; --once: each case called once, untimed (for a profiler such as
+// Nsight Compute, which then sees each kernel a few times instead of hundreds). Exits with a message when no
+// GPU is visible.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -27,11 +29,16 @@ using namespace msmix;
 namespace {
 
 constexpr int kReps = 15, kInner = 10;
-bool json = false;
+bool json = false, memory_only = false, once = false;
 double copy_gbs = 0;  // the D2D copy's rate, once measured
 
 // Milliseconds per call.
 double time_ms(const std::function<void()>& fn) {
+  if (once) {
+    fn();
+    cuda::synchronize();
+    return NAN;
+  }
   for (int i = 0; i < 3; ++i) fn();  // warm-up: allocator blocks, cuBLAS handle and heuristics
   cuda::synchronize();
   std::vector<double> t;
@@ -196,7 +203,16 @@ void bench_conv1d() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) json = json || std::strcmp(argv[i], "--json") == 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    json = json || arg == "--json";
+    memory_only = memory_only || arg == "--memory-only";
+    once = once || arg == "--once";
+    if (arg != "--json" && arg != "--memory-only" && arg != "--once") {
+      fmt::print(stderr, "bench_cuda_ops: unknown argument '{}' (known: --json, --memory-only, --once)\n", arg);
+      return 2;
+    }
+  }
   try {
     if (cuda::device_count() == 0) {
       fmt::print(stderr, "bench_cuda_ops: no GPU ({}); nothing to measure\n", cuda::runtime_info());
@@ -206,6 +222,7 @@ int main(int argc, char** argv) {
     {
       NoGradGuard no_grad;
       bench_memory_bound();
+      if (memory_only) return 0;
       bench_gemm("sgemm 4096x4096x4096", 1, 4096, 4096, 4096);
       bench_gemm("sgemm 1600x768x128", 1, 1600, 768, 128);
       bench_gemm("bmm 160x500x50x500", 160, 500, 50, 500);  // attention scores: 16 x 10 heads, L 500, d 50

@@ -243,6 +243,16 @@ if [ -n "$NSYS" ]; then
     && '$NSYS' stats --report cuda_gpu_kern_sum --format csv '$BIN/nsys-\$m.nsys-rep' 2>/dev/null \
     | cut -d, -f1-4,9 | head -16; done"
 fi
+# What bounds the row kernels that missed 70% of copy (the softmax and layer_norm forwards: three-pass,
+# register-held and warp-row), by Nsight Compute, when the image has it and lets us read the counters:
+# memory and compute against their peaks, occupancy, where the warps stall. Each memory-bound case runs once.
+NCU=$(command -v ncu || ls "$CUDA_HOME"/bin/ncu /opt/nvidia/nsight-compute*/ncu 2>/dev/null | head -1 || true)
+if [ -n "$NCU" ]; then
+  step ncu 60 "$NCU" --kernel-name 'regex:forward_(kernel|warp_kernel|registers_kernel)' --launch-count 6 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats "$BIN/bench_cuda_ops" --memory-only --once
+else
+  log "=== ncu: not in this image (Nsight Compute): the row kernels' analysis is skipped"
+fi
 # Real MOSI (copy ../shared/data/mosi-utterance/mosi_utterance.pkl into build-gpudeps/ and carry that): one
 # MulT run with MS-Mix on the GPU, to set beside the CPU's (docs/results.md, seed 1111).
 DATA=${MSMIX_DATA:-${MSMIX_DEBS:-build-gpudeps}/mosi_utterance.pkl}
@@ -354,6 +364,14 @@ bench_lines() {  # STEP TITLE: the msmix bench JSON lines a step printed, and it
   bench_lines lstm-scans "LSTM backbones' training steps on the GPU: stepwise scan, persistent, persistent + cuda_graph, cudnn, cudnn + cuda_graph, cudnn-persistent + cuda_graph"
   step_output ops-profile 70 "where a GPU training step's time goes (msmix bench --ops)"
   step_output nsys 40 "GPU kernels of captured steps (nsys cuda_gpu_kern_sum: time %, total ns, instances, avg ns, name)"
+  if [ -f "$BUILD/step-ncu.txt" ]; then
+    echo "## The row kernels under Nsight Compute (speed of light, occupancy, warp state; the full output is in the log)"
+    echo '```'
+    grep -E 'forward_|Throughput|Duration|Occupancy|Registers Per|Block Limit|Warp Cycles|Eligible|==ERROR==|==WARNING==|ERR_' \
+      "$BUILD/step-ncu.txt" | cut -c1-160 | head -120
+    echo '```'
+    echo
+  fi
   echo "## CUDA ops (bench/bench_cuda_ops.cpp)"
   echo '```'
   [ -f "$BUILD/step-bench-cuda.txt" ] && grep '^{' "$BUILD/step-bench-cuda.txt" | sed 's/[{}"]//g'
