@@ -243,16 +243,6 @@ if [ -n "$NSYS" ]; then
     && '$NSYS' stats --report cuda_gpu_kern_sum --format csv '$BIN/nsys-\$m.nsys-rep' 2>/dev/null \
     | cut -d, -f1-4,9 | head -16; done"
 fi
-# What bounds the row kernels that missed 70% of copy (the softmax and layer_norm forwards: three-pass,
-# register-held and warp-row), by Nsight Compute, when the image has it and lets us read the counters:
-# memory and compute against their peaks, occupancy, where the warps stall. Each memory-bound case runs once.
-NCU=$(command -v ncu || ls "$CUDA_HOME"/bin/ncu /opt/nvidia/nsight-compute*/ncu 2>/dev/null | head -1 || true)
-if [ -n "$NCU" ]; then
-  step ncu 60 "$NCU" --kernel-name 'regex:forward_(kernel|warp_kernel|registers_kernel)' --launch-count 6 \
-    --section SpeedOfLight --section Occupancy --section WarpStateStats "$BIN/bench_cuda_ops" --memory-only --once
-else
-  log "=== ncu: not in this image (Nsight Compute): the row kernels' analysis is skipped"
-fi
 # Real MOSI (copy ../shared/data/mosi-utterance/mosi_utterance.pkl into build-gpudeps/ and carry that): one
 # MulT run with MS-Mix on the GPU, to set beside the CPU's (docs/results.md, seed 1111).
 DATA=${MSMIX_DATA:-${MSMIX_DEBS:-build-gpudeps}/mosi_utterance.pkl}
@@ -267,6 +257,16 @@ step fused-attention 90 env MSMIX_CUDA_FUSED_ATTENTION=1 MSMIX_CUDA_SYNC=1 OMP_W
   "cd tests && '$BIN/test_msmix' -tc='cuda training*,cuda graph*,host reads*'; rc=\$?; for f in 0 1; do for g in false true; do MSMIX_CUDA_SYNC=0 \
   MSMIX_CUDA_FUSED_ATTENTION=\$f '$BIN/msmix' bench --model mult --data synthetic:mosi --device cuda --steps 10 \
   --warmup 2 --set cuda_graph=\$g --json | tail -1; done; done; exit \$rc"
+# What bounds the row kernels that missed 70% of copy (the softmax and layer_norm forwards: three-pass,
+# register-held and warp-row), by Nsight Compute, when the image has it and lets us read the counters:
+# memory and compute against their peaks, occupancy, where the warps stall. Each memory-bound case runs once.
+NCU=$(command -v ncu || ls "$CUDA_HOME"/bin/ncu /opt/nvidia/nsight-compute*/ncu 2>/dev/null | head -1 || true)
+if [ -n "$NCU" ]; then
+  step ncu 60 "$NCU" --kernel-name 'regex:forward_(kernel|warp_kernel|registers_kernel)' --launch-count 6 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats "$BIN/bench_cuda_ops" --memory-only --once
+else
+  log "=== ncu: not in this image (Nsight Compute): the row kernels' analysis is skipped"
+fi
 # compute-sanitizer's memcheck over the kernels with the most index arithmetic (plain cudaMalloc, so every
 # block is checked), when the image has it and time is left.
 SANITIZER=$(command -v compute-sanitizer || ls "$CUDA_HOME"/bin/compute-sanitizer 2>/dev/null || true)
