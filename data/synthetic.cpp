@@ -83,8 +83,8 @@ Tensor make_features(Generator& gen, const ModalitySignal& sig, const std::vecto
 
 // BERT-style inputs [N, 3, L]: [CLS] words... [SEP] then 0 padding (always at the end, as BERT pads);
 // one word per sample is a "sentiment word" whose id encodes z rounded to one of 7 levels.
-Tensor make_text_bert(Generator& gen, const std::vector<float>& latent, float bound, const std::vector<int64_t>& lengths,
-                      int64_t L) {
+Tensor make_text_bert(Generator& gen, const std::vector<float>& latent, float bound,
+                      const std::vector<int64_t>& lengths, int64_t L) {
   const int64_t N = int64_t(latent.size());
   Tensor out = Tensor::zeros({N, 3, L});
   float* p = out.data();
@@ -151,7 +151,8 @@ double make_split(Split& split, const std::string& dataset, int64_t N, uint64_t 
   if (o.with_text_bert) split.text_bert = make_text_bert(gen, ct, bound, len_t, Lt);
   if (!lay.aligned) split.audio_lengths = len_a, split.vision_lengths = len_v;  // as MMSA: aligned files have none
   split.labels = vector_tensor(y);
-  if (lay.sims) split.labels_t = vector_tensor(yt), split.labels_a = vector_tensor(ya), split.labels_v = vector_tensor(yv);
+  if (lay.sims)
+    split.labels_t = vector_tensor(yt), split.labels_a = vector_tensor(ya), split.labels_v = vector_tensor(yv);
   split.ids.clear();
   split.raw_text.clear();
   for (int64_t n = 0; n < N; ++n) {

@@ -52,7 +52,8 @@ class Tensor {
   // Uniform [lo, hi) and normal(mean, std) draws from a Philox stream: same numbers on every device.
   static Tensor rand(const Shape& shape, Generator& gen, float lo = 0, float hi = 1, Device device = Device::cpu());
   static Tensor randn(const Shape& shape, Generator& gen, float mean = 0, float std = 1, Device device = Device::cpu());
-  static Tensor rand(const Shape& shape, float lo = 0, float hi = 1, Device device = Device::cpu());  // default generator
+  // The same from the default generator.
+  static Tensor rand(const Shape& shape, float lo = 0, float hi = 1, Device device = Device::cpu());
   static Tensor randn(const Shape& shape, float mean = 0, float std = 1, Device device = Device::cpu());
 
   // ---- properties

@@ -2,7 +2,7 @@
 // crash, a sanitizer report, a hang or an allocation out of proportion to the input. When a Value comes
 // back, the conversions a dataset loader uses are exercised too.
 //
-//   make fuzz                 (or: build/fuzz_pickle -max_total_time=60 tests/golden/pickle; the test fixtures are the seeds)
+//   make fuzz     (or: build/fuzz_pickle -max_total_time=60 tests/golden/pickle; the test fixtures are the seeds)
 #include <cstddef>
 #include <cstdint>
 

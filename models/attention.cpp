@@ -64,12 +64,13 @@ AttentionOutput MultiheadAttention::forward(const Tensor& query, const Tensor& k
               "MultiheadAttention: batch or key/value lengths differ: query {}, key {}, value {} (layout {})",
               shape_str(query.shape()), shape_str(key.shape()), shape_str(value.shape()), layout);
   if (key_padding_mask.defined())
-    MSMIX_CHECK(key_padding_mask.shape() == Shape({B, S}), "MultiheadAttention: key_padding_mask must be [B, S] = [{}, {}], got {}",
-                B, S, describe(key_padding_mask));
+    MSMIX_CHECK(key_padding_mask.shape() == Shape({B, S}),
+                "MultiheadAttention: key_padding_mask must be [B, S] = [{}, {}], got {}", B, S,
+                describe(key_padding_mask));
   if (attn_mask.defined())
     MSMIX_CHECK(attn_mask.shape() == Shape({L, S}) || attn_mask.shape() == Shape({B * nh, L, S}),
-                "MultiheadAttention: attn_mask must be [L, S] = [{}, {}] or [B * heads, L, S] = [{}, {}, {}], got {}", L,
-                S, B * nh, L, S, describe(attn_mask));
+                "MultiheadAttention: attn_mask must be [L, S] = [{}, {}] or [B * heads, L, S] = [{}, {}, {}], got {}",
+                L, S, B * nh, L, S, describe(attn_mask));
 
   // Projections: rows [part * E, (part + parts) * E) of in_proj_weight / in_proj_bias.
   auto project = [&](const Tensor& x, int64_t part, int64_t parts) {

@@ -47,7 +47,8 @@ LoadReport load_state_into(Module& module, const TensorDict& state, bool strict,
 
   module.load_state_dict(found, /*strict=*/false);  // every name in `found` exists with the right shape
   if (!kept_counters.empty())
-    report.notes.push_back(fmt::format("not in {}, kept the module's value: {}", source, fmt::join(kept_counters, ", ")));
+    report.notes.push_back(
+        fmt::format("not in {}, kept the module's value: {}", source, fmt::join(kept_counters, ", ")));
   if (!report.missing.empty())
     report.notes.push_back(fmt::format("not in {}, left as initialised: {}", source, fmt::join(report.missing, ", ")));
   if (!report.unexpected.empty())

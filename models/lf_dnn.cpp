@@ -18,7 +18,8 @@ LFDNN::LFDNN(const FeatureDims& dims_, const Config& config) : dims(dims_) {
   post_fusion_dropout = register_module("post_fusion_dropout", std::make_shared<Dropout>(dropouts[3]));
   post_fusion_layer_1 = register_module(
       "post_fusion_layer_1", std::make_shared<Linear>(text_out + video_hidden + audio_hidden, post_fusion_dim));
-  post_fusion_layer_2 = register_module("post_fusion_layer_2", std::make_shared<Linear>(post_fusion_dim, post_fusion_dim));
+  post_fusion_layer_2 =
+      register_module("post_fusion_layer_2", std::make_shared<Linear>(post_fusion_dim, post_fusion_dim));
   post_fusion_layer_3 = register_module("post_fusion_layer_3", std::make_shared<Linear>(post_fusion_dim, 1));
 }
 

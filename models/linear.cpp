@@ -24,8 +24,8 @@ Linear::Linear(int64_t in_features_, int64_t out_features_, bool with_bias)
 Tensor Linear::forward(const Tensor& x) {
   ProfileRange range(range_name());
   MSMIX_CHECK(x.defined(), "Linear: undefined input");
-  MSMIX_CHECK(x.dim() >= 1 && x.size(-1) == in_features, "Linear({}, {}): expected input [..., {}], got {}", in_features,
-              out_features, in_features, describe(x));
+  MSMIX_CHECK(x.dim() >= 1 && x.size(-1) == in_features, "Linear({}, {}): expected input [..., {}], got {}",
+              in_features, out_features, in_features, describe(x));
   return linear(x, weight, bias);
 }
 

@@ -74,7 +74,8 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
     auto it = state.find(name);
     if (it == state.end()) missing.push_back(name);
     else if (it->second.shape() != t.shape())
-      misshaped.push_back(fmt::format("{} (expected {}, got {})", name, shape_str(t.shape()), shape_str(it->second.shape())));
+      misshaped.push_back(
+          fmt::format("{} (expected {}, got {})", name, shape_str(t.shape()), shape_str(it->second.shape())));
   }
   for (auto& [name, t] : state)
     if (!mine.count(name)) unexpected.push_back(name);

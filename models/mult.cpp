@@ -93,8 +93,9 @@ MULT::MULT(const FeatureDims& dims_, const Config& config) : dims(dims_) {
   proj_a = register_module("proj_a", std::make_shared<Conv1d>(dims.audio, d, kernel_a, 0, false));
   proj_v = register_module("proj_v", std::make_shared<Conv1d>(dims.vision, d, kernel_v, 0, false));
   auto encoder = [&](const char* name, int64_t width, float attn_p, int64_t layers) {
-    return register_module(name, std::make_shared<MultTransformerEncoder>(width, num_heads, layers, attn_p, relu_dropout,
-                                                                          res_dropout, embed_dropout, attn_mask));
+    return register_module(
+        name, std::make_shared<MultTransformerEncoder>(width, num_heads, layers, attn_p, relu_dropout, res_dropout,
+                                                       embed_dropout, attn_mask));
   };
   trans_l_with_a = encoder("trans_l_with_a", d, attn_dropout_a, nlevels);
   trans_l_with_v = encoder("trans_l_with_v", d, attn_dropout_v, nlevels);

@@ -58,7 +58,8 @@ Tensor MultTransformerEncoderLayer::forward(const Tensor& x, const Tensor& x_k, 
   MSMIX_CHECK(x.defined() && x.dim() == 3 && x.size(2) == embed_dim,
               "MulT encoder layer: expected x [B, L, {}], got {}", embed_dim, x.defined() ? describe(x) : "undefined");
   MSMIX_CHECK(x_k.defined() == x_v.defined(), "MulT encoder layer: keys and values must both be given or both not");
-  MSMIX_CHECK(!(last_only && mask.defined()), "MulT encoder layer: last_only takes no mask (its last row masks nothing)");
+  MSMIX_CHECK(!(last_only && mask.defined()),
+              "MulT encoder layer: last_only takes no mask (its last row masks nothing)");
   LayerNorm& ln0 = *(*layer_norms)[0];
   Tensor q = ln0.forward(x);  // [B, Lq, E]
   Tensor k = q, v = q;        // self-attention: MultiheadAttention fuses the q, k, v GEMMs
@@ -98,9 +99,10 @@ Tensor MultTransformerEncoder::forward(const Tensor& x_in, const Tensor& source,
               "MulT encoder: expected queries [B, L > 0, {}], got {}", embed_dim,
               x_in.defined() ? describe(x_in) : "undefined");
   if (source.defined())
-    MSMIX_CHECK(source.dim() == 3 && source.size(0) == x_in.size(0) && source.size(2) == embed_dim && source.size(1) > 0,
-                "MulT encoder: expected keys/values [{}, L > 0, {}] for queries {}, got {}", x_in.size(0), embed_dim,
-                describe(x_in), describe(source));
+    MSMIX_CHECK(
+        source.dim() == 3 && source.size(0) == x_in.size(0) && source.size(2) == embed_dim && source.size(1) > 0,
+        "MulT encoder: expected keys/values [{}, L > 0, {}] for queries {}, got {}", x_in.size(0), embed_dim,
+        describe(x_in), describe(source));
   const float scale = std::sqrt(float(embed_dim));
   const bool drop = embed_dropout > 0 && is_training();
   Tensor x = maybe_dropout(mul(x_in, scale), embed_dropout, is_training());

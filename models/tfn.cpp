@@ -19,7 +19,8 @@ TFN::TFN(const FeatureDims& dims_, const Config& config) : dims(dims_) {
   post_fusion_dropout = register_module("post_fusion_dropout", std::make_shared<Dropout>(dropouts[3]));
   const int64_t fused = (text_out + 1) * (video_hidden + 1) * (audio_hidden + 1);
   post_fusion_layer_1 = register_module("post_fusion_layer_1", std::make_shared<Linear>(fused, post_fusion_dim));
-  post_fusion_layer_2 = register_module("post_fusion_layer_2", std::make_shared<Linear>(post_fusion_dim, post_fusion_dim));
+  post_fusion_layer_2 =
+      register_module("post_fusion_layer_2", std::make_shared<Linear>(post_fusion_dim, post_fusion_dim));
   post_fusion_layer_3 = register_module("post_fusion_layer_3", std::make_shared<Linear>(post_fusion_dim, 1));
 }
 

@@ -329,11 +329,14 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   train.spec.model = train.spec.data = "";  // required unless --resume
   std::string train_mix = "none";
   CLI::App* train_app = app.add_subcommand("train", "train one backbone with or without mixing (MMSA's protocol)");
-  train_app->add_option("--model", train.spec.model, "backbone: " + fmt::format("{}", fmt::join(known_backbones(), ", ")));
+  train_app->add_option("--model", train.spec.model,
+                        "backbone: " + fmt::format("{}", fmt::join(known_backbones(), ", ")));
   train_app->add_option("--data", train.spec.data, "an MMSA feature file (*.pkl) or synthetic:NAME");
-  train_app->add_option("--dataset", train.spec.dataset, "mosi | mosei | sims: defaults and metrics (default: from the data's name)");
+  train_app->add_option("--dataset", train.spec.dataset,
+                        "mosi | mosei | sims: defaults and metrics (default: from the data's name)");
   train_app->add_option("--mix", train_mix, "none | mixup | manifold | msmix")->capture_default_str();
-  train_app->add_option("--seed", train.spec.seed, "seed of init, dropout, shuffling and mixing")->capture_default_str();
+  train_app->add_option("--seed", train.spec.seed, "seed of init, dropout, shuffling and mixing")
+      ->capture_default_str();
   train_app->add_option("--device", train.spec.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   train_app->add_option("--out", train.out, "run directory (default runs/<model>-<data>-<mix>-<seed>)");
   train_app->add_option("--epochs", train.spec.max_epochs, "maximum epochs (default: the defaults table's max_epochs)");
@@ -361,7 +364,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   compare_app->add_option("--model", compare.base.model, "backbone")->required();
   compare_app->add_option("--data", compare.base.data, "an MMSA feature file (*.pkl) or synthetic:NAME")->required();
   compare_app->add_option("--dataset", compare.base.dataset, "mosi | mosei | sims (default: from the data's name)");
-  compare_app->add_option("--mix", compare_mix, "comma-separated methods; the first is the baseline")->capture_default_str();
+  compare_app->add_option("--mix", compare_mix, "comma-separated methods; the first is the baseline")
+      ->capture_default_str();
   compare_app->add_option("--seeds", compare_seeds, "comma-separated seeds")->capture_default_str();
   compare_app->add_option("--device", compare.base.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   compare_app->add_option("--epochs", compare.base.max_epochs, "maximum epochs per run");
@@ -409,11 +413,14 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       "data", "print a dataset summary (splits, shapes, labels, padding), or write it as an MMSA .pkl (--write)");
   data_app->add_option("data", data_spec, "an MMSA feature file (*.pkl), synthetic:NAME, or synth NAME")->required();
   data_app->add_option("name", data_synth_name, "after 'synth': mosi, mosei, sims, mosi-aligned, mosei-aligned");
-  data_app->add_option("--write", data_write, "write the dataset to this MMSA feature file (.pkl) instead of summarising it");
+  data_app->add_option("--write", data_write,
+                       "write the dataset to this MMSA feature file (.pkl) instead of summarising it");
   data_app->add_option("--seed", data_options.seed, "synthetic data: the generator's seed")->capture_default_str();
   data_app->add_option("--scale", data_options.scale, "synthetic data: multiplies the split sizes (256 / 64 / 128)")
       ->capture_default_str();
-  data_app->add_option("--max-steps", data_options.max_steps, "synthetic data: cut every sequence to this many steps (0: no cut)")
+  data_app
+      ->add_option("--max-steps", data_options.max_steps,
+                   "synthetic data: cut every sequence to this many steps (0: no cut)")
       ->capture_default_str();
 
   try {
@@ -461,8 +468,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     } else if (*data_app) {
       // `msmix data synth NAME` is `msmix data synthetic:NAME` (the spelling; NAME defaults to mosi).
       if (data_spec == "synth") data_spec = "synthetic:" + (data_synth_name.empty() ? "mosi" : data_synth_name);
-      else MSMIX_CHECK(data_synth_name.empty(), "data: unexpected argument '{}' after '{}' (only 'synth NAME' takes two)",
-                       data_synth_name, data_spec);
+      else
+        MSMIX_CHECK(data_synth_name.empty(), "data: unexpected argument '{}' after '{}' (only 'synth NAME' takes two)",
+                    data_synth_name, data_spec);
       out << (data_write.empty() ? (data_options.is_default() ? data_command(data_spec)
                                                               : load_data_spec(data_spec, data_options).summary())
                                  : data_write_command(data_spec, data_write, data_options) + "\n");

@@ -110,7 +110,8 @@ std::string comparison_markdown(const Comparison& c, const std::string& title) {
     out += "| " + c.metrics[k] + " |";
     for (size_t m = 0; m < c.methods.size(); ++m)
       out += fmt::format(" {} +- {} |", number(c.mean[m][k], places), number(c.std[m][k], places));
-    for (size_t m = 1; m < c.methods.size(); ++m) out += " " + signed_number(c.mean[m][k] - c.mean[0][k], places) + " |";
+    for (size_t m = 1; m < c.methods.size(); ++m)
+      out += " " + signed_number(c.mean[m][k] - c.mean[0][k], places) + " |";
     out += "\n";
   }
   if (c.methods.size() > 1) out += "\n";
@@ -255,7 +256,8 @@ std::string learning_curves_svg(const std::vector<RunRecord>& runs, const std::v
   auto points = [&](const std::vector<double>& ys) {
     std::string p;
     for (size_t e = 0; e < ys.size(); ++e)
-      if (std::isfinite(ys[e])) p += fmt::format("{}{:.1f},{:.1f}", p.empty() ? "" : " ", x_of(double(e + 1)), y_of(ys[e]));
+      if (std::isfinite(ys[e]))
+        p += fmt::format("{}{:.1f},{:.1f}", p.empty() ? "" : " ", x_of(double(e + 1)), y_of(ys[e]));
     return p;
   };
 
@@ -291,7 +293,8 @@ std::string learning_curves_svg(const std::vector<RunRecord>& runs, const std::v
       s += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-opacity=\"0.35\" stroke-width=\"1\" points=\"{}\">"
                        "<title>{} seed {}</title></polyline>\n",
                        color(m), points(r.valid_loss), xml_escape(r.method), r.seed);
-      if (r.best_epoch >= 1 && size_t(r.best_epoch) <= r.valid_loss.size() && std::isfinite(r.valid_loss[size_t(r.best_epoch - 1)]))
+      if (r.best_epoch >= 1 && size_t(r.best_epoch) <= r.valid_loss.size() &&
+          std::isfinite(r.valid_loss[size_t(r.best_epoch - 1)]))
         s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", x_of(double(r.best_epoch)),
                          y_of(r.valid_loss[size_t(r.best_epoch - 1)]), color(m));
       for (size_t e = 0; e < r.valid_loss.size(); ++e)

@@ -167,7 +167,8 @@ bool train_in_children(const CompareCommand& command, const std::vector<PlannedR
     throw Error(message);
   }
   // A Ctrl-C that came after the last launch, with every child finishing its run anyway, left nothing to redo.
-  const bool left = std::any_of(runs.begin() + std::ptrdiff_t(next), runs.end(), [](const PlannedRun& r) { return !r.reuse; });
+  const bool left =
+      std::any_of(runs.begin() + std::ptrdiff_t(next), runs.end(), [](const PlannedRun& r) { return !r.reuse; });
   return interrupted && (child_interrupted || left);
 }
 

@@ -120,7 +120,8 @@ std::string model_info(const std::string& model, const std::string& data, const 
   }
   out += fmt::format("trainable parameters: {}\n", with_commas(trainable));
   if (frozen_tensors > 0)
-    out += fmt::format("frozen parameters: {} in {} tensors (do not require grad)\n", with_commas(frozen), frozen_tensors);
+    out +=
+        fmt::format("frozen parameters: {} in {} tensors (do not require grad)\n", with_commas(frozen), frozen_tensors);
   out += fmt::format("buffers: {} values in {} tensors; {} state-dict entries\n", with_commas(buffers),
                      buffer_tensors, entries.size());
   for (const NamedParamGroup& g : groups) {

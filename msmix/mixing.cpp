@@ -121,9 +121,9 @@ Tensor checked_labels(const std::string& who, const Representations& reps, const
   const Tensor* zs[3] = {&reps.t, &reps.a, &reps.v};
   bool ok = labels.defined() && (labels.dim() == 1 || (labels.dim() == 2 && labels.size(1) == 1));
   for (const Tensor* z : zs) ok = ok && z->defined() && (z->dim() == 2 || z->dim() == 3);
-  MSMIX_CHECK(ok, "{}: expected t, a, v as [B, d] or [B, T, d] and labels [B] or [B, 1], got t {}, a {}, v {}, labels {}",
-              who, shape_or_undefined(reps.t), shape_or_undefined(reps.a), shape_or_undefined(reps.v),
-              shape_or_undefined(labels));
+  MSMIX_CHECK(
+      ok, "{}: expected t, a, v as [B, d] or [B, T, d] and labels [B] or [B, 1], got t {}, a {}, v {}, labels {}", who,
+      shape_or_undefined(reps.t), shape_or_undefined(reps.a), shape_or_undefined(reps.v), shape_or_undefined(labels));
   const int64_t B = labels.size(0);
   MSMIX_CHECK(B > 0 && reps.t.size(0) == B && reps.a.size(0) == B && reps.v.size(0) == B,
               "{}: batch sizes differ (or are 0): t {}, a {}, v {}, labels {}", who, describe(reps.t),
@@ -177,8 +177,8 @@ std::vector<MixPair> host_pairs(const MixResult& r) {
 Mixer::Mixer(const MixConfig& config_, MixMethod method) : config(config_) {
   config.method = method;  // the object decides what it is
   MSMIX_CHECK(config.alpha > 0, "{}: alpha must be > 0, got {}", name(), config.alpha);
-  MSMIX_CHECK(config.eps >= 0 && config.label_scale > 0, "{}: eps must be >= 0 and the label scale s > 0, got {} and {}",
-              name(), config.eps, config.label_scale);
+  MSMIX_CHECK(config.eps >= 0 && config.label_scale > 0,
+              "{}: eps must be >= 0 and the label scale s > 0, got {} and {}", name(), config.eps, config.label_scale);
 }
 
 MixResult Mixer::mix(const Representations& reps, const Tensor& labels, Generator& gen) {

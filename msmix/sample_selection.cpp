@@ -15,10 +15,11 @@ SampleSelector::SampleSelector(float delta_) : delta(delta_) {
 
 Tensor SampleSelector::cosine_similarity(const Representations& reps) {
   const Tensor* zs[3] = {&reps.t, &reps.a, &reps.v};
-  for (const Tensor* z : zs) MSMIX_CHECK(z->defined() && z->dim() >= 2, "SampleSelector: each representation must be [B, d] or [B, T, d], got t {}, a {}, v {}",
-                                         reps.t.defined() ? describe(reps.t) : "undefined",
-                                         reps.a.defined() ? describe(reps.a) : "undefined",
-                                         reps.v.defined() ? describe(reps.v) : "undefined");
+  for (const Tensor* z : zs)
+    MSMIX_CHECK(z->defined() && z->dim() >= 2,
+                "SampleSelector: each representation must be [B, d] or [B, T, d], got t {}, a {}, v {}",
+                reps.t.defined() ? describe(reps.t) : "undefined", reps.a.defined() ? describe(reps.a) : "undefined",
+                reps.v.defined() ? describe(reps.v) : "undefined");
   const int64_t B = reps.t.size(0);
   MSMIX_CHECK(B > 0 && reps.a.size(0) == B && reps.v.size(0) == B,
               "SampleSelector: batch sizes differ or are empty: t {}, a {}, v {}", describe(reps.t), describe(reps.a),

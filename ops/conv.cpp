@@ -22,19 +22,22 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   MSMIX_CHECK(weight.size(1) == Cin, "conv1d: weight {} expects {} input channels, but x {} has {}", describe(weight),
               weight.size(1), describe(x), Cin);
   MSMIX_CHECK(Cin > 0 && K > 0, "conv1d: empty channel or kernel dim in weight {}", describe(weight));
-  MSMIX_CHECK(K <= L + 2 * padding, "conv1d: kernel size {} is wider than the padded input length {} (L={}, padding={})",
-              K, L + 2 * padding, L, padding);
-  MSMIX_CHECK(!bias.defined() || bias.shape() == Shape{Cout}, "conv1d: bias {} does not match the {} output channels of weight {}",
-              describe(bias), Cout, describe(weight));
+  MSMIX_CHECK(K <= L + 2 * padding,
+              "conv1d: kernel size {} is wider than the padded input length {} (L={}, padding={})", K, L + 2 * padding,
+              L, padding);
+  MSMIX_CHECK(!bias.defined() || bias.shape() == Shape{Cout},
+              "conv1d: bias {} does not match the {} output channels of weight {}", describe(bias), Cout,
+              describe(weight));
   const int64_t Lout = L + 2 * padding - K + 1;
   // BLAS takes int sizes: the largest GEMM dim is one chunk's N * Lout (at least one sample's Lout).
-  MSMIX_CHECK(Cin * K < INT_MAX && N * Lout < INT_MAX && Cout < INT_MAX, "conv1d: sizes too large for BLAS: x {}, weight {}",
-              describe(x), describe(weight));
+  MSMIX_CHECK(Cin * K < INT_MAX && N * Lout < INT_MAX && Cout < INT_MAX,
+              "conv1d: sizes too large for BLAS: x {}, weight {}", describe(x), describe(weight));
   Device dev = common_device("conv1d", {&x, &weight, &bias});
   const cpu::Conv1dShape s{N, Cin, L, Cout, K, padding, Lout};
 
   Tensor y = Tensor::empty({N, Cout, Lout}, dev);
-  (dev.is_cuda() ? cuda::conv1d_forward : cpu::conv1d_forward)(x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, y.data(), s);
+  (dev.is_cuda() ? cuda::conv1d_forward : cpu::conv1d_forward)(x.data(), weight.data(),
+                                                               bias.defined() ? bias.data() : nullptr, y.data(), s);
 
   if (any_requires_grad({&x, &weight, &bias})) {
     Tensor x_ = x.detach(), w_ = weight.detach();

@@ -142,7 +142,8 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
     Shape x_shape = x.shape();
     record(out, "slice", {x}, [x_shape, v, s, len](const Tensor& g, const std::vector<bool>&) {
       Tensor gx = Tensor::zeros(x_shape, g.device());  // zero outside [s, s + len)
-      (g.is_cuda() ? cuda::copy_along_dim : cpu::copy_along_dim)(g.data(), len, 0, gx.data(), v.size, s, v.outer, len, v.inner);
+      (g.is_cuda() ? cuda::copy_along_dim : cpu::copy_along_dim)(g.data(), len, 0, gx.data(), v.size, s, v.outer, len,
+                                                                 v.inner);
       return Grads{gx};
     });
   }
@@ -221,7 +222,8 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   out_shape[d] = n;
   Tensor out = Tensor::empty(out_shape, dev);
   check_indices("index_select", "index", index, v.size, fmt::format("dim {} of x {}", dim, describe(x)));
-  (dev.is_cuda() ? cuda::index_select_forward : cpu::index_select_forward)(x.data(), v.outer, v.size, v.inner, index.data(), n, out.data());
+  (dev.is_cuda() ? cuda::index_select_forward : cpu::index_select_forward)(x.data(), v.outer, v.size, v.inner,
+                                                                           index.data(), n, out.data());
 
   if (any_requires_grad({&x})) {
     Tensor index_ = index.detach();
@@ -251,14 +253,16 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
                 shape_str(index.shape()), shape_str(x.shape()), e);
   Tensor out = Tensor::empty(index.shape(), dev);
   check_indices("gather", "index", index, x.size(d), fmt::format("dim {} of x {}", dim, describe(x)));
-  (dev.is_cuda() ? cuda::gather_forward : cpu::gather_forward)(x.data(), x.shape(), index.data(), index.shape(), d, out.data());
+  (dev.is_cuda() ? cuda::gather_forward : cpu::gather_forward)(x.data(), x.shape(), index.data(), index.shape(), d,
+                                                               out.data());
 
   if (any_requires_grad({&x})) {
     Tensor index_ = index.detach();
     Shape x_shape = x.shape();
     record(out, "gather", {x}, [index_, x_shape, d](const Tensor& g, const std::vector<bool>&) {
       Tensor gx = Tensor::zeros(x_shape, g.device());  // scatter-add: repeated indices accumulate
-      (g.is_cuda() ? cuda::gather_backward : cpu::gather_backward)(g.data(), index_.shape(), index_.data(), x_shape, d, gx.data());
+      (g.is_cuda() ? cuda::gather_backward : cpu::gather_backward)(g.data(), index_.shape(), index_.data(), x_shape, d,
+                                                                   gx.data());
       return Grads{gx};
     });
   }
@@ -275,13 +279,16 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   out_shape.push_back(D);
   Tensor out = Tensor::empty(out_shape, dev);
   check_indices("embedding", "ids", ids, V, fmt::format("weight {}", describe(weight)));
-  (dev.is_cuda() ? cuda::index_select_forward : cpu::index_select_forward)(weight.data(), 1, V, D, ids.data(), n, out.data());  // rows of weight
+  // Rows of weight.
+  (dev.is_cuda() ? cuda::index_select_forward : cpu::index_select_forward)(weight.data(), 1, V, D, ids.data(), n,
+                                                                           out.data());
 
   if (any_requires_grad({&weight})) {
     Tensor ids_ = ids.detach();
     record(out, "embedding", {weight}, [ids_, V, D, n](const Tensor& g, const std::vector<bool>&) {
       Tensor gw = Tensor::zeros({V, D}, g.device());  // rows never looked up get 0; repeats accumulate
-      (g.is_cuda() ? cuda::index_select_backward : cpu::index_select_backward)(g.data(), 1, V, D, ids_.data(), n, gw.data());
+      (g.is_cuda() ? cuda::index_select_backward : cpu::index_select_backward)(g.data(), 1, V, D, ids_.data(), n,
+                                                                               gw.data());
       return Grads{gw};
     });
   }
@@ -331,7 +338,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
                             shape_str(a.shape()), shape_str(b.shape())));
   }
   Tensor out = Tensor::empty(out_shape, dev);
-  (dev.is_cuda() ? cuda::where_forward : cpu::where_forward)(cond.data(), cond.shape(), a.data(), a.shape(), b.data(), b.shape(), out.data(), out_shape);
+  (dev.is_cuda() ? cuda::where_forward : cpu::where_forward)(cond.data(), cond.shape(), a.data(), a.shape(), b.data(),
+                                                             b.shape(), out.data(), out_shape);
 
   if (any_requires_grad({&a, &b})) {
     Tensor cond_ = cond.detach();

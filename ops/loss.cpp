@@ -32,8 +32,8 @@ Tensor reduce_loss(const char* op, const Tensor& losses, Reduction reduction) {
       MSMIX_CHECK(losses.numel() > 0, "{}: reduction mean over no elements ({})", op, describe(losses));
       return mean(losses);
     case Reduction::BatchMean:
-      MSMIX_CHECK(losses.dim() >= 1 && losses.size(0) > 0, "{}: reduction batchmean needs a batch dim of size > 0, got {}",
-                  op, describe(losses));
+      MSMIX_CHECK(losses.dim() >= 1 && losses.size(0) > 0,
+                  "{}: reduction batchmean needs a batch dim of size > 0, got {}", op, describe(losses));
       return mul(sum(losses), 1.0f / float(losses.size(0)));
   }
   return losses;
@@ -49,7 +49,8 @@ Tensor pointwise_loss(PointwiseLoss kind, const char* op, const char* pred_name,
               "{}: reduction batchmean is for kl_div only; use mean or sum", op);
   const Device dev = common_device(op, {&pred, &target});
   Tensor losses = Tensor::empty(pred.shape(), dev);
-  (dev.is_cuda() ? cuda::pointwise_loss_forward : cpu::pointwise_loss_forward)(kind, beta, pred.data(), target.data(), losses.data(), losses.numel());
+  (dev.is_cuda() ? cuda::pointwise_loss_forward : cpu::pointwise_loss_forward)(kind, beta, pred.data(), target.data(),
+                                                                               losses.data(), losses.numel());
 
   if (any_requires_grad({&pred, &target})) {
     Tensor p_ = pred.detach(), t_ = target.detach();
@@ -117,7 +118,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
     Tensor x_ = logits.detach(), t_ = target.detach();
     record(losses, "cross_entropy", {logits}, [x_, t_, lse, N, C](const Tensor& g, const std::vector<bool>&) {
       Tensor gx = Tensor::empty(x_.shape(), g.device());
-      (g.is_cuda() ? cuda::cross_entropy_backward : cpu::cross_entropy_backward)(x_.data(), t_.data(), lse.data(), g.data(), gx.data(), N, C);
+      (g.is_cuda() ? cuda::cross_entropy_backward : cpu::cross_entropy_backward)(x_.data(), t_.data(), lse.data(),
+                                                                                 g.data(), gx.data(), N, C);
       return Grads{gx};
     });
   }

@@ -20,7 +20,8 @@ Tensor lstm_cell(const Tensor& gates, const Tensor& c_prev) {
               B, 4 * H, shape_str(c_prev.shape()), shape_str(gates.shape()));
   Tensor acts = Tensor::empty(gates.shape(), dev);
   Tensor hc = Tensor::empty({2, B, H}, dev);
-  (dev.is_cuda() ? cuda::lstm_cell_forward : cpu::lstm_cell_forward)(gates.data(), c_prev.data(), acts.data(), hc.data(), hc.data() + B * H, B, H);
+  (dev.is_cuda() ? cuda::lstm_cell_forward : cpu::lstm_cell_forward)(gates.data(), c_prev.data(), acts.data(),
+                                                                     hc.data(), hc.data() + B * H, B, H);
 
   if (any_requires_grad({&gates, &c_prev})) {
     Tensor c_prev_ = c_prev.detach();
@@ -47,8 +48,8 @@ Tensor lstm_scan(const Tensor& xgates, const Tensor& w_hh, const Tensor& h0, con
               shape_str(xgates.shape()));
   int64_t T = xgates.size(0), B = xgates.size(1);
   for (const Tensor* s : {&h0, &c0})
-    MSMIX_CHECK(!s->defined() || s->shape() == Shape({B, H}), "lstm_scan: initial state must be [B, H] = [{}, {}], got {}",
-                B, H, shape_str(s->shape()));
+    MSMIX_CHECK(!s->defined() || s->shape() == Shape({B, H}),
+                "lstm_scan: initial state must be [B, H] = [{}, {}], got {}", B, H, shape_str(s->shape()));
   std::vector<int64_t> lens = lengths.empty() ? std::vector<int64_t>(size_t(B), T) : lengths;
   MSMIX_CHECK(int64_t(lens.size()) == B, "lstm_scan: {} lengths for a batch of {}", lens.size(), B);
   for (int64_t len : lens)
@@ -62,8 +63,8 @@ Tensor lstm_scan(const Tensor& xgates, const Tensor& w_hh, const Tensor& h0, con
   cpu::LstmScan scan;
   scan.T = T, scan.B = B, scan.H = H, scan.reverse = reverse, scan.lengths = lens.data();
   scan.w_hh = w_hh.data(), scan.acts = acts.data(), scan.h_prev = h_prev.data(), scan.c_prev = c_prev.data();
-  (dev.is_cuda() ? cuda::lstm_scan_forward : cpu::lstm_scan_forward)(scan, xgates.data(), h0.defined() ? h0.data() : nullptr,
-                              c0.defined() ? c0.data() : nullptr, y.data());
+  (dev.is_cuda() ? cuda::lstm_scan_forward : cpu::lstm_scan_forward)(
+      scan, xgates.data(), h0.defined() ? h0.data() : nullptr, c0.defined() ? c0.data() : nullptr, y.data());
 
   if (any_requires_grad({&xgates, &w_hh, &h0, &c0})) {
     Tensor w_hh_ = w_hh.detach();
@@ -77,8 +78,9 @@ Tensor lstm_scan(const Tensor& xgates, const Tensor& w_hh, const Tensor& h0, con
              cpu::LstmScan s = scan;  // the saved tensors and lengths are captured by value: repoint into them
              s.lengths = lens.data(), s.w_hh = w_hh_.data(), s.acts = acts.data();
              s.h_prev = h_prev.data(), s.c_prev = c_prev.data();
-             (d.is_cuda() ? cuda::lstm_scan_backward : cpu::lstm_scan_backward)(s, g.data(), gx.data(), needs[1] ? gw.data() : nullptr,
-                                          needs[2] ? gh0.data() : nullptr, needs[3] ? gc0.data() : nullptr);
+             (d.is_cuda() ? cuda::lstm_scan_backward : cpu::lstm_scan_backward)(
+                 s, g.data(), gx.data(), needs[1] ? gw.data() : nullptr, needs[2] ? gh0.data() : nullptr,
+                 needs[3] ? gc0.data() : nullptr);
              return Grads{needs[0] ? gx : Tensor(), gw, gh0, gc0};
            });
   }

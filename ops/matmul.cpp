@@ -88,8 +88,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
               describe(weight));
   const int64_t out_features = weight.size(0), in_features = weight.size(1);
   MSMIX_CHECK(!bias.defined() || bias.shape() == Shape{out_features},
-              "linear: bias {} does not match the {} output features of weight {}", bias.defined() ? describe(bias) : "",
-              out_features, describe(weight));
+              "linear: bias {} does not match the {} output features of weight {}",
+              bias.defined() ? describe(bias) : "", out_features, describe(weight));
   const Device dev = common_device("linear", {&x, &weight, &bias});
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
   const int64_t R = shape_numel(out_shape);  // x is R rows of in_features

@@ -38,7 +38,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
   Tensor mean = Tensor::empty({R}, dev), rstd = Tensor::empty({R}, dev);
   if (dev.is_cuda())
     cuda::layer_norm_forward(x.data(), data_opt(weight), data_opt(bias), y.data(), mean.data(), rstd.data(), R, C, eps);
-  else cpu::layer_norm_forward(x.data(), data_opt(weight), data_opt(bias), y.data(), mean.data(), rstd.data(), R, C, eps);
+  else
+    cpu::layer_norm_forward(x.data(), data_opt(weight), data_opt(bias), y.data(), mean.data(), rstd.data(), R, C, eps);
 
   if (any_requires_grad({&x, &weight, &bias})) {
     Tensor x_ = x.detach(), w_ = detach_opt(weight);
@@ -75,8 +76,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   // Without running stats there is nothing else to normalise with: batch statistics even in eval, as
   // PyTorch's BatchNorm with track_running_stats=False.
   const bool batch_stats = training || !running_mean.defined();
-  MSMIX_CHECK(!batch_stats || N * L != 1, "batch_norm: expected more than 1 value per channel when training, got input {}",
-              shape_str(x.shape()));
+  MSMIX_CHECK(!batch_stats || N * L != 1,
+              "batch_norm: expected more than 1 value per channel when training, got input {}", shape_str(x.shape()));
 
   Tensor y = Tensor::empty(x.shape(), dev);
   Tensor mean = Tensor::empty({C}, dev), rstd = Tensor::empty({C}, dev);
@@ -101,8 +102,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
              Tensor gx = needs[0] ? Tensor::empty(x_.shape(), g.device()) : Tensor();
              Tensor gw = needs[1] ? Tensor::empty({C}, g.device()) : Tensor();
              Tensor gb = needs[2] ? Tensor::empty({C}, g.device()) : Tensor();
-             (g.is_cuda() ? cuda::batch_norm_backward : cpu::batch_norm_backward)(x_.data(), mean.data(), rstd.data(), data_opt(w_), g.data(), batch_stats,
-                                           data_if(needs[0], gx), data_if(needs[1], gw), data_if(needs[2], gb), N, C, L);
+             (g.is_cuda() ? cuda::batch_norm_backward : cpu::batch_norm_backward)(
+                 x_.data(), mean.data(), rstd.data(), data_opt(w_), g.data(), batch_stats, data_if(needs[0], gx),
+                 data_if(needs[1], gw), data_if(needs[2], gb), N, C, L);
              return Grads{gx, gw, gb};
            });
   }

@@ -95,7 +95,8 @@ inline void check_throws_with(const std::function<void()>& fn, const std::vector
     message = e.what();
   }
   REQUIRE_MESSAGE(!message.empty(), "expected an msmix::Error");
-  for (const auto& part : parts) CHECK_MESSAGE(message.find(part) != std::string::npos, "'" << message << "' lacks '" << part << "'");
+  for (const auto& part : parts)
+    CHECK_MESSAGE(message.find(part) != std::string::npos, "'" << message << "' lacks '" << part << "'");
 }
 
 // Symmetric [B, B] matrix from its strict upper triangle values (row-major), zero diagonal: hand-made

@@ -22,7 +22,8 @@ constexpr int64_t kColsMax = 1 << 22;  // floats in one im2col buffer (16 MiB): 
 // A scratch buffer from the CPU caching allocator: no system allocation per call in a training loop.
 struct Scratch {
   explicit Scratch(int64_t n)
-      : bytes(size_t(std::max<int64_t>(n, 1)) * sizeof(float)), data(static_cast<float*>(allocate(Device::cpu(), bytes))) {}
+      : bytes(size_t(std::max<int64_t>(n, 1)) * sizeof(float)),
+        data(static_cast<float*>(allocate(Device::cpu(), bytes))) {}
   ~Scratch() { deallocate(Device::cpu(), data, bytes); }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;

@@ -1,8 +1,9 @@
 // The fused attention's CUDA kernels (twin: ops/cpu/attention.h). Their bodies, and the design, are in
 // ops/cuda/attention_block.h, which a CPU test also runs; this file launches them.
 // Bound: the per-pair arithmetic (2 D multiply-adds, an exp; with dropout a quarter of a Philox block in the
-// forward and a bit read in the backward); K, V and q, dO are read once per block of kWarps rows (or keys) from L2. Head widths 5 or 10 exactly for MulT, else 8, 16, 32,
-// 64 (at 64 the backward kernels spill some registers to local memory).
+// forward and a bit read in the backward); K, V and q, dO are read once per block of kWarps rows (or keys) from L2.
+// Head widths 5 or 10 exactly for MulT, else 8, 16, 32, 64 (at 64 the backward kernels spill some registers to local
+// memory).
 #include "engine/error.h"
 #include "ops/cuda/attention_block.h"
 #include "ops/cuda/common.cuh"

@@ -1,6 +1,6 @@
 // dropout (twin: ops/cpu/dropout.h): out[i] = in[i] * scale where philox::uniform(seed, offset, i) >= p,
-// else in[i] * 0 (a NaN stays NaN). The mask is the CPU's bit for bit: both evaluate engine/philox.h (host + device) on the same
-// (seed, offset, i). Launch: one thread per Philox block (4 elements: one 10-round block gives all four
+// else in[i] * 0 (a NaN stays NaN). The mask is the CPU's bit for bit: both evaluate engine/philox.h (host + device) on
+// the same (seed, offset, i). Launch: one thread per Philox block (4 elements: one 10-round block gives all four
 // words), grid-stride. Bound: Philox's integer multiplies for small inputs, memory for large.
 #include "engine/philox.h"
 #include "ops/cuda/common.cuh"

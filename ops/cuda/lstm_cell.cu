@@ -3,9 +3,9 @@
 // of [B, H], which reads its four gates and writes acts, h, c (backward: the four gate grads and gc_prev).
 // lstm_scan, two ways (w_hh's grad is one cuBLAS GEMM over all T * B rows at the end in both):
 // - stepwise (MSMIX_CUDA_LSTM=stepwise, and for H above kMaxPersistentH): the host walks the T steps; each step
-//   is one cuBLAS GEMM (gates += h_prev @ w_hh^T, or dh = ggates @ w_hh backward) and one cell kernel that also applies the per-sample lengths (a sample past
-//   its length keeps its state, outputs 0 and gets no gate grad). Bound: launches for small B * H (5 per step
-//   forward, 3 backward: 400 for MMSA's 50-step text LSTM), the GEMMs for large.
+//   is one cuBLAS GEMM (gates += h_prev @ w_hh^T, or dh = ggates @ w_hh backward) and one cell kernel that also applies
+//   the per-sample lengths (a sample past its length keeps its state, outputs 0 and gets no gate grad). Bound: launches
+//   for small B * H (5 per step forward, 3 backward: 400 for MMSA's 50-step text LSTM), the GEMMs for large.
 // - persistent (the default; set_lstm_kernel switches; the bodies are in lstm_scan_block.h, which
 //   a CPU test also runs): one kernel walks all T steps, a block owning kScanRows samples, their h and c in
 //   shared memory; each step's gate GEMM is done in the block (thread j: gates j and j + 256 of all its

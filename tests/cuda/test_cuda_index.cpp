@@ -110,7 +110,8 @@ TEST_CASE("cuda index_select, embedding and gather match the CPU; repeated indic
                 {leaf(s.shape, seed++), index}, kExact, kExact);
   }
   // Embedding: ids [B, T] into [V, D], many repeats of a few ids (a padding id is the common case).
-  for (auto [B, T, V, D] : std::vector<std::array<int64_t, 4>>{{3, 7, 5, 4}, {16, 50, 30, 33}, {1, 1, 1, 1}, {0, 4, 3, 2}}) {
+  for (auto [B, T, V, D] :
+       std::vector<std::array<int64_t, 4>>{{3, 7, 5, 4}, {16, 50, 30, 33}, {1, 1, 1, 1}, {0, 4, 3, 2}}) {
     Tensor ids = indices(B * T, V, seed++, {B, T});
     check_twins(fmt::format("embedding B {} T {} V {} D {}", B, T, V, D),
                 [](const std::vector<Tensor>& t) { return embedding(t[1], t[0]); }, {leaf({V, D}, seed++), ids},
@@ -185,12 +186,13 @@ TEST_CASE("cuda select_pairs equals the CPU's selection, and its indices are use
     int levels;     // > 0: entries rounded to that many steps (ties)
     bool nan, flat;
   };
-  const std::vector<Case> cases = {{1, 0.4f, 0, false, false},   {2, 0.4f, 0, false, false}, {2, 1.0f, 0, false, false},
-                                   {3, 0.4f, 0, false, false},   {16, 0.4f, 0, false, false}, {16, 1.0f, 0, false, false},
-                                   {24, 0.4f, 3, false, false},  {33, 1.0f, 3, false, false}, {32, 0.4f, 0, true, false},
-                                   {32, 1.0f, 0, true, false},   {17, 0.4f, 0, false, true},  {64, -1.0f, 0, false, false},
-                                   {128, 0.4f, 0, false, false}, {128, 0.9f, 5, false, false}, {128, 1.0f, 2, false, false},
-                                   {300, 0.4f, 0, false, false}};
+  const std::vector<Case> cases = {
+      {1, 0.4f, 0, false, false},   {2, 0.4f, 0, false, false},   {2, 1.0f, 0, false, false},
+      {3, 0.4f, 0, false, false},   {16, 0.4f, 0, false, false},  {16, 1.0f, 0, false, false},
+      {24, 0.4f, 3, false, false},  {33, 1.0f, 3, false, false},  {32, 0.4f, 0, true, false},
+      {32, 1.0f, 0, true, false},   {17, 0.4f, 0, false, true},   {64, -1.0f, 0, false, false},
+      {128, 0.4f, 0, false, false}, {128, 0.9f, 5, false, false}, {128, 1.0f, 2, false, false},
+      {300, 0.4f, 0, false, false}};
   uint64_t seed = 1500;
   for (const Case& c : cases) {
     CAPTURE(c.B);

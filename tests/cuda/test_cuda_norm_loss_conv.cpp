@@ -163,7 +163,13 @@ TEST_CASE("cuda end to end: a conv / batch_norm / embedding network trains the s
   Generator gen(2400);
   const Tensor x = Tensor::randn({8, 5, 12}, gen);
   Tensor ids = Tensor::rand({8, 12}, gen, 0.0f, 10.0f), target = Tensor::rand({96}, gen, 0.0f, 3.0f);
-  ids = Tensor::from_vector([&] { auto v = ids.to_vector(); for (float& f : v) f = std::floor(f); return v; }(), {8, 12});
+  ids = Tensor::from_vector(
+      [&] {
+        auto v = ids.to_vector();
+        for (float& f : v) f = std::floor(f);
+        return v;
+      }(),
+      {8, 12});
   target = Tensor::from_vector([&] { auto v = target.to_vector(); for (float& f : v) f = std::floor(f); return v; }(),
                                {96});
   auto loss_of = [&](Net& n, Device dev) {

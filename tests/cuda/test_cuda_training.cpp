@@ -59,7 +59,8 @@ void check_optimizer(const std::string& what, Options options) {
     require_equal(p, what + " step " + std::to_string(step));
   }
   // The state moves between devices through state_dict, as a checkpoint does.
-  for (const auto& [name, t] : gpu_opt.state_dict()) check_close(t.to(Device::cpu()), cpu_opt.state_dict().at(name), 0, 0, name);
+  for (const auto& [name, t] : gpu_opt.state_dict())
+    check_close(t.to(Device::cpu()), cpu_opt.state_dict().at(name), 0, 0, name);
 }
 
 }  // namespace
@@ -95,7 +96,8 @@ TEST_CASE("cuda optimizers: Adam's multi-tensor update equals the CPU's per-tens
   AdamOptions o;
   o.lr = 2e-3f;
   o.weight_decay = 0.01f;
-  Adam cpu_opt({ParamGroup{a.cpu}, ParamGroup{b.cpu, 5e-4f}}, o), gpu_opt({ParamGroup{a.gpu}, ParamGroup{b.gpu, 5e-4f}}, o);
+  Adam cpu_opt({ParamGroup{a.cpu}, ParamGroup{b.cpu, 5e-4f}}, o),
+      gpu_opt({ParamGroup{a.gpu}, ParamGroup{b.gpu, 5e-4f}}, o);
   for (int step = 0; step < 6; ++step) {
     set_grads(a, 200 + 10 * step);
     set_grads(b, 300 + 10 * step);
@@ -108,7 +110,8 @@ TEST_CASE("cuda optimizers: Adam's multi-tensor update equals the CPU's per-tens
     require_equal(a, "group 0, step " + std::to_string(step));
     require_equal(b, "group 1, step " + std::to_string(step));
   }
-  for (const auto& [name, t] : gpu_opt.state_dict()) check_close(t.to(Device::cpu()), cpu_opt.state_dict().at(name), 0, 0, name);
+  for (const auto& [name, t] : gpu_opt.state_dict())
+    check_close(t.to(Device::cpu()), cpu_opt.state_dict().at(name), 0, 0, name);
 }
 
 TEST_CASE("cuda gradient clipping: by value and by norm equal the CPU") {

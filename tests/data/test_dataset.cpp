@@ -458,7 +458,8 @@ TEST_CASE("dataset_from_pickle: missing keys, wrong layouts and invalid contents
   for (const auto& [k, v] : valid.as_dict().entries())
     if (k.as_str() != "audio") broken.mutable_dict().set(k, v);
   root.mutable_dict().set(Value::str("valid"), broken);
-  check_throws_with([&] { dataset_from_pickle(root, "toy", "toy.pkl"); }, {"key 'audio' missing in split 'valid' of toy.pkl"});
+  check_throws_with([&] { dataset_from_pickle(root, "toy", "toy.pkl"); },
+                    {"key 'audio' missing in split 'valid' of toy.pkl"});
   check_throws_with([] { dataset_from_pickle(Value::list(), "toy", "toy.pkl"); }, {"toy.pkl", "dict of splits"});
   Value mismatched = file_value(false);
   Value test = split_value(3, false);

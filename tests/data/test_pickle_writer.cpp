@@ -41,8 +41,10 @@ std::string pickled(const std::function<void(PickleWriter&)>& fill) {
 void check_same_bits(const Tensor& got, const Tensor& want, const std::string& what) {
   REQUIRE_MESSAGE(got.defined() == want.defined(), what << ": defined " << got.defined() << " vs " << want.defined());
   if (!want.defined()) return;
-  REQUIRE_MESSAGE(got.shape() == want.shape(), what << ": " << shape_str(got.shape()) << " vs " << shape_str(want.shape()));
-  CHECK_MESSAGE(std::memcmp(got.data(), want.data(), size_t(want.numel()) * sizeof(float)) == 0, what << ": bits differ");
+  REQUIRE_MESSAGE(got.shape() == want.shape(),
+                  what << ": " << shape_str(got.shape()) << " vs " << shape_str(want.shape()));
+  CHECK_MESSAGE(std::memcmp(got.data(), want.data(), size_t(want.numel()) * sizeof(float)) == 0,
+                what << ": bits differ");
 }
 
 void check_same_dataset(const Dataset& got, const Dataset& want) {
@@ -163,7 +165,8 @@ TEST_CASE("pickle writer: misuse and invalid UTF-8 are errors before anything ba
 
 TEST_CASE("write_mmsa: synthetic MOSI (with text_bert) and SIMS (T/A/V labels) read back bit for bit") {
   TempDir dir("roundtrip");
-  for (const auto& [name, bert] : {std::pair<std::string, bool>{"mosi", true}, {"sims", false}, {"mosi-aligned", false}}) {
+  for (const auto& [name, bert] :
+       {std::pair<std::string, bool>{"mosi", true}, {"sims", false}, {"mosi-aligned", false}}) {
     INFO(name);
     Dataset d = small_synthetic(name, bert);
     const std::string path = dir.file(name + ".pkl");

@@ -128,11 +128,21 @@ TEST_CASE("checkpoint: save then load round-trips values, shapes and metadata") 
   Checkpoint y = load_safetensors(dir.file("y.safetensors"));
   CHECK(y.metadata.empty());
   CHECK(y.tensors.at("z").to_vector() == std::vector<float>{1});
-  check_throws_with([&] { save_safetensors(dir.file("d.safetensors"), TensorList{{"a", Tensor::ones({1})}, {"a", Tensor::ones({1})}}); },
-                    {"save_safetensors", "'a' given twice"});
-  check_throws_with([&] { save_safetensors(dir.file("u.safetensors"), TensorDict{{"a", Tensor()}}); }, {"'a' is undefined"});
-  check_throws_with([&] { save_safetensors(dir.file("m.safetensors"), TensorDict{{"__metadata__", Tensor::ones({1})}}); },
-                    {"bad tensor name"});
+  check_throws_with(
+      [&] {
+        save_safetensors(dir.file("d.safetensors"), TensorList{{"a", Tensor::ones({1})}, {"a", Tensor::ones({1})}});
+      },
+      {"save_safetensors", "'a' given twice"});
+  check_throws_with(
+      [&] {
+        save_safetensors(dir.file("u.safetensors"), TensorDict{{"a", Tensor()}});
+      },
+      {"'a' is undefined"});
+  check_throws_with(
+      [&] {
+        save_safetensors(dir.file("m.safetensors"), TensorDict{{"__metadata__", Tensor::ones({1})}});
+      },
+      {"bad tensor name"});
 }
 
 TEST_CASE("checkpoint: the written bytes follow the format (length, padding, alignment, order, offsets)") {
@@ -281,7 +291,8 @@ TEST_CASE("checkpoint: hostile files give a clear error naming the file, the ten
   // the JSON itself
   expect(make_file("[1, 2]", ""), {"header is not a JSON object"});
   expect(make_file("{\"a\": ", ""), {"not valid JSON"});
-  expect(make_file("{\"a\": {\"dtype\": \"F32\", \"shape\": [[[1]]], \"data_offsets\": [0, 0]}}", ""), {"nests deeper"});
+  expect(make_file("{\"a\": {\"dtype\": \"F32\", \"shape\": [[[1]]], \"data_offsets\": [0, 0]}}", ""),
+         {"nests deeper"});
   expect(make_file("{" + entry("a", "F32", "[2]", 0, 8) + ", " + entry("a", "F32", "[2]", 0, 8) + "}", eight),
          {"tensor 'a' appears twice"});
   expect(make_file(R"({"a": {"dtype": "F32", "dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", eight),
@@ -300,13 +311,16 @@ TEST_CASE("checkpoint: hostile files give a clear error naming the file, the ten
   expect(make_file("{" + entry("a", "F32", "[2.5]", 0, 8) + "}", eight), {"tensor 'a'", "must be an integer"});
   expect(make_file("{" + entry("a", "F32", "[1099511627776, 1099511627776]", 0, 8) + "}", eight),
          {"tensor 'a'", "needs more bytes than the buffer holds"});
-  expect(make_file("{" + entry("a", "F32", "[4611686018427387905, 8, 0]", 0, 0) + "}", ""), {"tensor 'a'", "too large"});
+  expect(make_file("{" + entry("a", "F32", "[4611686018427387905, 8, 0]", 0, 0) + "}", ""),
+         {"tensor 'a'", "too large"});
   expect(make_file("{" + entry("a", "F32", "[18446744073709551616]", 0, 8) + "}", eight), {"tensor 'a'", "integer"});
   // offsets
-  expect(make_file("{" + entry("a", "F32", "[4]", 0, 16) + "}", eight), {"tensor 'a'", "run past the data buffer (8 bytes)"});
+  expect(make_file("{" + entry("a", "F32", "[4]", 0, 16) + "}", eight),
+         {"tensor 'a'", "run past the data buffer (8 bytes)"});
   expect(make_file("{" + entry("a", "F32", "[0]", 8, 0) + "}", eight), {"tensor 'a'", "end before begin"});
   expect(make_file("{" + entry("a", "F32", "[2]", 0, 4) + "}", eight), {"tensor 'a'", "needs 8 bytes", "hold 4"});
-  expect(make_file(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}})", eight), {"tensor 'a'", "negative"});
+  expect(make_file(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}})", eight),
+         {"tensor 'a'", "negative"});
   expect(make_file("{" + entry("a", "F32", "[2]", 0, 8) + ", " + entry("b", "F32", "[2]", 4, 12) + "}",
                    std::string(12, 'x')),
          {"tensor 'b' [4, 12) overlaps tensor 'a' [0, 8)"});
@@ -444,7 +458,8 @@ TEST_CASE("checkpoint: load_into a module: matching, missing, unexpected and mis
     CHECK(model.net->bn->running_var.to_vector() == std::vector<float>{0.9f, 1.1f});
     CHECK(model.net->fc->weight.to_vector() == std::vector<float>{-1.25f, -0.75f, -0.25f, 0.25f, 0.75f, 1.25f});
     bool noted = false;
-    for (auto& note : r.notes) noted |= note.find("converted to float32: net.bn.num_batches_tracked (I64)") != std::string::npos;
+    for (auto& note : r.notes)
+      noted |= note.find("converted to float32: net.bn.num_batches_tracked (I64)") != std::string::npos;
     CHECK(noted);
   }
 }

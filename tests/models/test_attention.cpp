@@ -33,7 +33,8 @@ Tensor key_padding_mask(const golden::Fixture& fx) {
 
 void check_grads(const std::string& case_name, const golden::Fixture& fx, const Module& module,
                  const std::vector<std::pair<std::string, Tensor>>& inputs) {
-  for (const auto& [name, t] : inputs) check_close(t.grad(), fx["grad." + name], 1e-4, 1e-5, case_name + " grad." + name);
+  for (const auto& [name, t] : inputs)
+    check_close(t.grad(), fx["grad." + name], 1e-4, 1e-5, case_name + " grad." + name);
   for (const auto& [name, p] : module.named_parameters()) {
     REQUIRE_MESSAGE(p.grad().defined(), case_name << ": no grad for " << name);
     check_close(p.grad(), fx["grad." + name], 1e-4, 1e-5, case_name + " grad." + name);
@@ -152,13 +153,25 @@ TEST_CASE("MultiheadAttention and TransformerEncoderLayer: errors") {
   check_throws_with([] { MultiheadAttention(10, 3); }, {"MultiheadAttention", "10", "num_heads 3"});
   MultiheadAttention mha(8, 2);
   Tensor q = Tensor::zeros({2, 3, 8}), kv = Tensor::zeros({2, 5, 8});
-  check_throws_with([&] { mha.forward(Tensor::zeros({2, 3, 6}), kv, kv); }, {"MultiheadAttention", "[B, L, E]", "[2, 3, 6]"});
+  check_throws_with(
+      [&] {
+        mha.forward(Tensor::zeros({2, 3, 6}), kv, kv);
+      },
+      {"MultiheadAttention", "[B, L, E]", "[2, 3, 6]"});
   check_throws_with([&] { mha.forward(Tensor::zeros({3, 8}), kv, kv); }, {"MultiheadAttention", "[3, 8]"});
-  check_throws_with([&] { mha.forward(q, kv, Tensor::zeros({2, 4, 8})); }, {"MultiheadAttention", "[2, 5, 8]", "[2, 4, 8]"});
+  check_throws_with(
+      [&] {
+        mha.forward(q, kv, Tensor::zeros({2, 4, 8}));
+      },
+      {"MultiheadAttention", "[2, 5, 8]", "[2, 4, 8]"});
   check_throws_with([&] { mha.forward(q, Tensor::zeros({1, 5, 8}), Tensor::zeros({1, 5, 8})); },
                     {"MultiheadAttention", "batch"});
   check_throws_with([&] { mha.forward(q, kv, kv, Tensor::zeros({2, 3})); }, {"key_padding_mask", "[2, 5]", "[2, 3]"});
-  check_throws_with([&] { mha.forward(q, kv, kv, Tensor(), Tensor::zeros({5, 3})); }, {"attn_mask", "[3, 5]", "[5, 3]"});
+  check_throws_with(
+      [&] {
+        mha.forward(q, kv, kv, Tensor(), Tensor::zeros({5, 3}));
+      },
+      {"attn_mask", "[3, 5]", "[5, 3]"});
   check_throws_with([] { TransformerEncoderLayer(8, 2, 16, 0.1f, "tanh"); }, {"TransformerEncoderLayer", "'tanh'"});
   TransformerEncoderLayer layer(8, 2, 16);
   check_throws_with([&] { layer.forward(Tensor::zeros({2, 3, 4})); }, {"MultiheadAttention", "[2, 3, 4]"});

@@ -256,7 +256,8 @@ TEST_CASE("defaults: MMSA's values per (backbone, dataset), the loss, and the co
   CHECK(config_ints(lf, "feature_dims", 3) == std::vector<int64_t>{768, 5, 20});
   CHECK(backbones_with_defaults() == std::vector<std::string>{"lf_dnn", "tfn", "lmf", "mult"});
   for (const auto& model : backbones_with_defaults())
-    for (const auto& dataset : known_datasets()) CHECK(config_string(backbone_defaults(model, dataset), "loss") == "l1");
+    for (const auto& dataset : known_datasets())
+      CHECK(config_string(backbone_defaults(model, dataset), "loss") == "l1");
   // mosi-utterance: MOSI's hyperparameters with the file's widths; MulT's kernels shrink to 1.
   Config tfn_u = backbone_defaults("tfn", "mosi-utterance"), tfn_m = backbone_defaults("tfn", "mosi");
   CHECK(config_ints(tfn_u, "feature_dims", 3) == std::vector<int64_t>{100, 73, 100});

@@ -17,8 +17,9 @@ using namespace msmix::testing;
 
 namespace {
 
-const char* const kEncoders[] = {"trans_l_with_a", "trans_l_with_v", "trans_a_with_l", "trans_a_with_v", "trans_v_with_l",
-                                 "trans_v_with_a", "trans_l_mem",    "trans_a_mem",    "trans_v_mem"};
+const char* const kEncoders[] = {"trans_l_with_a", "trans_l_with_v", "trans_a_with_l",
+                                 "trans_a_with_v", "trans_v_with_l", "trans_v_with_a",
+                                 "trans_l_mem",    "trans_a_mem",    "trans_v_mem"};
 
 Config with_dims(Config c, const std::vector<int64_t>& dims) {
   c["feature_dims"] = dims;
@@ -46,7 +47,8 @@ std::vector<std::string> mmsa_keys(int64_t nlevels) {
     out.push_back(enc + ".layer_norm.weight");
     out.push_back(enc + ".layer_norm.bias");
   }
-  for (const char* k : {"proj1.weight", "proj1.bias", "proj2.weight", "proj2.bias", "out_layer.weight", "out_layer.bias"})
+  for (const char* k :
+       {"proj1.weight", "proj1.bias", "proj2.weight", "proj2.bias", "out_layer.weight", "out_layer.bias"})
     out.push_back(k);
   return out;
 }
@@ -144,7 +146,8 @@ TEST_CASE("mult: MMSA's initialisation (xavier-uniform attention and FFN weights
     for (float x : t.to_vector()) m = std::max(m, std::fabs(x));
     return m;
   };
-  const float bound_in = std::sqrt(6.0f / (50 + 150)), bound_out = std::sqrt(6.0f / 100), bound_fc = std::sqrt(6.0f / 250);
+  const float bound_in = std::sqrt(6.0f / (50 + 150)), bound_out = std::sqrt(6.0f / 100),
+              bound_fc = std::sqrt(6.0f / 250);
   const std::string layer = "trans_a_with_v.layers.1.";
   CHECK(max_abs(state.at(layer + "self_attn.in_proj_weight")) <= bound_in);
   CHECK(max_abs(state.at(layer + "self_attn.in_proj_weight")) > 0.9f * bound_in);
@@ -152,7 +155,8 @@ TEST_CASE("mult: MMSA's initialisation (xavier-uniform attention and FFN weights
   CHECK(max_abs(state.at(layer + "self_attn.out_proj.weight")) > 0.9f * bound_out);  // not PyTorch's 1/sqrt(50)
   CHECK(max_abs(state.at(layer + "fc1.weight")) <= bound_fc);
   CHECK(max_abs(state.at(layer + "fc1.weight")) > 0.9f * bound_fc);
-  for (const char* b : {"self_attn.in_proj_bias", "self_attn.out_proj.bias", "fc1.bias", "fc2.bias", "layer_norms.0.bias"})
+  for (const char* b :
+       {"self_attn.in_proj_bias", "self_attn.out_proj.bias", "fc1.bias", "fc2.bias", "layer_norms.0.bias"})
     CHECK(max_abs(state.at(layer + b)) == 0.0f);
   CHECK(state.at(layer + "layer_norms.1.weight").to_vector() == std::vector<float>(50, 1.0f));
   // Conv1d (kaiming, bound 1/sqrt(Cin K)) and nn.Linear defaults for the head.
@@ -255,7 +259,8 @@ TEST_CASE("mult: last_only gives the last row of the full encoder, with the same
     std::vector<Tensor> full = run(false), last = run(true);
     REQUIRE(full.size() == last.size());
     CHECK(last[0].shape() == Shape{2, 1, 8});
-    for (size_t i = 0; i < full.size(); ++i) check_close(last[i], full[i], 1e-5, 1e-6, "output / grad " + std::to_string(i));
+    for (size_t i = 0; i < full.size(); ++i)
+      check_close(last[i], full[i], 1e-5, 1e-6, "output / grad " + std::to_string(i));
   }
 }
 
@@ -345,8 +350,8 @@ TEST_CASE("mult: bad inputs and configs name MULT, the shapes and the keys") {
 TEST_CASE("mult: mixing two batches' projected sequences between encode and fuse gives finite outputs and grads") {
   manual_seed(8);
   Config c = tiny_config();
-  apply_overrides(c, {"attn_dropout=0.3", "embed_dropout=0.2", "output_dropout=0.5", "text_dropout=0.5", "res_dropout=0.1",
-                      "relu_dropout=0.1"});
+  apply_overrides(c, {"attn_dropout=0.3", "embed_dropout=0.2", "output_dropout=0.5", "text_dropout=0.5",
+                      "res_dropout=0.1", "relu_dropout=0.1"});
   MULT net(config_feature_dims(c), c);
   net.train();
   ModelInput x1 = random_input(4, {7, 9, 4}, {6, 4, 5}, 1), x2 = random_input(4, {7, 9, 4}, {6, 4, 5}, 2);
@@ -384,7 +389,8 @@ TEST_CASE("mult: overfits 64 synthetic samples (L1 falls 10x with Adam)") {
   MULT net(config_feature_dims(c), c);
   ModelInput in = random_input(N, {6, 8, 5}, {6, 4, 5}, 21);
   // A label in (-2.5, 2.5) that needs every modality.
-  Tensor y = mul(tanh(add(add(mean(in.text, {1, 2}), mean(in.audio, {1, 2})), mul(mean(in.vision, {1, 2}), 0.5f))), 2.5f);
+  Tensor y =
+      mul(tanh(add(add(mean(in.text, {1, 2}), mean(in.audio, {1, 2})), mul(mean(in.vision, {1, 2}), 0.5f))), 2.5f);
   y = reshape(y, {N, 1}).detach();
   AdamOptions o;
   o.lr = 5e-3f;

@@ -288,7 +288,8 @@ TEST_CASE("cli: train --weights starts from a state dict, records it in config.j
     CAPTURE(o.err);
     CHECK(o.code == 1);
     CHECK(o.err.find("msmix: error: ") != std::string::npos);
-    for (const std::string& part : parts) CHECK_MESSAGE(o.err.find(part) != std::string::npos, "lacks '" << part << "'");
+    for (const std::string& part : parts)
+      CHECK_MESSAGE(o.err.find(part) != std::string::npos, "lacks '" << part << "'");
   };
   check_error(std::vector<std::string>{"train", "--model", "tfn", "--data", "synthetic:mosi", "--device", "cpu",
                                        "--epochs", "1", "--out", (dir / "bad").string(), "--weights", weights} +

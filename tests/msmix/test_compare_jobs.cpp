@@ -292,7 +292,8 @@ TEST_CASE("compare --jobs 2: Ctrl-C leaves every run resumable, no process behin
   // Wait for both runs' first epoch, then Ctrl-C the whole group.
   const auto start = std::chrono::steady_clock::now();
   auto waited = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  while (waited() < 60 && !(RunDir(dir + "/none-1").read_log().size() >= 1 && RunDir(dir + "/none-2").read_log().size() >= 1))
+  while (waited() < 60 &&
+         !(RunDir(dir + "/none-1").read_log().size() >= 1 && RunDir(dir + "/none-2").read_log().size() >= 1))
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   REQUIRE(::kill(-compare, SIGINT) == 0);
   auto done = wait_any_child({compare}, 60);

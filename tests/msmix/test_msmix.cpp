@@ -288,7 +288,8 @@ TEST_CASE("msmix SAL golden: loss and its gradient against PyTorch") {
     CAPTURE(name);
     golden::Fixture fx = golden::load(std::string("msmix/") + name + ".json");
     std::vector<Tensor> intensities;
-    for (const char* m : {"t", "a", "v"}) intensities.push_back(fx[std::string("intensity.") + m].set_requires_grad(true));
+    for (const char* m : {"t", "a", "v"})
+      intensities.push_back(fx[std::string("intensity.") + m].set_requires_grad(true));
     Tensor loss = alignment_loss(fx["labels"], intensities, fx["s"].item(), 1000.0f);
     CHECK(loss.dim() == 0);
     check_close(loss, fx["loss"], 1e-4, 0, std::string(name) + " loss");
@@ -451,16 +452,28 @@ TEST_CASE("msmix: clear errors for mismatched batch sizes and widths") {
   MSMix mixer(msmix_config(), 8, 6, 3);
   Generator gen(1);
   Tensor labels = Tensor::zeros({4});
-  check_throws_with([&] { mixer.mix({Tensor::zeros({4, 8}), Tensor::zeros({5, 6}), Tensor::zeros({4, 3})}, labels, gen); },
-                    {"msmix", "batch sizes differ", "a [5, 6]", "labels [4]"});
-  check_throws_with([&] { mixer.mix({Tensor::zeros({4, 8}), Tensor::zeros({4, 6}), Tensor::zeros({4, 3})}, Tensor::zeros({3}), gen); },
-                    {"batch sizes differ", "labels [3]"});
-  check_throws_with([&] { mixer.mix({Tensor::zeros({4, 9}), Tensor::zeros({4, 6}), Tensor::zeros({4, 3})}, labels, gen); },
-                    {"text representation is [4, 9]", "width 8"});
+  check_throws_with(
+      [&] {
+        mixer.mix({Tensor::zeros({4, 8}), Tensor::zeros({5, 6}), Tensor::zeros({4, 3})}, labels, gen);
+      },
+      {"msmix", "batch sizes differ", "a [5, 6]", "labels [4]"});
+  check_throws_with(
+      [&] {
+        mixer.mix({Tensor::zeros({4, 8}), Tensor::zeros({4, 6}), Tensor::zeros({4, 3})}, Tensor::zeros({3}), gen);
+      },
+      {"batch sizes differ", "labels [3]"});
+  check_throws_with(
+      [&] {
+        mixer.mix({Tensor::zeros({4, 9}), Tensor::zeros({4, 6}), Tensor::zeros({4, 3})}, labels, gen);
+      },
+      {"text representation is [4, 9]", "width 8"});
   check_throws_with([&] { alignment_loss(labels, {Tensor::zeros({5})}); }, {"alignment_loss", "batch sizes differ"});
   check_throws_with([&] { pair_mix_loss(Tensor::zeros({3}), labels, labels, labels); }, {"pair_mix_loss", "[3]"});
-  check_throws_with([&] { SampleSelector::cosine_similarity({Tensor::zeros({4, 2}), Tensor::zeros({3, 2}), Tensor::zeros({4, 2})}); },
-                    {"SampleSelector", "batch sizes differ"});
+  check_throws_with(
+      [&] {
+        SampleSelector::cosine_similarity({Tensor::zeros({4, 2}), Tensor::zeros({3, 2}), Tensor::zeros({4, 2})});
+      },
+      {"SampleSelector", "batch sizes differ"});
   check_throws_with([&] { IntensityPredictor(8).forward(Tensor::zeros({2, 7})); }, {"IntensityPredictor(8)", "[2, 7]"});
   check_throws_with([&] { parse_mix_method("cutmix"); }, {"unknown method 'cutmix'"});
   CHECK(parse_mix_method("manifold") == MixMethod::Manifold);

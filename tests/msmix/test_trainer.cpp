@@ -104,7 +104,8 @@ TEST_CASE("run config: defaults table, run keys, overrides with type checks, dev
   check_throws_with([&] { make_run_config(bad); }, {"unknown backbone 'resnet'", "tfn"});
   check_throws_with([] { resolve_device("gpu"); }, {"--device", "'gpu'"});
   CHECK(resolve_device("cpu") == Device::cpu());
-  if (resolve_device("auto").is_cpu()) check_throws_with([] { resolve_device("cuda"); }, {"--device cuda", "no such CUDA GPU"});
+  if (resolve_device("auto").is_cpu())
+    check_throws_with([] { resolve_device("cuda"); }, {"--device cuda", "no such CUDA GPU"});
 }
 
 TEST_CASE("run dir: atomic writes leave no temp files; log lines round-trip; a bad line is named") {
@@ -356,8 +357,10 @@ TEST_CASE("trainer: MulT with gradient accumulation, clipping and the plateau sc
 // cuda_graph is checked on every device (the GPU side: tests/cuda/test_cuda_graph.cpp); on the CPU it changes
 // nothing but what results.json says of it.
 TEST_CASE("trainer: cuda_graph changes nothing on the CPU, with mixing or accumulation") {
-  const std::pair<const char*, const char*> cases[] = {
-      {"none", "update_epochs=1"}, {"none", "update_epochs=3"}, {"msmix", "update_epochs=1"}, {"mixup", "update_epochs=3"}};
+  const std::pair<const char*, const char*> cases[] = {{"none", "update_epochs=1"},
+                                                       {"none", "update_epochs=3"},
+                                                       {"msmix", "update_epochs=1"},
+                                                       {"mixup", "update_epochs=3"}};
   for (const auto& [mix, accumulate] : cases) {
     CAPTURE(mix);
     CAPTURE(accumulate);
@@ -554,11 +557,13 @@ TEST_CASE("progress: epoch lines and the bar") {
   Json with_mix = line;
   with_mix["mix"] = {{"steps", 4}, {"fallback_fraction", 0.35}};
   CHECK(format_epoch_line(with_mix) ==
-        "epoch   3 | train 0.8123 | valid 0.7012 (best @ 3) | MAE 0.7012 Corr - | lr 0.001,0.0005 | fallback 35% | 4.2 s");
+        "epoch   3 | train 0.8123 | valid 0.7012 (best @ 3) | MAE 0.7012 Corr - | lr 0.001,0.0005 | fallback 35% | 4.2 "
+        "s");
   with_mix["mix"] = {{"steps", 4}, {"opposite_sign_fraction", 0.5}};  // mixup: no selection, nothing added
   CHECK(format_epoch_line(with_mix) == format_epoch_line(line));
   StepInfo s{2, 10, 4, 8, 32, Tensor::scalar(0.5f)};
-  CHECK(format_progress_bar(s, 412.4, 3.4) == "epoch 2/10 [============>           ] 4/8 loss 0.5000 | 412 it/s | ETA 0:03");
+  CHECK(format_progress_bar(s, 412.4, 3.4) ==
+        "epoch 2/10 [============>           ] 4/8 loss 0.5000 | 412 it/s | ETA 0:03");
   CHECK(format_duration(3725) == "1:02:05");
 
   std::ostringstream piped;

@@ -35,7 +35,8 @@ TEST_CASE("binary ops broadcast like numpy") {
 }
 
 TEST_CASE("binary ops: gradients with broadcasting") {
-  std::vector<std::pair<Shape, Shape>> cases = {{{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{3, 1}, {1, 4}}, {{2, 3, 4}, {3, 1}}, {{}, {2, 2}}};
+  std::vector<std::pair<Shape, Shape>> cases = {
+      {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{3, 1}, {1, 4}}, {{2, 3, 4}, {3, 1}}, {{}, {2, 2}}};
   for (auto& [sa, sb] : cases) {
     Tensor a = leaf(sa, 3), b = leaf(sb, 4, 0.5f, 2.0f);
     check_gradients([](const std::vector<Tensor>& x) { return add(x[0], x[1]); }, {a, b});

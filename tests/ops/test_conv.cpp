@@ -42,7 +42,8 @@ TEST_CASE("conv1d: im2col + GEMM forward against the direct loops") {
       {4, 16, 50, 8, 3, 1, true},
   };
   for (const ConvCase& c : cases) {
-    INFO("N=" << c.N << " Cin=" << c.Cin << " L=" << c.L << " Cout=" << c.Cout << " K=" << c.K << " padding=" << c.padding);
+    INFO("N=" << c.N << " Cin=" << c.Cin << " L=" << c.L << " Cout=" << c.Cout << " K=" << c.K
+              << " padding=" << c.padding);
     Tensor x = leaf({c.N, c.Cin, c.L}, 1), w = leaf({c.Cout, c.Cin, c.K}, 2, 0.5f);
     Tensor b = c.bias ? leaf({c.Cout}, 3) : Tensor();
     Tensor y = conv1d(x, w, b, c.padding);
@@ -55,7 +56,8 @@ TEST_CASE("conv1d: im2col + GEMM forward against the direct loops") {
 
 TEST_CASE("conv1d: gradients for x, weight and bias") {
   auto conv = [](int64_t padding) {
-    return [padding](const std::vector<Tensor>& v) { return conv1d(v[0], v[1], v.size() > 2 ? v[2] : Tensor(), padding); };
+    return
+        [padding](const std::vector<Tensor>& v) { return conv1d(v[0], v[1], v.size() > 2 ? v[2] : Tensor(), padding); };
   };
   check_gradients(conv(1), {leaf({2, 3, 6}, 10), leaf({4, 3, 3}, 11), leaf({4}, 12)});
   check_gradients(conv(2), {leaf({2, 2, 5}, 13), leaf({3, 2, 5}, 14), leaf({3}, 15)});

@@ -132,8 +132,9 @@ TEST_CASE("lstm_scan: packed-sequence semantics") {
 TEST_CASE("lstm_scan: finite differences, empty sequence, errors") {
   std::vector<int64_t> lengths = {3, 1};
   for (bool reverse : {false, true})
-    check_gradients([&](const std::vector<Tensor>& in) { return lstm_scan(in[0], in[1], in[2], in[3], lengths, reverse); },
-                    {leaf({3, 2, 8}, 30), leaf({8, 2}, 31, 0.5f), leaf({2, 2}, 32), leaf({2, 2}, 33)});
+    check_gradients(
+        [&](const std::vector<Tensor>& in) { return lstm_scan(in[0], in[1], in[2], in[3], lengths, reverse); },
+        {leaf({3, 2, 8}, 30), leaf({8, 2}, 31, 0.5f), leaf({2, 2}, 32), leaf({2, 2}, 33)});
 
   // T = 0: no step, the final state is the initial one.
   Tensor h0 = leaf({2, 3}, 34), c0 = leaf({2, 3}, 35);
@@ -145,10 +146,18 @@ TEST_CASE("lstm_scan: finite differences, empty sequence, errors") {
   check_throws_with([&] { lstm_scan(xg, w, Tensor(), Tensor(), {1, 5}); }, {"lstm_scan", "length 5", "[0, 4]"});
   check_throws_with([&] { lstm_scan(xg, w, Tensor(), Tensor(), {1, -1}); }, {"lstm_scan", "length -1"});
   check_throws_with([&] { lstm_scan(xg, w, Tensor(), Tensor(), {1}); }, {"lstm_scan", "1 lengths", "batch of 2"});
-  check_throws_with([&] { lstm_scan(xg, Tensor::zeros({12, 4}), Tensor(), Tensor()); }, {"lstm_scan", "w_hh", "[12, 4]"});
+  check_throws_with(
+      [&] {
+        lstm_scan(xg, Tensor::zeros({12, 4}), Tensor(), Tensor());
+      },
+      {"lstm_scan", "w_hh", "[12, 4]"});
   check_throws_with([&] { lstm_scan(Tensor::zeros({4, 2, 10}), w, Tensor(), Tensor()); },
                     {"lstm_scan", "xgates", "[4, 2, 10]"});
-  check_throws_with([&] { lstm_scan(xg, w, Tensor::zeros({3, 3}), Tensor()); }, {"lstm_scan", "initial state", "[3, 3]"});
+  check_throws_with(
+      [&] {
+        lstm_scan(xg, w, Tensor::zeros({3, 3}), Tensor());
+      },
+      {"lstm_scan", "initial state", "[3, 3]"});
 }
 
 TEST_CASE("lstm_layer: linear then lstm_scan from a zero state, with and without biases; errors") {

@@ -99,7 +99,8 @@ TEST_CASE("layer_norm: gradients for x, weight, bias") {
   check_gradients([](const std::vector<Tensor>& v) { return layer_norm(v[0], v[1], v[2]); },
                   {leaf({150, 3}, 16).detach(), leaf({3}, 17), leaf({3}, 18)});
   // No affine, and grads for a subset of the inputs.
-  check_gradients([](const std::vector<Tensor>& v) { return layer_norm(v[0], Tensor(), Tensor()); }, {leaf({3, 4}, 19)});
+  check_gradients([](const std::vector<Tensor>& v) { return layer_norm(v[0], Tensor(), Tensor()); },
+                  {leaf({3, 4}, 19)});
   Tensor frozen_x = leaf({3, 4}, 20).detach();
   check_gradients([frozen_x](const std::vector<Tensor>& v) { return layer_norm(frozen_x, v[0], Tensor()); },
                   {leaf({4}, 21)});
@@ -170,8 +171,9 @@ TEST_CASE("batch_norm: gradients in training and eval mode") {
   auto train = [](const std::vector<Tensor>& v) { return batch_norm(v[0], v[1], v[2], Tensor(), Tensor(), true); };
   check_gradients(train, {leaf({6, 4}, 50, 1.5f), leaf({4}, 51), leaf({4}, 52)});
   check_gradients(train, {leaf({3, 4, 5}, 53), leaf({4}, 54), leaf({4}, 55)});
-  check_gradients([](const std::vector<Tensor>& v) { return batch_norm(v[0], Tensor(), Tensor(), Tensor(), Tensor(), true); },
-                  {leaf({2, 3, 2}, 56)});
+  check_gradients(
+      [](const std::vector<Tensor>& v) { return batch_norm(v[0], Tensor(), Tensor(), Tensor(), Tensor(), true); },
+      {leaf({2, 3, 2}, 56)});
   // Eval reads the running stats without changing them: an affine map of x.
   Tensor rm = Tensor::from_vector({0.5f, -1, 0.2f}, {3}), rv = Tensor::from_vector({1, 0.25f, 3}, {3});
   check_gradients([rm, rv](const std::vector<Tensor>& v) { return batch_norm(v[0], v[1], v[2], rm, rv, false); },
@@ -181,18 +183,25 @@ TEST_CASE("batch_norm: gradients in training and eval mode") {
 }
 
 TEST_CASE("batch_norm: errors") {
-  check_throws_with([] { batch_norm(Tensor::zeros({1, 4}), Tensor(), Tensor(), Tensor::zeros({4}), Tensor::ones({4}), true); },
-                    {"batch_norm: expected more than 1 value per channel when training, got input [1, 4]"});
+  check_throws_with(
+      [] {
+        batch_norm(Tensor::zeros({1, 4}), Tensor(), Tensor(), Tensor::zeros({4}), Tensor::ones({4}), true);
+      },
+      {"batch_norm: expected more than 1 value per channel when training, got input [1, 4]"});
   check_throws_with([] { batch_norm(Tensor::zeros({1, 4, 1}), Tensor(), Tensor(), Tensor(), Tensor(), true); },
                     {"more than 1 value per channel", "[1, 4, 1]"});
   // One value per channel is fine in eval with running stats.
-  CHECK(batch_norm(Tensor::zeros({1, 4}), Tensor(), Tensor(), Tensor::zeros({4}), Tensor::ones({4}), false).numel() == 4);
+  CHECK(batch_norm(Tensor::zeros({1, 4}), Tensor(), Tensor(), Tensor::zeros({4}), Tensor::ones({4}), false).numel() ==
+        4);
   check_throws_with([] { batch_norm(Tensor::zeros({4}), Tensor(), Tensor(), Tensor(), Tensor(), true); },
                     {"batch_norm", "[N, C]", "[4]"});
   check_throws_with([] { batch_norm(Tensor::zeros({2, 4}), Tensor::ones({3}), Tensor(), Tensor(), Tensor(), true); },
                     {"batch_norm", "weight [3]", "[2, 4]"});
   check_throws_with([] { batch_norm(Tensor::zeros({2, 4}), Tensor(), Tensor(), Tensor::zeros({4}), Tensor(), true); },
                     {"batch_norm", "running_mean and running_var"});
-  check_throws_with([] { batch_norm(Tensor::zeros({2, 4, 3}), Tensor(), Tensor(), Tensor::zeros({3}), Tensor::ones({3}), false); },
-                    {"batch_norm", "running_mean [3]"});
+  check_throws_with(
+      [] {
+        batch_norm(Tensor::zeros({2, 4, 3}), Tensor(), Tensor(), Tensor::zeros({3}), Tensor::ones({3}), false);
+      },
+      {"batch_norm", "running_mean [3]"});
 }

@@ -23,12 +23,14 @@ TEST_CASE("unary ops: forward against std math, backward against finite differen
       {"pow", [](const Tensor& x) { return pow(x, 2.5f); }, [](double v) { return std::pow(v, 2.5); }, 0.3f, 2},
       {"abs", [](const Tensor& x) { return abs(x); }, [](double v) { return std::fabs(v); }, 1, 0},
       {"relu", [](const Tensor& x) { return relu(x); }, [](double v) { return v > 0 ? v : 0; }, 1, 0},
-      {"gelu", [](const Tensor& x) { return gelu(x); }, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }, 1.5f, 0},
+      {"gelu", [](const Tensor& x) { return gelu(x); },
+       [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }, 1.5f, 0},
       {"tanh", [](const Tensor& x) { return tanh(x); }, [](double v) { return std::tanh(v); }, 1, 0},
       {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, [](double v) { return 1 / (1 + std::exp(-v)); }, 2, 0},
       {"softplus", [](const Tensor& x) { return softplus(x, 2.0f, 5.0f); },
        [](double v) { return 2 * v > 5 ? v : std::log1p(std::exp(2 * v)) / 2; }, 2, 0},
-      {"clamp", [](const Tensor& x) { return clamp(x, -0.5f, 0.7f); }, [](double v) { return std::min(std::max(v, -0.5), 0.7); }, 1, 0},
+      {"clamp", [](const Tensor& x) { return clamp(x, -0.5f, 0.7f); },
+       [](double v) { return std::min(std::max(v, -0.5), 0.7); }, 1, 0},
   };
   (void)kPi;
   for (auto& c : cases) {
