@@ -79,6 +79,23 @@ def lstm_choices(build):
     return {m: sorted(v) for m, v in by_model.items()}
 
 
+def attention_choices(build):
+    """MulT's step with each attention (the fused-attention step), uncaptured and captured, the fastest first."""
+    runs = []
+    for r in json_lines(build, "fused-attention"):
+        if r.get("model") == "mult" and "ms_per_step" in r:
+            attention = "fused" if "attention fused" in r.get("gpu_kernels", "") else "composite"
+            runs.append((r["ms_per_step"], attention + (" + cuda_graph" if r.get("cuda_graph") else "")))
+    return sorted(runs)
+
+
+def softmax_choices(build):
+    """The softmax forward at 16384 x 1024 with each kernel: (percent of copy, case), the fastest first."""
+    rows = [(r["pct_of_copy"], r["case"]) for r in json_lines(build, "bench-cuda")
+            if r.get("case", "").startswith("softmax 16384x1024") and "pct_of_copy" in r]
+    return sorted(rows, reverse=True)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -96,6 +113,14 @@ def main():
         print("LSTM kernel per backbone, ms per step (fastest first):")
         for model, runs in choices.items():
             print(f"- {model}: " + ", ".join(f"{name} {ms:.2f}" for ms, name in runs))
+    attention = attention_choices(build)
+    if attention:
+        print("\nMulT's step by attention kernel, ms (fastest first): " +
+              ", ".join(f"{name} {ms:.2f}" for ms, name in attention))
+    softmax = softmax_choices(build)
+    if softmax:
+        print("\nThe softmax forward by kernel, % of copy (fastest first): " +
+              ", ".join(f"{case} {pct:.0f}%" for pct, case in softmax))
     ours = [r for r in json_lines(build, "bench-cuda") if r.get("case", "").startswith("lstm")]
     if ours:
         print("\nThe LSTM layer with each of our kernels: " +
