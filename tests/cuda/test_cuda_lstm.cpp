@@ -96,6 +96,14 @@ bool skip_without_cudnn() {
   return true;
 }
 
+// x [T, B, I], w_ih [4H, I], w_hh [4H, H], and b_ih, b_hh [4H] when the case has biases; seeds from `seed` on.
+std::vector<Tensor> layer_inputs(const LayerCase& c, uint64_t& seed) {
+  std::vector<Tensor> in = {leaf({c.T, c.B, c.I}, seed++), leaf({4 * c.H, c.I}, seed++, 0.3f),
+                            leaf({4 * c.H, c.H}, seed++, 0.3f)};
+  if (c.bias) in.push_back(leaf({4 * c.H}, seed++)), in.push_back(leaf({4 * c.H}, seed++));
+  return in;
+}
+
 }  // namespace
 
 TEST_CASE("cuda lstm_layer: cuDNN's LSTM equals the CPU's layer: outputs, final states and every grad") {
@@ -109,9 +117,7 @@ TEST_CASE("cuda lstm_layer: cuDNN's LSTM equals the CPU's layer: outputs, final 
                           50, 50, 31, 6, 50, 25, 40, 50, 3, 50, 14, 50, 27, 50, 9, 50}, true}};
   uint64_t seed = 3400;
   for (const LayerCase& c : cases) {
-    std::vector<Tensor> in = {leaf({c.T, c.B, c.I}, seed++), leaf({4 * c.H, c.I}, seed++, 0.3f),
-                              leaf({4 * c.H, c.H}, seed++, 0.3f)};
-    if (c.bias) in.push_back(leaf({4 * c.H}, seed++)), in.push_back(leaf({4 * c.H}, seed++));
+    const std::vector<Tensor> in = layer_inputs(c, seed);
     const std::vector<int64_t> lengths = c.lengths;
     const bool bias = c.bias;
     auto f = [lengths, bias](const std::vector<Tensor>& t) {
@@ -147,9 +153,7 @@ TEST_CASE("cuda lstm_layer: cuDNN's persistent algorithm equals the CPU's layer,
   for (const LayerCase& c : cases) {
     const std::string name = fmt::format("cudnn-persistent lstm_layer T {} B {} I {} H {} lengths {} bias {}", c.T,
                                          c.B, c.I, c.H, shape_str(c.lengths), c.bias);
-    std::vector<Tensor> in = {leaf({c.T, c.B, c.I}, seed++), leaf({4 * c.H, c.I}, seed++, 0.3f),
-                              leaf({4 * c.H, c.H}, seed++, 0.3f)};
-    if (c.bias) in.push_back(leaf({4 * c.H}, seed++)), in.push_back(leaf({4 * c.H}, seed++));
+    const std::vector<Tensor> in = layer_inputs(c, seed);
     const std::vector<int64_t> lengths = c.lengths;
     const bool bias = c.bias;
     auto f = [lengths, bias](const std::vector<Tensor>& t) {
