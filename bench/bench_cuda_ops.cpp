@@ -182,22 +182,37 @@ void bench_lstm() {
 }
 
 // conv1d at MulT's input projections on MOSI (kernel 5, no padding, no bias; text 768 -> 50 over 50 steps,
-// vision 20 -> 50 over 500), forward + backward: the other cuDNN candidate the CUDA issue names (PyTorch's
-// twin runs cuDNN's). Amount: 2 * B * C_out * L_out * C_in * K FLOPs, x3 for the two grads.
+// vision 20 -> 50 over 500), forward + backward, with our im2col kernels and with cuDNN's (MSMIX_CUDA_CONV=cudnn,
+// where the build has it): the other cuDNN candidate the CUDA issue names (PyTorch's twin runs cuDNN's).
+// Amount: 2 * B * C_out * L_out * C_in * K FLOPs, x3 for the two grads.
 void bench_conv1d() {
   Generator gen(6);
+  const cuda::ConvKernel before = cuda::conv_kernel();
   for (auto [c_in, L] : std::vector<std::pair<int64_t, int64_t>>{{768, 50}, {20, 500}}) {
     const int64_t B = 16, c_out = 50, K = 5, L_out = L - K + 1;
     Tensor x = Tensor::randn({B, c_in, L}, gen, 0, 1, Device::cuda());
     Tensor w = Tensor::randn({c_out, c_in, K}, gen, 0, 0.1f, Device::cuda());
     x.set_requires_grad(true);
     w.set_requires_grad(true);
-    report(fmt::format("conv1d {}->{} k{} B{} L{} fwd+bwd", c_in, c_out, K, B, L), time_ms([&] {
-             sum(conv1d(x, w, Tensor())).backward();
-             x.zero_grad();
-             w.zero_grad();
-           }), 3.0 * 2.0 * B * c_out * L_out * c_in * K, "GFLOP/s");
+    for (cuda::ConvKernel kernel : {cuda::ConvKernel::im2col, cuda::ConvKernel::cudnn}) {
+      if (kernel == cuda::ConvKernel::cudnn && !cuda::cudnn_compiled()) continue;
+      cuda::set_conv_kernel(kernel);
+      const std::string name = fmt::format("conv1d {}->{} k{} B{} L{} fwd+bwd{}", c_in, c_out, K, B, L,
+                                           kernel == cuda::ConvKernel::im2col ? "" : " (cudnn)");
+      try {  // cuDNN failing (its libraries missing at run time, say) leaves our rows
+        report(name, time_ms([&] {
+                 sum(conv1d(x, w, Tensor())).backward();
+                 x.zero_grad();
+                 w.zero_grad();
+               }), 3.0 * 2.0 * B * c_out * L_out * c_in * K, "GFLOP/s");
+      } catch (const Error& e) {
+        fmt::print(stderr, "bench_cuda_ops: {}: {}\n", name, e.what());
+        x.zero_grad();
+        w.zero_grad();
+      }
+    }
   }
+  cuda::set_conv_kernel(before);
 }
 
 }  // namespace

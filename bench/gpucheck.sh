@@ -179,13 +179,13 @@ fi
 TARGETS=("$BUILD/msmix" "$BUILD/test_msmix" "$BUILD/bench_cuda_ops" "$BUILD/bench_ops")
 step build 270 make "${MAKE_ARGS[@]}" "${TARGETS[@]}"
 # A build that fails in its cuDNN part (a wheel's headers or library this tree was never built against) is
-# redone without cuDNN, so that one foreign library does not cost the whole run: MSMIX_CUDA_LSTM=cudnn then
-# only skips, and the report keeps the failed build. The two objects whose flags name cuDNN are rebuilt.
+# redone without cuDNN, so that one foreign library does not cost the whole run: the cuDNN choices' cases
+# then only skip, and the report keeps the failed build. The objects whose flags name cuDNN are rebuilt.
 if [[ " $FAILED_STEPS " == *" build "* ]] && [ -n "$CUDNN_HOME" ] &&
   grep -i -E 'error|undefined reference|cannot find' "$BUILD/step-build.txt" | grep -q -i cudnn; then
   log "!!! the build with cuDNN ($CUDNN_HOME) failed in its cuDNN part: building again without cuDNN"
   CUDNN_HOME=""
-  rm -f "$BUILD/obj/ops/cuda/lstm_cudnn.cu.o" "$BUILD/obj/msmix/info.o"
+  rm -f "$BUILD"/obj/ops/cuda/*cudnn*.cu.o "$BUILD/obj/msmix/info.o"
   MAKE_ARGS+=(CUDNN=0)
   step build-without-cudnn 200 make "${MAKE_ARGS[@]}" "${TARGETS[@]}"
 fi

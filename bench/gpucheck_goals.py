@@ -121,9 +121,9 @@ def main():
     if softmax:
         print("\nThe softmax forward by kernel, % of copy (fastest first): " +
               ", ".join(f"{case} {pct:.0f}%" for pct, case in softmax))
-    ours = [r for r in json_lines(build, "bench-cuda") if r.get("case", "").startswith("lstm")]
+    ours = [r for r in json_lines(build, "bench-cuda") if r.get("case", "").startswith(("lstm", "conv1d"))]
     if ours:
-        print("\nThe LSTM layer with each of our kernels: " +
+        print("\nThe LSTM layer and conv1d with each kernel choice: " +
               ", ".join(f"{r['case']} {r['ms']:.3f} ms" for r in ours))
     cudnn_rows = [c for c in table_rows(build, "bench-torch") if c[0].startswith(("conv1d", "lstm"))]
     if cudnn_rows:

@@ -38,10 +38,11 @@ std::string build_info() {
 
 std::string gpu_kernel_choices() {
   return fmt::format("LSTM {} (MSMIX_CUDA_LSTM), attention {} (MSMIX_CUDA_FUSED_ATTENTION), softmax {} "
-                     "(MSMIX_CUDA_SOFTMAX)",
+                     "(MSMIX_CUDA_SOFTMAX), conv1d {} (MSMIX_CUDA_CONV)",
                      cuda::lstm_kernel_name(cuda::lstm_kernel()),
                      cuda_fused_attention_enabled() ? "fused" : "composite",
-                     cuda::softmax_rows_in_registers() ? "registers" : "passes");
+                     cuda::softmax_rows_in_registers() ? "registers" : "passes",
+                     cuda::conv_kernel_name(cuda::conv_kernel()));
 }
 
 std::string with_commas(int64_t n) {

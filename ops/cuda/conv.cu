@@ -5,9 +5,12 @@
 // gweight (+)= gyc @ cols^T; dcols = weight^T @ gyc; col2im sums dcols back onto gx, one thread per gx
 // element adding its K taps in the CPU's order (no atomics); gbias sums gy per channel in double, one block
 // per channel. Launch: copies one thread per element, grid-stride. Bound: the GEMMs (compute).
+// MSMIX_CUDA_CONV=cudnn sends x, y and the weight's grad through cuDNN instead (conv_cudnn.cu); the bias, added
+// by add_bias_kernel there, and its grad stay here.
 #include <algorithm>
 
 #include "engine/cuda_runtime.h"
+#include "engine/env_choice.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/kernels.h"
 
@@ -61,6 +64,15 @@ __global__ void col2im_kernel(const float* dcols, float* gx, Conv1dShape s, int6
   }
 }
 
+// y [N, Cout, Lout] += bias[co] (after cuDNN's convolution, which adds none).
+__global__ void add_bias_kernel(float* y, const float* bias, Conv1dShape s, int64_t n) {
+  MSMIX_GRID_LOOP(i, n) { y[i] += bias[(i / s.Lout) % s.Cout]; }
+}
+
+int g_conv_kernel = -1;  // a ConvKernel; -1: not yet read from the environment
+
+bool use_cudnn(const Conv1dShape& s) { return conv_kernel() == ConvKernel::cudnn && cudnn_conv_fits(s); }
+
 __global__ void bias_grad_kernel(const float* gy, float* gbias, Conv1dShape s) {
   __shared__ double scratch[kBlock / 32];
   const int64_t M = s.N * s.Lout;
@@ -77,8 +89,36 @@ __global__ void bias_grad_kernel(const float* gy, float* gbias, Conv1dShape s) {
 
 }  // namespace
 
+ConvKernel conv_kernel() {
+  if (g_conv_kernel < 0) set_conv_kernel(ConvKernel(env_choice("MSMIX_CUDA_CONV", {"im2col", "cudnn"})));
+  return ConvKernel(g_conv_kernel);
+}
+void set_conv_kernel(ConvKernel kernel) {
+  MSMIX_CHECK(kernel != ConvKernel::cudnn || cudnn_compiled(),
+              "MSMIX_CUDA_CONV=cudnn: this msmix has no cuDNN: {}; rebuild where cuDNN's headers are "
+              "found (make CUDNN=1 CUDNN_HOME=...), or choose im2col",
+              cudnn_version());
+  g_conv_kernel = int(kernel);
+}
+const char* conv_kernel_name(ConvKernel kernel) {
+  switch (kernel) {
+    case ConvKernel::im2col: return "im2col";
+    case ConvKernel::cudnn: return "cudnn";
+  }
+  return "?";
+}
+
 void conv1d_forward(const float* x, const float* weight, const float* bias, float* y, const Conv1dShape& s) {
   if (s.N == 0 || s.Cout == 0) return;
+  if (use_cudnn(s)) {
+    cudnn_conv1d_forward(x, weight, y, s);
+    if (bias) {
+      const int64_t n = s.N * s.Cout * s.Lout;
+      add_bias_kernel<<<blocks_for(n), kThreads>>>(y, bias, s, n);
+      CUDA_CHECK_LAUNCH("conv1d add_bias_kernel");
+    }
+    return;
+  }
   const int64_t CK = s.Cin * s.K, nb = chunk_samples(s);
   DeviceBuffer cols(size_t(CK * nb * s.Lout)), out(size_t(s.Cout * nb * s.Lout));
   for (int64_t n0 = 0; n0 < s.N; n0 += nb) {
@@ -107,6 +147,7 @@ void conv1d_backward(const float* x, const float* weight, const float* gy, float
     return;
   }
   if (!gx && !gweight) return;
+  if (use_cudnn(s)) return cudnn_conv1d_backward(x, weight, gy, gx, gweight, s);
   const int64_t nb = chunk_samples(s);
   DeviceBuffer cols(size_t(CK * nb * s.Lout)), gyc(size_t(s.Cout * nb * s.Lout));
   for (int64_t n0 = 0; n0 < s.N; n0 += nb) {

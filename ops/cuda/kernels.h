@@ -104,10 +104,24 @@ void cross_entropy_forward(const float* logits, const float* target, float* loss
 void cross_entropy_backward(const float* logits, const float* target, const float* lse, const float* g, float* gx,
                             int64_t N, int64_t C);
 
-// ---- conv.cu: conv1d by im2col + cuBLAS (twin: ops/cpu/conv.h)
+// ---- conv.cu: conv1d by im2col + cuBLAS (twin: ops/cpu/conv.h), or through cuDNN (conv_cudnn.cu)
 void conv1d_forward(const float* x, const float* weight, const float* bias, float* y, const cpu::Conv1dShape& s);
 void conv1d_backward(const float* x, const float* weight, const float* gy, float* gx, float* gweight, float* gbias,
                      const cpu::Conv1dShape& s);
+// Which conv1d kernels run (MSMIX_CUDA_CONV=im2col|cudnn, read once; another value is an error; tests set
+// each): im2col (the default), our im2col / col2im kernels around cuBLAS GEMMs; cudnn, cuDNN's convolution for
+// x, y and the weight's grad (the bias and its grad stay ours), for shapes it can describe (else im2col). cudnn
+// needs a build with cuDNN: choosing it in one without throws, naming why.
+enum class ConvKernel { im2col, cudnn };
+ConvKernel conv_kernel();
+void set_conv_kernel(ConvKernel kernel);
+const char* conv_kernel_name(ConvKernel kernel);
+// conv_cudnn.cu: cuDNN's FP32 convolution (FMA math: no TF32; deterministic algorithms only, so the same bits
+// each run). y = conv(x, weight) with no bias; gx, gweight overwritten (each may be null).
+bool cudnn_conv_fits(const cpu::Conv1dShape& s);  // cuDNN's 4-d int descriptors hold the shape
+void cudnn_conv1d_forward(const float* x, const float* weight, float* y, const cpu::Conv1dShape& s);
+void cudnn_conv1d_backward(const float* x, const float* weight, const float* gy, float* gx, float* gweight,
+                           const cpu::Conv1dShape& s);
 
 // ---- lstm_cell.cu: the fused LSTM cell and scan (twin: ops/cpu/lstm_cell.h); LstmScan::lengths is a host
 // pointer, every other pointer device memory

@@ -210,7 +210,7 @@ LstmKernel lstm_kernel() {
 }
 void set_lstm_kernel(LstmKernel kernel) {
   MSMIX_CHECK(!is_cudnn(kernel) || cudnn_compiled(),
-              "MSMIX_CUDA_LSTM={}: this msmix was built without cuDNN ({}); rebuild where cuDNN's headers are "
+              "MSMIX_CUDA_LSTM={}: this msmix has no cuDNN: {}; rebuild where cuDNN's headers are "
               "found (make CUDNN=1 CUDNN_HOME=...), or choose persistent or stepwise",
               lstm_kernel_name(kernel), cudnn_version());
   g_lstm_kernel = int(kernel);

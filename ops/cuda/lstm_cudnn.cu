@@ -17,57 +17,24 @@
 #include "ops/cuda/kernels.h"
 
 #if MSMIX_CUDNN
-#include <cudnn.h>
-
 #include <map>
 #include <tuple>
 
 #include "engine/cuda_runtime.h"
 #include "ops/cuda/common.cuh"
-
-// CUDNN_CHECK(call): throws msmix::Error naming the call, file:line and cuDNN's status string.
-#define CUDNN_CHECK(call)                                                                                             \
-  do {                                                                                                                \
-    cudnnStatus_t st_ = (call);                                                                                       \
-    if (st_ != CUDNN_STATUS_SUCCESS)                                                                                  \
-      throw ::msmix::Error(                                                                                           \
-          fmt::format("{} failed at {}:{}: {} ({})", #call, __FILE__, __LINE__, cudnnGetErrorString(st_), int(st_))); \
-  } while (0)
+#include "ops/cuda/cudnn_common.cuh"
 
 namespace msmix::cuda {
 namespace {
 
-// One handle for the process, on the engine's stream, created at the first cuDNN call (a build with cuDNN
-// but no GPU never touches it). Never destroyed: the CUDA context may be gone at exit.
-cudnnHandle_t handle() {
-  static cudnnHandle_t h = [] {
-    cudnnHandle_t made = nullptr;
-    CUDNN_CHECK(cudnnCreate(&made));
-    CUDNN_CHECK(cudnnSetStream(made, cudaStreamPerThread));  // the engine's one stream (see the Makefile)
-    return made;
-  }();
-  return h;
-}
+cudnnHandle_t handle() { return cudnn_handle(); }
+using RnnDesc = CudnnDescriptor<cudnnRNNDescriptor_t, cudnnCreateRNNDescriptor, cudnnDestroyRNNDescriptor>;
+using DropoutDesc =
+    CudnnDescriptor<cudnnDropoutDescriptor_t, cudnnCreateDropoutDescriptor, cudnnDestroyDropoutDescriptor>;
+using DataDesc = CudnnDescriptor<cudnnRNNDataDescriptor_t, cudnnCreateRNNDataDescriptor, cudnnDestroyRNNDataDescriptor>;
+using TensorDesc = CudnnTensorDesc;
 
-// A cuDNN descriptor, destroyed with its owner.
-template <class T, cudnnStatus_t (*Create)(T*), cudnnStatus_t (*Destroy)(T)>
-class Descriptor {
- public:
-  Descriptor() { CUDNN_CHECK(Create(&d_)); }
-  ~Descriptor() { Destroy(d_); }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  T get() const { return d_; }
-
- private:
-  T d_ = nullptr;
-};
-using RnnDesc = Descriptor<cudnnRNNDescriptor_t, cudnnCreateRNNDescriptor, cudnnDestroyRNNDescriptor>;
-using DropoutDesc = Descriptor<cudnnDropoutDescriptor_t, cudnnCreateDropoutDescriptor, cudnnDestroyDropoutDescriptor>;
-using DataDesc = Descriptor<cudnnRNNDataDescriptor_t, cudnnCreateRNNDataDescriptor, cudnnDestroyRNNDataDescriptor>;
-using TensorDesc = Descriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
-
-size_t floats_in(size_t bytes) { return (bytes + sizeof(float) - 1) / sizeof(float); }
+size_t floats_in(size_t bytes) { return cudnn_floats_in(bytes); }
 
 // A layer's shape as cuDNN sees it (I, H, bias), and where each gate's matrix and bias sit in its weight space.
 // Built once per shape: descriptors and the layout query cost host time that a step need not pay again.
@@ -293,7 +260,7 @@ namespace msmix::cuda {
 
 struct CudnnLstmRun {};
 bool cudnn_compiled() { return false; }
-std::string cudnn_version() { return "none: msmix was built without cuDNN (CUDNN=0, or no cudnn.h found)"; }
+std::string cudnn_version() { return "none (built with CUDNN=0, or cudnn.h was not found)"; }
 std::shared_ptr<CudnnLstmRun> cudnn_lstm_forward(const CudnnLstmShape&, const float*, const float*, const float*,
                                                  const float*, const float*, float*, bool) {
   throw Error("cuda::cudnn_lstm_forward: msmix was built without cuDNN (make CUDNN=1 CUDNN_HOME=...)");

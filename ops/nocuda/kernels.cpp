@@ -104,6 +104,16 @@ void conv1d_forward(const float*, const float*, const float*, float*, const cpu:
 void conv1d_backward(const float*, const float*, const float*, float*, float*, float*, const cpu::Conv1dShape&) {
   no_cuda("conv1d_backward");
 }
+ConvKernel conv_kernel() { return ConvKernel::im2col; }
+void set_conv_kernel(ConvKernel) {}
+const char* conv_kernel_name(ConvKernel) { return "none (built without CUDA)"; }
+bool cudnn_conv_fits(const cpu::Conv1dShape&) { return false; }
+void cudnn_conv1d_forward(const float*, const float*, float*, const cpu::Conv1dShape&) {
+  no_cuda("cudnn_conv1d_forward");
+}
+void cudnn_conv1d_backward(const float*, const float*, const float*, float*, float*, const cpu::Conv1dShape&) {
+  no_cuda("cudnn_conv1d_backward");
+}
 
 void lstm_cell_forward(const float*, const float*, float*, float*, float*, int64_t, int64_t) {
   no_cuda("lstm_cell_forward");

@@ -30,18 +30,28 @@ constexpr Tol kElementwise{1e-5, 1e-6};
 // sigma of a sequential sum), the GPU's double accumulation by far less; 4 sigma, relative 1e-4.
 inline Tol reduction_tol(int64_t L) { return {1e-4, 1e-5 + 2.4e-7 * double(L)}; }
 
-// Sets the process-wide LSTM kernel choice for a scope; the previous one comes back at its end, even when a
-// check throws.
-class LstmKernelScope {
+// Sets a process-wide GPU kernel choice for a scope (MSMIX_CUDA_LSTM, MSMIX_CUDA_CONV); the previous one comes
+// back at its end, even when a check throws.
+template <class Kernel, Kernel (*Get)(), void (*Set)(Kernel)>
+class KernelChoiceScope {
  public:
-  explicit LstmKernelScope(cuda::LstmKernel kernel) { cuda::set_lstm_kernel(kernel); }
-  ~LstmKernelScope() { cuda::set_lstm_kernel(before_); }
-  LstmKernelScope(const LstmKernelScope&) = delete;
-  LstmKernelScope& operator=(const LstmKernelScope&) = delete;
+  explicit KernelChoiceScope(Kernel kernel) { Set(kernel); }
+  ~KernelChoiceScope() { Set(before_); }
+  KernelChoiceScope(const KernelChoiceScope&) = delete;
+  KernelChoiceScope& operator=(const KernelChoiceScope&) = delete;
 
  private:
-  cuda::LstmKernel before_ = cuda::lstm_kernel();
+  Kernel before_ = Get();
 };
+using LstmKernelScope = KernelChoiceScope<cuda::LstmKernel, cuda::lstm_kernel, cuda::set_lstm_kernel>;
+using ConvKernelScope = KernelChoiceScope<cuda::ConvKernel, cuda::conv_kernel, cuda::set_conv_kernel>;
+
+// True (with a message) when this build has no cuDNN: the cuDNN cases then skip.
+inline bool skip_without_cudnn() {
+  if (cuda::cudnn_compiled()) return false;
+  MESSAGE("this msmix has no cuDNN: " << cuda::cudnn_version() << "; skipped");
+  return true;
+}
 
 // The same tensor on the GPU, as a fresh leaf that requires grad when `like` does.
 inline Tensor gpu_leaf(const Tensor& like) {

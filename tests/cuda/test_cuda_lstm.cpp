@@ -90,12 +90,6 @@ struct LayerCase {
   bool bias;
 };
 
-bool skip_without_cudnn() {
-  if (cuda::cudnn_compiled()) return false;
-  MESSAGE("msmix was built without cuDNN (" << cuda::cudnn_version() << "): skipped");
-  return true;
-}
-
 // x [T, B, I], w_ih [4H, I], w_hh [4H, H], and b_ih, b_hh [4H] when the case has biases; seeds from `seed` on.
 std::vector<Tensor> layer_inputs(const LayerCase& c, uint64_t& seed) {
   std::vector<Tensor> in = {leaf({c.T, c.B, c.I}, seed++), leaf({4 * c.H, c.I}, seed++, 0.3f),

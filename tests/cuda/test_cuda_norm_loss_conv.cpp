@@ -117,27 +117,68 @@ TEST_CASE("cuda losses: l1, mse, smooth_l1, kl_div and cross_entropy match the C
   check_throws_with([&] { cross_entropy(logits, bad); }, {"cross_entropy", "target[1] = 3", "[0, 3)"});
 }
 
-TEST_CASE("cuda conv1d: forward and the x, weight and bias grads match the CPU") {
-  MSMIX_REQUIRE_GPU();
-  uint64_t seed = 2200;
-  // N, Cin, L, Cout, K, padding. The last case needs two im2col chunks (Cin * K * Lout * N > 2^24).
-  const std::vector<std::array<int64_t, 6>> cases = {{2, 3, 10, 4, 3, 1}, {1, 1, 1, 1, 1, 0},   {5, 7, 33, 9, 5, 2},
-                                                     {3, 4, 6, 2, 6, 0},  {0, 3, 5, 2, 2, 0},   {4, 2, 3, 5, 7, 3},
-                                                     {16, 30, 50, 30, 1, 0}, {100, 64, 1000, 8, 3, 1}};
+// conv1d's cases, each with and without a bias, against the CPU (forward: sums of Cin * K products; grads: of
+// Cout * K (gx), N * Lout (gweight, gbias) products); with same_bits, two GPU runs compared bit for bit too.
+namespace {
+
+using ConvCase = std::array<int64_t, 6>;  // N, Cin, L, Cout, K, padding
+// Odd sizes, size 1, an empty batch, padding up to K - 1 and a kernel longer than the input.
+const std::vector<ConvCase> kOddConvCases = {{2, 3, 10, 4, 3, 1}, {1, 1, 1, 1, 1, 0}, {5, 7, 33, 9, 5, 2},
+                                             {3, 4, 6, 2, 6, 0},  {0, 3, 5, 2, 2, 0}, {4, 2, 3, 5, 7, 3}};
+
+void check_conv_cases(const std::string& what, const std::vector<ConvCase>& cases, uint64_t seed, bool same_bits) {
   for (auto [N, Cin, L, Cout, K, pad] : cases) {
     for (bool with_bias : {true, false}) {
       std::vector<Tensor> in = {leaf({N, Cin, L}, seed++), leaf({Cout, Cin, K}, seed++, 0.3f)};
       if (with_bias) in.push_back(leaf({Cout}, seed++));
       const int64_t padding = pad, Lout = L + 2 * pad - K + 1;
+      const std::string name =
+          fmt::format("{} N {} Cin {} L {} Cout {} K {} pad {} bias {}", what, N, Cin, L, Cout, K, pad, with_bias);
       Fn f = [with_bias, padding](const std::vector<Tensor>& t) {
         return conv1d(t[0], t[1], with_bias ? t[2] : Tensor(), padding);
       };
-      // Forward: sums of Cin * K products; grads: of Cout * K (gx), N * Lout (gweight, gbias) products.
-      check_twins(fmt::format("conv1d N {} Cin {} L {} Cout {} K {} pad {} bias {}", N, Cin, L, Cout, K, pad,
-                              with_bias),
-                  f, in, reduction_tol(Cin * K), reduction_tol(std::max(Cout * K, N * Lout)));
+      check_twins(name, f, in, reduction_tol(Cin * K), reduction_tol(std::max(Cout * K, N * Lout)));
+      if (!same_bits || N == 0) continue;
+      std::vector<std::vector<float>> runs[2];
+      for (auto& run : runs) {
+        std::vector<Tensor> gpu;
+        for (const Tensor& t : in) gpu.push_back(gpu_leaf(t));
+        Tensor y = f(gpu);
+        Generator gen(12);
+        y.backward(Tensor::randn(y.shape(), gen).to(Device::cuda()));
+        run.push_back(y.to_vector());
+        for (const Tensor& t : gpu) run.push_back(t.grad().to_vector());
+      }
+      for (size_t i = 0; i < runs[0].size(); ++i) {
+        CAPTURE(name);
+        CAPTURE(i);  // the output, then the grads of x, weight(, bias)
+        CHECK(runs[0][i] == runs[1][i]);
+      }
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE("cuda conv1d: forward and the x, weight and bias grads match the CPU") {
+  MSMIX_REQUIRE_GPU();
+  // The last case needs two im2col chunks (Cin * K * Lout * N > 2^24).
+  std::vector<ConvCase> cases = kOddConvCases;
+  cases.insert(cases.end(), {{16, 30, 50, 30, 1, 0}, {100, 64, 1000, 8, 3, 1}});
+  check_conv_cases("conv1d", cases, 2200, false);
+}
+
+// MSMIX_CUDA_CONV=cudnn: x, y and the weight's grad through cuDNN's convolution (the bias stays ours), on odd
+// shapes and MulT's input projections (768 -> 50 at L 50, 20 -> 50 at L 500, K 5), with the same bits on a
+// second run (cuDNN's deterministic algorithms only: msmix's reproducibility rule). N = 0 stays with our
+// kernels (nothing for cuDNN to do).
+TEST_CASE("cuda conv1d with MSMIX_CUDA_CONV=cudnn: equals the CPU, the same bits each run") {
+  MSMIX_REQUIRE_GPU();
+  if (skip_without_cudnn()) return;
+  ConvKernelScope scope(cuda::ConvKernel::cudnn);
+  std::vector<ConvCase> cases = kOddConvCases;
+  cases.insert(cases.end(), {{16, 768, 50, 50, 5, 0}, {16, 20, 500, 50, 5, 0}});
+  check_conv_cases("cudnn conv1d", cases, 2300, true);
 }
 
 TEST_CASE("cuda end to end: a conv / batch_norm / embedding network trains the same on both devices") {
