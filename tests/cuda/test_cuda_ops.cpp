@@ -41,7 +41,11 @@ TEST_CASE("cuda binary ops: broadcasting forward and sum_to backward match the C
   const std::vector<std::pair<Shape, Shape>> pairs = {
       {{7, 33}, {7, 33}},      {{5, 1, 9}, {4, 1}},      {{3, 4, 5}, {5}},         {{2, 3, 1, 7}, {1, 3, 5, 1}},
       {{1}, {6, 3}},           {{}, {4, 4}},             {{1025}, {1025}},         {{17, 1, 65}, {1, 31, 1}},
-      {{2, 1, 3, 1, 5}, {4, 1, 6, 1}}, {{1, 1}, {1}},    {{0, 3}, {1, 3}},         {{64, 50}, {50}}};
+      {{2, 1, 3, 1, 5}, {4, 1, 6, 1}}, {{1, 1}, {1}},    {{0, 3}, {1, 3}},         {{64, 50}, {50}},
+      // Bias rows (rows_kernel from 32 columns): rows first or the vector first, rows past the unrolled
+      // grid, columns past one block; 31 columns stay with broadcast_kernel.
+      {{300, 128}, {128}},     {{128}, {70, 128}},       {{9, 13, 1025}, {1025}},  {{40999, 32}, {32}},
+      {{31}, {5, 31}}};
   const std::vector<std::pair<const char*, Fn>> ops = {
       {"add", [](const std::vector<Tensor>& t) { return add(t[0], t[1]); }},
       {"sub", [](const std::vector<Tensor>& t) { return sub(t[0], t[1]); }},
