@@ -5,8 +5,8 @@
 // gweight (+)= gyc @ cols^T; dcols = weight^T @ gyc; col2im sums dcols back onto gx, one thread per gx
 // element adding its K taps in the CPU's order (no atomics); gbias sums gy per channel in double, one block
 // per channel. Launch: copies one thread per element, grid-stride. Bound: the GEMMs (compute).
-// MSMIX_CUDA_CONV=cudnn sends x, y and the weight's grad through cuDNN instead (conv_cudnn.cu); the bias, added
-// by add_bias_kernel there, and its grad stay here.
+// MSMIX_CUDA_CONV=cudnn sends x, y and the weight's grad through cuDNN instead (conv_cudnn.cu); the bias
+// (add_bias_kernel, after cuDNN's forward) and its grad stay here.
 #include <algorithm>
 
 #include "engine/cuda_runtime.h"
