@@ -200,7 +200,7 @@ fi
 # benchmarks and a step's op profile, a real-data run when the data was carried, the fused attention, the
 # sanitizers, then the rest of the suite (the CPU suites also run in CI) and the CPU op benchmark: what CI
 # cannot check first, so a run cut short by the deadline loses the least.
-step cuda-tests 100 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
+step cuda-tests 150 env MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c "cd tests && '$BIN/test_msmix' -tc='cuda*'"
 step bench-models 150 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=1 python3 bench/compare_models.py \
   --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 --warmup 3 --markdown
 # The LSTM kernels (the persistent scan is the default since the first H200 pass; 2026-11-27): the trainer tests
