@@ -17,6 +17,7 @@
 #include "msmix/commands.h"
 #include "msmix/trainer.h"
 #include "tests/files.h"
+#include "tests/msmix/tiny_runs.h"
 #include "tests/testing.h"
 
 using namespace msmix;
@@ -42,27 +43,8 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-// TFN with 4-8 wide sub-networks on 32 synthetic training samples (as tests/msmix/test_trainer.cpp).
-RunSpec tiny_spec(int64_t epochs) {
-  RunSpec spec;
-  spec.model = "tfn";
-  spec.data = "synthetic:mosi";
-  spec.device = "cpu";
-  spec.max_epochs = epochs;
-  spec.overrides = {"synthetic_scale=0.125", "synthetic_max_steps=4", "hidden_dims=[8,4,8]", "text_out=4",
-                    "post_fusion_dim=8",     "batch_size=8"};
-  return spec;
-}
-
-// Log lines without the wall-clock field, the one thing allowed to differ between runs.
-std::vector<std::string> log_without_seconds(const std::string& dir) {
-  std::vector<std::string> out;
-  for (Json line : RunDir(dir).read_log()) {
-    line.erase("seconds");
-    out.push_back(line.dump());
-  }
-  return out;
-}
+// A run folder's log lines without the wall-clock field, the one thing allowed to differ between runs.
+std::vector<std::string> log_without_seconds(const std::string& dir) { return without_seconds(RunDir(dir).read_log()); }
 
 // Restores this process's OpenMP thread count at scope exit.
 struct ThreadCount {
@@ -157,7 +139,7 @@ TEST_CASE("compare --jobs 2: every run bit-identical to --jobs 1 at one thread; 
   }
   TempDir tmp("jobs");
   CompareCommand command;
-  command.base = tiny_spec(2);
+  command.base = tiny_spec("none", 1111, 2);
   command.methods = {"none", "msmix"};
   command.seeds = {1111, 1112};
 
@@ -232,7 +214,7 @@ TEST_CASE("compare --jobs 2: every run bit-identical to --jobs 1 at one thread; 
 TEST_CASE("compare --jobs: a failing child stops new launches and is named with its exit status and log") {
   TempDir tmp("jobs_fail");
   CompareCommand command;
-  command.base = tiny_spec(1);
+  command.base = tiny_spec("none", 1111, 1);
   command.methods = {"none"};
   command.seeds = {1, 2, 3, 4};
   command.jobs = 2;
@@ -276,7 +258,7 @@ TEST_CASE("compare --jobs 2: Ctrl-C leaves every run resumable, no process behin
   TempDir tmp("jobs_int");
   const std::string dir = tmp.file("cmp");
   // Runs of 60 epochs (a few seconds each), so both are still training when the signal comes.
-  RunSpec spec = tiny_spec(60);
+  RunSpec spec = tiny_spec("none", 1111, 60);
   spec.overrides.push_back("early_stop=60");
   std::vector<std::string> args = {"compare", "--model", "tfn", "--data", "synthetic:mosi", "--device", "cpu",
                                    "--mix", "none", "--seeds", "1,2", "--epochs", "60", "--jobs", "2", "--out", dir};
