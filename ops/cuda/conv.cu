@@ -94,10 +94,7 @@ ConvKernel conv_kernel() {
   return ConvKernel(g_conv_kernel);
 }
 void set_conv_kernel(ConvKernel kernel) {
-  MSMIX_CHECK(kernel != ConvKernel::cudnn || cudnn_compiled(),
-              "MSMIX_CUDA_CONV=cudnn: this msmix has no cuDNN: {}; rebuild where cuDNN's headers are "
-              "found (make CUDNN=1 CUDNN_HOME=...), or choose im2col",
-              cudnn_version());
+  if (kernel == ConvKernel::cudnn) require_cudnn("MSMIX_CUDA_CONV=cudnn", "im2col");
   g_conv_kernel = int(kernel);
 }
 const char* conv_kernel_name(ConvKernel kernel) {

@@ -53,6 +53,8 @@ const Perf& first_usable(const std::vector<Perf>& ranked, int returned, const ch
 }
 
 const ConvPlan& plan_for(const Conv1dShape& s) {
+  MSMIX_CHECK(cudnn_conv_fits(s), "cuDNN conv1d: N {}, Cin {}, L {}, Cout {}, K {} do not fit its descriptors", s.N,
+              s.Cin, s.L, s.Cout, s.K);
   // The engine's one thread; never freed, as the handle (their destructors would outlive cuDNN at exit).
   static auto* plans = new std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>,
                                     std::unique_ptr<ConvPlan>>();
@@ -111,8 +113,6 @@ bool cudnn_conv_fits(const Conv1dShape& s) {
 }
 
 void cudnn_conv1d_forward(const float* x, const float* weight, float* y, const Conv1dShape& s) {
-  MSMIX_CHECK(cudnn_conv_fits(s), "cuDNN conv1d: N {}, Cin {}, L {}, Cout {}, K {} do not fit its descriptors", s.N,
-              s.Cin, s.L, s.Cout, s.K);
   const ConvPlan& p = plan_for(s);
   DeviceBuffer work(cudnn_floats_in(p.forward_bytes));
   const float one = 1.0f, zero = 0.0f;
@@ -123,8 +123,6 @@ void cudnn_conv1d_forward(const float* x, const float* weight, float* y, const C
 
 void cudnn_conv1d_backward(const float* x, const float* weight, const float* gy, float* gx, float* gweight,
                            const Conv1dShape& s) {
-  MSMIX_CHECK(cudnn_conv_fits(s), "cuDNN conv1d: N {}, Cin {}, L {}, Cout {}, K {} do not fit its descriptors", s.N,
-              s.Cin, s.L, s.Cout, s.K);
   const ConvPlan& p = plan_for(s);
   const float one = 1.0f, zero = 0.0f;
   if (gx) {

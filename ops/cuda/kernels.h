@@ -149,6 +149,9 @@ const char* lstm_kernel_name(LstmKernel kernel);
 // cudnn_compiled() is false and the calls throw. Pointers are device memory but lengths (host).
 bool cudnn_compiled();
 std::string cudnn_version();  // "cuDNN 9.19.0" (the library's), or why there is none
+// Throws unless this build has cuDNN, naming the choice that needs it (e.g. "MSMIX_CUDA_CONV=cudnn") and the
+// choices that do not.
+void require_cudnn(const std::string& choice, const char* otherwise);
 struct CudnnLstmShape {
   int64_t T = 0, B = 0, I = 0, H = 0;
   const int64_t* lengths = nullptr;  // B of them, each in [1, T]

@@ -209,10 +209,8 @@ LstmKernel lstm_kernel() {
   return LstmKernel(g_lstm_kernel);
 }
 void set_lstm_kernel(LstmKernel kernel) {
-  MSMIX_CHECK(!is_cudnn(kernel) || cudnn_compiled(),
-              "MSMIX_CUDA_LSTM={}: this msmix has no cuDNN: {}; rebuild where cuDNN's headers are "
-              "found (make CUDNN=1 CUDNN_HOME=...), or choose persistent or stepwise",
-              lstm_kernel_name(kernel), cudnn_version());
+  if (is_cudnn(kernel))
+    require_cudnn(fmt::format("MSMIX_CUDA_LSTM={}", lstm_kernel_name(kernel)), "persistent or stepwise");
   g_lstm_kernel = int(kernel);
 }
 const char* lstm_kernel_name(LstmKernel kernel) {

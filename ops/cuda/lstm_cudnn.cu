@@ -27,14 +27,10 @@
 namespace msmix::cuda {
 namespace {
 
-cudnnHandle_t handle() { return cudnn_handle(); }
 using RnnDesc = CudnnDescriptor<cudnnRNNDescriptor_t, cudnnCreateRNNDescriptor, cudnnDestroyRNNDescriptor>;
 using DropoutDesc =
     CudnnDescriptor<cudnnDropoutDescriptor_t, cudnnCreateDropoutDescriptor, cudnnDestroyDropoutDescriptor>;
 using DataDesc = CudnnDescriptor<cudnnRNNDataDescriptor_t, cudnnCreateRNNDataDescriptor, cudnnDestroyRNNDataDescriptor>;
-using TensorDesc = CudnnTensorDesc;
-
-size_t floats_in(size_t bytes) { return cudnn_floats_in(bytes); }
 
 // A layer's shape as cuDNN sees it (I, H, bias), and where each gate's matrix and bias sit in its weight space.
 // Built once per shape: descriptors and the layout query cost host time that a step need not pay again.
@@ -54,21 +50,21 @@ const Layer& layer_for(int64_t I, int64_t H, bool bias, bool persistent) {
   std::unique_ptr<Layer>& slot = (*layers)[{I, H, bias, persistent}];
   if (slot) return *slot;
   auto layer = std::make_unique<Layer>();
-  CUDNN_CHECK(cudnnSetDropoutDescriptor(layer->dropout.get(), handle(), 0.0f, nullptr, 0, 0));
+  CUDNN_CHECK(cudnnSetDropoutDescriptor(layer->dropout.get(), cudnn_handle(), 0.0f, nullptr, 0, 0));
   // Padded IO for the standard algorithm's per-sample lengths; the persistent one gets packed batches.
   CUDNN_CHECK(cudnnSetRNNDescriptor_v8(
       layer->rnn.get(), persistent ? CUDNN_RNN_ALGO_PERSIST_STATIC : CUDNN_RNN_ALGO_STANDARD, CUDNN_LSTM,
       bias ? CUDNN_RNN_DOUBLE_BIAS : CUDNN_RNN_NO_BIAS, CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, CUDNN_DATA_FLOAT,
       CUDNN_DATA_FLOAT, CUDNN_FMA_MATH, int(I), int(H), int(H) /* no projection */, 1, layer->dropout.get(),
       persistent ? CUDNN_RNN_PADDED_IO_DISABLED : CUDNN_RNN_PADDED_IO_ENABLED));
-  CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(handle(), layer->rnn.get(), &layer->weight_bytes));
+  CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(cudnn_handle(), layer->rnn.get(), &layer->weight_bytes));
   // The layout query answers with addresses inside a given weight space: a scratch one, for the offsets.
-  DeviceBuffer probe(floats_in(layer->weight_bytes));
-  TensorDesc m, b;
+  DeviceBuffer probe(cudnn_floats_in(layer->weight_bytes));
+  CudnnTensorDesc m, b;
   for (int id = 0; id < 8; ++id) {
     void *m_addr = nullptr, *b_addr = nullptr;
-    CUDNN_CHECK(cudnnGetRNNWeightParams(handle(), layer->rnn.get(), 0, layer->weight_bytes, probe.get(), id, m.get(),
-                                        &m_addr, b.get(), &b_addr));
+    CUDNN_CHECK(cudnnGetRNNWeightParams(cudnn_handle(), layer->rnn.get(), 0, layer->weight_bytes, probe.get(), id,
+                                        m.get(), &m_addr, b.get(), &b_addr));
     cudnnDataType_t type;
     int dims[3] = {}, strides[3] = {}, nd = 0;
     CUDNN_CHECK(cudnnGetTensorNdDescriptor(m.get(), 3, &type, &nd, dims, strides));
@@ -133,7 +129,7 @@ void check_shape(const CudnnLstmShape& s) {
 // A forward's descriptors and buffers, which its backward reads.
 struct CudnnLstmRun {
   CudnnLstmRun(const CudnnLstmShape& s, const Layer& l)
-      : shape(s), layer(&l), weights(floats_in(l.weight_bytes)), seq_lengths(size_t(s.B)) {
+      : shape(s), layer(&l), weights(cudnn_floats_in(l.weight_bytes)), seq_lengths(size_t(s.B)) {
     for (int64_t b = 0; b < s.B; ++b) padded = padded || s.lengths[b] < s.T;
     shape.lengths = nullptr;  // the caller's array is gone by backward; the descriptors and seq_lengths keep them
   }
@@ -141,7 +137,7 @@ struct CudnnLstmRun {
   const Layer* layer;
   bool padded = false;  // some sample shorter than T
   DataDesc x_desc, y_desc;
-  TensorDesc state_desc;
+  CudnnTensorDesc state_desc;
   DeviceBuffer weights;      // w_ih, w_hh, b_ih, b_hh in cuDNN's layout
   DeviceBuffer seq_lengths;  // int32 [B]: cuDNN's kernels read the lengths from the device
   size_t work_bytes = 0, reserve_bytes = 0;
@@ -180,19 +176,19 @@ std::shared_ptr<CudnnLstmRun> forward_run(const CudnnLstmShape& s, const float* 
   const int dims[3] = {1, int(B), int(H)}, strides[3] = {int(B * H), int(H), 1};  // [layers, B, H]
   CUDNN_CHECK(cudnnSetTensorNdDescriptor(run->state_desc.get(), CUDNN_DATA_FLOAT, 3, dims, strides));
   const cudnnForwardMode_t mode = training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE;
-  CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle(), layer.rnn.get(), mode, run->x_desc.get(), &run->work_bytes,
+  CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(cudnn_handle(), layer.rnn.get(), mode, run->x_desc.get(), &run->work_bytes,
                                         &run->reserve_bytes));
-  if (training) run->reserve_space = std::make_unique<DeviceBuffer>(floats_in(run->reserve_bytes));
+  if (training) run->reserve_space = std::make_unique<DeviceBuffer>(cudnn_floats_in(run->reserve_bytes));
   memcpy_host_to_device(run->seq_lengths.get(), lengths.data(), lengths.size() * sizeof(int));
   copy_weights(layer, s.I, H, run->weights.get(), w_ih, w_hh, b_ih, b_hh, true);
 
-  DeviceBuffer work(floats_in(run->work_bytes));
+  DeviceBuffer work(cudnn_floats_in(run->work_bytes));
   float* h_n = y + T * B * H;  // y's last two [B, H] rows: the final states, written by cuDNN directly
-  CUDNN_CHECK(cudnnRNNForward(handle(), layer.rnn.get(), mode, reinterpret_cast<const int32_t*>(run->seq_lengths.get()),
-                              run->x_desc.get(), x, run->y_desc.get(), y, run->state_desc.get(), nullptr, h_n,
-                              run->state_desc.get(), nullptr, h_n + B * H, layer.weight_bytes, run->weights.get(),
-                              run->work_bytes, work.get(), run->reserve_bytes,
-                              training ? run->reserve_space->get() : nullptr));
+  CUDNN_CHECK(cudnnRNNForward(cudnn_handle(), layer.rnn.get(), mode,
+                              reinterpret_cast<const int32_t*>(run->seq_lengths.get()), run->x_desc.get(), x,
+                              run->y_desc.get(), y, run->state_desc.get(), nullptr, h_n, run->state_desc.get(), nullptr,
+                              h_n + B * H, layer.weight_bytes, run->weights.get(), run->work_bytes, work.get(),
+                              run->reserve_bytes, training ? run->reserve_space->get() : nullptr));
   CUDA_CHECK_LAUNCH("cudnnRNNForward");
   return training ? run : nullptr;
 }
@@ -203,20 +199,20 @@ void backward_run(CudnnLstmRun& run, const float* x, const float* y, const float
   const Layer& layer = *run.layer;
   const int64_t T = s.T, B = s.B, H = s.H;
   const int32_t* seq = reinterpret_cast<const int32_t*>(run.seq_lengths.get());
-  DeviceBuffer work(floats_in(run.work_bytes));
+  DeviceBuffer work(cudnn_floats_in(run.work_bytes));
   MSMIX_CHECK(run.reserve_space, "cuDNN LSTM: a backward through a forward run without training");
   // x's padding gets a zero grad (y there is a constant 0), whatever cuDNN writes there.
   if (run.padded) memset_zero(gx, size_t(T * B * s.I) * sizeof(float));
   const float* gh_n = gy + T * B * H;
-  CUDNN_CHECK(cudnnRNNBackwardData_v8(handle(), layer.rnn.get(), seq, run.y_desc.get(), y, gy, run.x_desc.get(), gx,
-                                      run.state_desc.get(), nullptr, gh_n, nullptr, run.state_desc.get(), nullptr,
+  CUDNN_CHECK(cudnnRNNBackwardData_v8(cudnn_handle(), layer.rnn.get(), seq, run.y_desc.get(), y, gy, run.x_desc.get(),
+                                      gx, run.state_desc.get(), nullptr, gh_n, nullptr, run.state_desc.get(), nullptr,
                                       gh_n + B * H, nullptr, layer.weight_bytes, run.weights.get(), run.work_bytes,
                                       work.get(), run.reserve_bytes, run.reserve_space->get()));
   CUDA_CHECK_LAUNCH("cudnnRNNBackwardData_v8");
-  DeviceBuffer grads(floats_in(layer.weight_bytes));
+  DeviceBuffer grads(cudnn_floats_in(layer.weight_bytes));
   memset_zero(grads.get(), layer.weight_bytes);
-  CUDNN_CHECK(cudnnRNNBackwardWeights_v8(handle(), layer.rnn.get(), CUDNN_WGRAD_MODE_ADD, seq, run.x_desc.get(), x,
-                                         run.state_desc.get(), nullptr, run.y_desc.get(), y, layer.weight_bytes,
+  CUDNN_CHECK(cudnnRNNBackwardWeights_v8(cudnn_handle(), layer.rnn.get(), CUDNN_WGRAD_MODE_ADD, seq, run.x_desc.get(),
+                                         x, run.state_desc.get(), nullptr, run.y_desc.get(), y, layer.weight_bytes,
                                          grads.get(), run.work_bytes, work.get(), run.reserve_bytes,
                                          run.reserve_space->get()));
   CUDA_CHECK_LAUNCH("cudnnRNNBackwardWeights_v8");
@@ -273,3 +269,14 @@ void cudnn_lstm_backward(CudnnLstmRun&, const float*, const float*, const float*
 }  // namespace msmix::cuda
 
 #endif
+
+namespace msmix::cuda {
+
+void require_cudnn(const std::string& choice, const char* otherwise) {
+  MSMIX_CHECK(cudnn_compiled(),
+              "{}: this msmix has no cuDNN: {}; rebuild where cuDNN's headers are found (make CUDNN=1 "
+              "CUDNN_HOME=...), or choose {}",
+              choice, cudnn_version(), otherwise);
+}
+
+}  // namespace msmix::cuda
