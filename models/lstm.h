@@ -4,8 +4,8 @@
 //
 // Per layer and direction, lstm_layer (ops/lstm_cell.h): x @ W_ih^T + (b_ih + b_hh) for all time steps in one
 // GEMM, then the recurrence (per step h @ W_hh^T and the fused cell) in one lstm_scan node; on the GPU with
-// MSMIX_CUDA_LSTM=cudnn, forward directions run cuDNN's LSTM instead. Nothing recurses, so T in the thousands
-// is fine.
+// MSMIX_CUDA_LSTM=cudnn (or cudnn-persistent), forward directions run cuDNN's LSTM instead. Nothing recurses,
+// so T in the thousands is fine.
 #pragma once
 #include <vector>
 

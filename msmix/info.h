@@ -8,7 +8,8 @@ namespace msmix {
 
 std::string build_info();  // version, flags, threads, BLAS, CUDA, GPUs: one "key: value" per line
 // The GPU kernel choices a CUDA run makes (environment switches, read once): "LSTM persistent
-// (MSMIX_CUDA_LSTM), attention composite (MSMIX_CUDA_FUSED_ATTENTION), softmax passes (MSMIX_CUDA_SOFTMAX)".
+// (MSMIX_CUDA_LSTM), attention composite (MSMIX_CUDA_FUSED_ATTENTION), softmax passes (MSMIX_CUDA_SOFTMAX),
+// conv1d im2col (MSMIX_CUDA_CONV)".
 std::string gpu_kernel_choices();
 
 // The backbone built as `msmix train` would build it for (model, data, dataset, --set overrides): one row

@@ -145,10 +145,13 @@ Tensor lstm_layer(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const
   // Its persistent algorithm takes only batches whose samples all run T steps; others get the standard one.
   bool cudnn_fits = T > 0 && B > 0 && x.size(2) > 0 && H > 0, all_full = true;
   for (int64_t len : lengths) cudnn_fits = cudnn_fits && len >= 1 && len <= T, all_full = all_full && len == T;
-  const cuda::LstmKernel kernel = dev.is_cuda() ? cuda::lstm_kernel() : cuda::LstmKernel::persistent;
-  if (dev.is_cuda() && !reverse && cudnn_fits && cuda::is_cudnn(kernel))
-    return lstm_layer_cudnn(x, w_ih, w_hh, b_ih, b_hh, lengths.empty() ? std::vector<int64_t>(size_t(B), T) : lengths,
-                            kernel == cuda::LstmKernel::cudnn_persistent && all_full);
+  if (dev.is_cuda() && !reverse && cudnn_fits) {
+    const cuda::LstmKernel kernel = cuda::lstm_kernel();
+    if (cuda::is_cudnn(kernel))
+      return lstm_layer_cudnn(x, w_ih, w_hh, b_ih, b_hh,
+                              lengths.empty() ? std::vector<int64_t>(size_t(B), T) : lengths,
+                              kernel == cuda::LstmKernel::cudnn_persistent && all_full);
+  }
   Tensor bias = b_ih.defined() ? add(b_ih, b_hh) : Tensor();
   Tensor xgates = linear(x, w_ih, bias);  // [T, B, 4H], one GEMM
   return lstm_scan(xgates, w_hh, Tensor(), Tensor(), lengths, reverse);
