@@ -109,7 +109,7 @@ if [ -n "$CUBLAS_DIR" ] && [ "$CUBLAS_DIR" != "$CUDA_HOME/lib64" ]; then
   inc=$(timeout 30 find "$CUDA_HOME" /usr /opt -name cublas_v2.h 2>/dev/null | head -1 | xargs -r dirname)
   [ -z "$inc" ] || CUDA_MAKE_ARGS+=(CUDA_EXTRA_INC="-I$inc")
 fi
-# cuDNN (MSMIX_CUDA_LSTM=cudnn): the toolkit's, else the one PyTorch's pip wheels bring (nvidia/cudnn: headers
+# cuDNN (the MSMIX_CUDA_LSTM=cudnn* and MSMIX_CUDA_CONV=cudnn choices): the toolkit's, else the one PyTorch's pip wheels bring (nvidia/cudnn: headers
 # and libcudnn.so.9 but no unversioned link, which the linker needs; cuDNN loads its sub-libraries at run time,
 # hence LD_LIBRARY_PATH).
 CUDNN_HOME=""
@@ -141,7 +141,7 @@ CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | hea
   echo "make: $(make --version 2>&1 | head -1)"
   echo "CUDA_HOME: $CUDA_HOME; make: ${CUDA_MAKE_ARGS[*]:-(defaults)}"
   echo "cuBLAS: ${CUBLAS_DIR:-not found} ($(ls "${CUBLAS_DIR:-/nonexistent}"/libcublas.so.* 2>/dev/null | head -1 | xargs -r basename))"
-  echo "cuDNN: ${CUDNN_HOME:-none found} (headers $(sed -n 's/^#define CUDNN_\(MAJOR\|MINOR\|PATCHLEVEL\) \([0-9]*\).*/\2/p' "${CUDNN_HOME:-/nonexistent}"/include/cudnn_version.h 2>/dev/null | head -3 | paste -sd. || true)); MSMIX_CUDA_LSTM=cudnn $([ -n "${CUDNN_HOME:-}" ] && echo built in || echo 'not built: its steps only skip')"
+  echo "cuDNN: ${CUDNN_HOME:-none found} (headers $(sed -n 's/^#define CUDNN_\(MAJOR\|MINOR\|PATCHLEVEL\) \([0-9]*\).*/\2/p' "${CUDNN_HOME:-/nonexistent}"/include/cudnn_version.h 2>/dev/null | head -3 | paste -sd. || true)); cuDNN choices $([ -n "${CUDNN_HOME:-}" ] && echo built in || echo 'not built: their steps only skip')"
   echo "python3 torch: $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' 2>&1 | tail -1)"
 } >"$BUILD/env.txt" 2>&1 || true
 tee -a "$LOG" <"$BUILD/env.txt"
@@ -205,10 +205,9 @@ step bench-models 150 env TORCH_PYTHON="$(command -v python3)" PYTHONUNBUFFERED=
   --msmix "$BIN/msmix" --device cuda --threads 4 --steps 20 --warmup 3 --markdown
 # The LSTM kernels (the persistent scan is the default since the first H200 pass; 2026-11-27): the trainer tests
 # that take the default kernel, through the stepwise scan (the LSTM, backbone and graph tests set each kernel
-# themselves); then, whatever the tests said, the three
-# LSTM backbones' training steps with the stepwise scan, the persistent one, and cuDNN's LSTM where the build
-# has it, the last two also inside a captured CUDA graph (cuda_graph), and cuDNN's persistent algorithm
-# captured (a refusal prints its error as the row). Early, since it is what the step goal waits on;
+# themselves); then, whatever the tests said, the three LSTM backbones' training steps with the stepwise scan,
+# the persistent one, and cuDNN's LSTM where the build has it, the last two also inside a captured CUDA graph
+# (cuda_graph), and cuDNN's persistent algorithm captured (a refusal prints its error as the row). Early, since it is what the step goal waits on;
 # racecheck / synccheck over the persistent kernels come with the sanitizers.
 step lstm-scans 180 env MSMIX_CUDA_LSTM=stepwise MSMIX_CUDA_SYNC=1 OMP_WAIT_POLICY=passive bash -c \
   "cd tests && '$BIN/test_msmix' -tc='cuda training*,host reads*'; rc=\$?; kernels='stepwise persistent persistent+graph'; \
