@@ -220,10 +220,13 @@ void bench_conv1d() {
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    json = json || arg == "--json";
-    memory_only = memory_only || arg == "--memory-only";
-    once = once || arg == "--once";
-    if (arg != "--json" && arg != "--memory-only" && arg != "--once") {
+    if (arg == "--json") {
+      json = true;
+    } else if (arg == "--memory-only") {
+      memory_only = true;
+    } else if (arg == "--once") {
+      once = true;
+    } else {
       fmt::print(stderr, "bench_cuda_ops: unknown argument '{}' (known: --json, --memory-only, --once)\n", arg);
       return 2;
     }
