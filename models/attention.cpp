@@ -90,35 +90,40 @@ AttentionOutput MultiheadAttention::forward(const Tensor& query, const Tensor& k
     q = project(q_in, 0, 1), k = project(k_in, 1, 1), v = project(v_in, 2, 1);
   }
 
-  const float scale = 1.0f / std::sqrt(float(head_dim));
+  AttentionOutput out = attention_heads(q, k, v, nh, 1.0f / std::sqrt(float(head_dim)), attn_mask,
+                                        key_padding_mask, dropout, is_training(), need_weights);
+  out.out = out_proj->forward(out.out);
+  if (!batch_first) out.out = transpose(out.out, 0, 1);
+  return out;
+}
+
+AttentionOutput attention_heads(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, float scale,
+                                const Tensor& attn_mask, const Tensor& key_padding_mask, float dropout_p,
+                                bool training, bool need_weights) {
+  const int64_t B = q.size(0), L = q.size(1), S = k.size(1), E = q.size(2), head_dim = E / heads;
   // On the CPU the fused op always. On the GPU only with MSMIX_CUDA_FUSED_ATTENTION=1 in the environment (read
   // once) and head_dim <= 64 (its kernel's limit): the kernel passes the GPU tests, but MulT's step measured
   // faster with the composite below (models/attention.h).
   const bool device_ok = !q.is_cuda() || (cuda_fused_attention_enabled() && head_dim <= 64);
   const bool fused = device_ok && !need_weights && !attn_mask.requires_grad() && !key_padding_mask.requires_grad();
-  if (fused) {  // the same numbers and dropout mask without the [B, nh, L, S] tensors (ops/attention.h)
-    Tensor context = fused_attention(q, k, v, nh, scale, attn_mask, key_padding_mask, dropout, is_training(),
-                                     default_generator());
-    AttentionOutput out;
-    out.out = out_proj->forward(context);
-    if (!batch_first) out.out = transpose(out.out, 0, 1);
+  AttentionOutput out;
+  if (fused) {  // the same numbers and dropout mask without the [B, heads, L, S] tensors (ops/attention.h)
+    out.out = fused_attention(q, k, v, heads, scale, attn_mask, key_padding_mask, dropout_p, training,
+                              default_generator());
     return out;
   }
 
-  // Per head: scores [B, nh, L, S] = (q / sqrt(head_dim)) k^T, masked, softmax over keys.
-  q = mul(split_heads(q, nh), scale);
-  Tensor scores = matmul(q, split_heads(k, nh), false, true);
-  if (attn_mask.defined()) scores = add(scores, attn_mask.dim() == 2 ? attn_mask : reshape(attn_mask, {B, nh, L, S}));
+  // Per head: scores [B, heads, L, S] = (q * scale) k^T, masked, softmax over keys.
+  Tensor scores = matmul(mul(split_heads(q, heads), scale), split_heads(k, heads), false, true);
+  if (attn_mask.defined())
+    scores = add(scores, attn_mask.dim() == 2 ? attn_mask : reshape(attn_mask, {B, heads, L, S}));
   if (key_padding_mask.defined())
     scores = masked_fill(scores, reshape(key_padding_mask, {B, 1, 1, S}), -std::numeric_limits<float>::infinity());
   Tensor attn = softmax(scores);
-  if (dropout > 0 && is_training()) attn = msmix::dropout(attn, dropout, true);
+  if (dropout_p > 0 && training) attn = dropout(attn, dropout_p, true);
 
-  Tensor context = matmul(attn, split_heads(v, nh));                      // [B, nh, L, head_dim]
-  context = reshape(permute(context, {0, 2, 1, 3}), {B, L, E});           // heads side by side again
-  AttentionOutput out;
-  out.out = out_proj->forward(context);
-  if (!batch_first) out.out = transpose(out.out, 0, 1);
+  Tensor context = matmul(attn, split_heads(v, heads));         // [B, heads, L, head_dim]
+  out.out = reshape(permute(context, {0, 2, 1, 3}), {B, L, E});  // heads side by side again
   if (need_weights) out.weights = mean(attn, {1});
   return out;
 }

@@ -19,6 +19,16 @@ struct AttentionOutput {
   Tensor weights;  // [B, L, S], averaged over heads (after attention dropout, as PyTorch); only when asked
 };
 
+// The attention between the input projections and the output projection, heads side by side:
+//   q [B, L, E], k and v [B, S, E] (head h = columns [h E/heads, (h + 1) E/heads))
+//   -> out [B, L, E] = per head dropout(softmax(scale q_h k_h^T + attn_mask, padded keys at -inf)) v_h
+// Masks as MultiheadAttention::forward takes them (either may be undefined). On the CPU it runs the fused op
+// (ops/attention.h); on the GPU the composite (matmul, softmax, matmul), or the fused kernel under
+// MSMIX_CUDA_FUSED_ATTENTION=1 with E / heads <= 64. need_weights forces the composite and fills `weights`.
+AttentionOutput attention_heads(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, float scale,
+                                const Tensor& attn_mask, const Tensor& key_padding_mask, float dropout_p,
+                                bool training, bool need_weights = false);
+
 class MultiheadAttention : public Module {
  public:
   const char* kind() const override { return "MultiheadAttention"; }

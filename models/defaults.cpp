@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/error.h"
+#include "models/almt.h"
 #include "models/mult.h"
 
 namespace msmix {
@@ -89,11 +90,12 @@ Config lmf_defaults(const std::string& dataset) {
   return c;
 }
 
-// The table: one function per backbone. mult, misa, almt, glomo add their line here.
+// The table: one function per backbone. misa and glomo add their line here.
 using DefaultsFn = std::function<Config(const std::string& dataset)>;
 
 // mosi-utterance (one step per modality) is MOSI with other widths: backbones without sequence-length
-// constraints take MOSI's hyperparameters for it; MulT has its own entry (kernels of 1).
+// constraints take MOSI's hyperparameters for it; MulT (kernels of 1) and ALMT (positional tables of 1) have
+// their own entries.
 DefaultsFn as_mosi_for_utterance(Config (*fn)(const std::string&)) {
   return [fn](const std::string& dataset) { return fn(dataset == "mosi-utterance" ? "mosi" : dataset); };
 }
@@ -104,6 +106,7 @@ const std::vector<std::pair<std::string, DefaultsFn>>& table() {
       {"tfn", as_mosi_for_utterance(tfn_defaults)},
       {"lmf", as_mosi_for_utterance(lmf_defaults)},
       {"mult", mult_defaults},
+      {"almt", almt_defaults},
   };
   return entries;
 }

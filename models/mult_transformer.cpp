@@ -47,7 +47,7 @@ MultTransformerEncoderLayer::MultTransformerEncoderLayer(int64_t embed_dim_, int
     init::xavier_uniform_(fc->weight);
     init::zeros_(fc->bias);
   }
-  layer_norms = register_module("layer_norms", std::make_shared<MultModuleList<LayerNorm>>());
+  layer_norms = register_module("layer_norms", std::make_shared<ModuleList<LayerNorm>>());
   layer_norms->append(std::make_shared<LayerNorm>(embed_dim));
   layer_norms->append(std::make_shared<LayerNorm>(embed_dim));
 }
@@ -85,7 +85,7 @@ MultTransformerEncoder::MultTransformerEncoder(int64_t embed_dim_, int64_t num_h
   MSMIX_CHECK(num_layers >= 0, "MulT encoder: layers must be >= 0, got {}", num_layers);
   for (float p : {attn_dropout, relu_dropout, res_dropout, embed_dropout})
     MSMIX_CHECK(p >= 0 && p < 1, "MulT encoder: dropout probabilities must be in [0, 1), got {}", p);
-  layers = register_module("layers", std::make_shared<MultModuleList<MultTransformerEncoderLayer>>());
+  layers = register_module("layers", std::make_shared<ModuleList<MultTransformerEncoderLayer>>());
   for (int64_t i = 0; i < num_layers; ++i)
     layers->append(std::make_shared<MultTransformerEncoderLayer>(embed_dim, num_heads, attn_dropout, relu_dropout,
                                                                  res_dropout));

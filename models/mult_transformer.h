@@ -20,22 +20,9 @@
 #include "models/layer_norm.h"
 #include "models/linear.h"
 #include "models/module.h"
+#include "models/module_list.h"
 
 namespace msmix {
-
-// torch.nn.ModuleList's naming: children called 0, 1, 2, ...
-template <class M>
-class MultModuleList : public Module {
- public:
-  const char* kind() const override { return "ModuleList"; }
-  std::shared_ptr<M> append(std::shared_ptr<M> module) {
-    items.push_back(register_module(std::to_string(items.size()), std::move(module)));
-    return items.back();
-  }
-  size_t size() const { return items.size(); }
-  const std::shared_ptr<M>& operator[](size_t i) const { return items[i]; }
-  std::vector<std::shared_ptr<M>> items;
-};
 
 // MMSA's attention mask, [Lq, Lk]: -inf where j >= i + 1 + |Lk - Lq| (causal when Lq = Lk), 0 elsewhere.
 // Undefined when no pair is masked (e.g. Lq = 375 queries over Lk = 50 keys), so callers skip the add.
@@ -58,7 +45,7 @@ class MultTransformerEncoderLayer : public Module {
   float relu_dropout, res_dropout;
   std::shared_ptr<MultiheadAttention> self_attn;
   std::shared_ptr<Linear> fc1, fc2;
-  std::shared_ptr<MultModuleList<LayerNorm>> layer_norms;
+  std::shared_ptr<ModuleList<LayerNorm>> layer_norms;
 };
 
 class MultTransformerEncoder : public Module {
@@ -76,7 +63,7 @@ class MultTransformerEncoder : public Module {
   int64_t embed_dim;
   float embed_dropout;
   bool attn_mask;
-  std::shared_ptr<MultModuleList<MultTransformerEncoderLayer>> layers;
+  std::shared_ptr<ModuleList<MultTransformerEncoderLayer>> layers;
   Tensor version;  // buffer [1] = 2 (fairseq's format version; in MMSA's state dict)
   std::shared_ptr<LayerNorm> layer_norm;
 };

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "engine/error.h"
+#include "models/almt.h"
 #include "models/lf_dnn.h"
 #include "models/lmf.h"
 #include "models/mult.h"
@@ -12,7 +13,7 @@
 
 namespace msmix {
 
-std::vector<std::string> known_backbones() { return {"lf_dnn", "tfn", "lmf", "mult"}; }
+std::vector<std::string> known_backbones() { return {"lf_dnn", "tfn", "lmf", "mult", "almt"}; }
 
 std::shared_ptr<Backbone> make_backbone(const std::string& name, const FeatureDims& dims, const Config& config) {
   MSMIX_CHECK(dims.text > 0 && dims.audio > 0 && dims.vision > 0,
@@ -22,6 +23,7 @@ std::shared_ptr<Backbone> make_backbone(const std::string& name, const FeatureDi
   if (name == "tfn") return std::make_shared<TFN>(dims, config);
   if (name == "lmf") return std::make_shared<LMF>(dims, config);
   if (name == "mult") return std::make_shared<MULT>(dims, config);
+  if (name == "almt") return std::make_shared<ALMT>(dims, config);
   throw Error(fmt::format("make_backbone: unknown backbone '{}'; known: {}", name, fmt::join(known_backbones(), ", ")));
 }
 

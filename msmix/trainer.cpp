@@ -186,8 +186,12 @@ void Trainer::build() {
     o.factor = config_float_or(config_, "scheduler_factor", 0.1f);
     o.patience = config_int(config_, "patience");
     scheduler_ = std::make_unique<ReduceLROnPlateau>(*optimizer_, o);
+  } else if (scheduler == "warmup_cosine_epochs") {
+    epoch_schedule_ = std::make_unique<EpochWarmupCosine>(*optimizer_, config_int(config_, "warmup_epochs"),
+                                                          config_int(config_, "cosine_epochs"));
   } else {
-    MSMIX_CHECK(scheduler == "none", "{}: unknown scheduler '{}' (known: none, reduce_on_plateau)", name, scheduler);
+    MSMIX_CHECK(scheduler == "none", "{}: unknown scheduler '{}' (known: none, reduce_on_plateau, warmup_cosine_epochs)",
+                name, scheduler);
   }
 }
 
@@ -401,6 +405,7 @@ TrainResult Trainer::fit() {
     model_->train();
     mixer_->train();
     loader.start_epoch(epoch - 1);
+    if (epoch_schedule_) epoch_schedule_->start_epoch(epoch);
     left_in_group_ = config_int_or(config_, "update_epochs", 1);  // MMSA restarts the count each epoch
     EpochSums sums;
     Batch batch;

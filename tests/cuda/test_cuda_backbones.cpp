@@ -2,7 +2,7 @@
 // build has it; dropout 0, since the two forwards would draw different stretches of the default generator;
 // tests/cuda/test_cuda_dropout.cpp checks the masks) in training mode, forward and backward on the GPU against
 // the same weights on the CPU: representations, prediction, every parameter's and input's grad, and the batch
-// norms' running stats. Skipped without a GPU.
+// norms' running stats. ALMT (attention, LayerNorm, GELU; no dropout, no LSTM) the same way. Skipped without a GPU.
 #include <map>
 
 #include "models/defaults.h"
@@ -11,6 +11,38 @@
 
 using namespace msmix;
 using namespace msmix::testing;
+
+namespace {
+
+// `gpu_net` holds `cpu_net`'s weights on the GPU: encode, fuse and backward through both from the same inputs;
+// representations, prediction, input grads and every trainable parameter's grad must agree.
+void check_gpu_equals_cpu(Backbone& cpu_net, Backbone& gpu_net, const ModelInput& in_cpu) {
+  ModelInput in_gpu;
+  in_gpu.text = gpu_leaf(in_cpu.text), in_gpu.audio = gpu_leaf(in_cpu.audio), in_gpu.vision = gpu_leaf(in_cpu.vision);
+  Representations zc = cpu_net.encode(in_cpu), zg = gpu_net.encode(in_gpu);
+  check_close(zg.t, zc.t, 1e-4, 1e-5, "z.t");
+  check_close(zg.a, zc.a, 1e-4, 1e-5, "z.a");
+  check_close(zg.v, zc.v, 1e-4, 1e-5, "z.v");
+  Tensor pc = cpu_net.fuse(zc).prediction, pg = gpu_net.fuse(zg).prediction;
+  REQUIRE(pg.is_cuda());
+  check_close(pg, pc, 1e-4, 1e-5, "prediction");
+  Tensor w = leaf(pc.shape(), 4).detach();
+  pc.backward(w);
+  pg.backward(w.to(Device::cuda()));
+  check_close(in_gpu.text.grad(), in_cpu.text.grad(), 1e-4, 1e-5, "grad.text");
+  check_close(in_gpu.audio.grad(), in_cpu.audio.grad(), 1e-4, 1e-5, "grad.audio");
+  check_close(in_gpu.vision.grad(), in_cpu.vision.grad(), 1e-4, 1e-5, "grad.vision");
+  NamedTensors pcs = cpu_net.named_parameters(), pgs = gpu_net.named_parameters();
+  REQUIRE(pcs.size() == pgs.size());
+  for (size_t k = 0; k < pcs.size(); ++k) {
+    if (!pcs[k].second.requires_grad()) continue;
+    CAPTURE(pcs[k].first);
+    REQUIRE(pgs[k].second.grad().defined());
+    check_close(pgs[k].second.grad(), pcs[k].second.grad(), 1e-4, 1e-5, "grad");
+  }
+}
+
+}  // namespace
 
 TEST_CASE("cuda backbones: LF_DNN and TFN forward and backward on the GPU equal the CPU") {
   MSMIX_REQUIRE_GPU();
@@ -32,31 +64,24 @@ TEST_CASE("cuda backbones: LF_DNN and TFN forward and backward on the GPU equal 
     cpu_net->train(true);
     gpu_net->train(true);
 
-    ModelInput in_cpu, in_gpu;
+    ModelInput in_cpu;
     in_cpu.text = leaf({4, 7, 6}, 1), in_cpu.audio = leaf({4, 1, 4}, 2), in_cpu.vision = leaf({4, 1, 5}, 3);
-    in_gpu.text = gpu_leaf(in_cpu.text), in_gpu.audio = gpu_leaf(in_cpu.audio), in_gpu.vision = gpu_leaf(in_cpu.vision);
-    Representations zc = cpu_net->encode(in_cpu), zg = gpu_net->encode(in_gpu);
-    check_close(zg.t, zc.t, 1e-4, 1e-5, "z.t");
-    check_close(zg.a, zc.a, 1e-4, 1e-5, "z.a");
-    check_close(zg.v, zc.v, 1e-4, 1e-5, "z.v");
-    Tensor pc = cpu_net->fuse(zc).prediction, pg = gpu_net->fuse(zg).prediction;
-    REQUIRE(pg.is_cuda());
-    check_close(pg, pc, 1e-4, 1e-5, "prediction");
-    Tensor w = leaf(pc.shape(), 4).detach();
-    pc.backward(w);
-    pg.backward(w.to(Device::cuda()));
-    check_close(in_gpu.text.grad(), in_cpu.text.grad(), 1e-4, 1e-5, "grad.text");
-    check_close(in_gpu.audio.grad(), in_cpu.audio.grad(), 1e-4, 1e-5, "grad.audio");
-    check_close(in_gpu.vision.grad(), in_cpu.vision.grad(), 1e-4, 1e-5, "grad.vision");
-    NamedTensors pcs = cpu_net->named_parameters(), pgs = gpu_net->named_parameters();
-    REQUIRE(pcs.size() == pgs.size());
-    for (size_t k = 0; k < pcs.size(); ++k) {
-      if (!pcs[k].second.requires_grad()) continue;
-      CAPTURE(pcs[k].first);
-      REQUIRE(pgs[k].second.grad().defined());
-      check_close(pgs[k].second.grad(), pcs[k].second.grad(), 1e-4, 1e-5, "grad");
-    }
+    check_gpu_equals_cpu(*cpu_net, *gpu_net, in_cpu);
     std::map<std::string, Tensor> sc = cpu_net->state_dict(), sg = gpu_net->state_dict();
     for (const auto& [name, t] : sc) check_close(sg.at(name), t, 1e-5, 1e-6, "state " + name);
   }
+}
+
+TEST_CASE("cuda backbones: ALMT forward and backward on the GPU equal the CPU") {
+  MSMIX_REQUIRE_GPU();
+  Config c = backbone_defaults("almt", "mosi");
+  apply_overrides(c, {"feature_dims=[6,4,5]", "feature_length=[7,9,3]", "dst_feature_dims=16",
+                      "dst_feature_hidden_dims=12", "fusion_hidden_d=12", "embedding_depth=[1,2,1]"});
+  auto cpu_net = make_backbone("almt", config_feature_dims(c), c);
+  auto gpu_net = make_backbone("almt", config_feature_dims(c), c);
+  gpu_net->load_state_dict(cpu_net->state_dict());
+  gpu_net->to(Device::cuda());
+  ModelInput in_cpu;
+  in_cpu.text = leaf({3, 7, 6}, 1), in_cpu.audio = leaf({3, 9, 4}, 2), in_cpu.vision = leaf({3, 2, 5}, 3);
+  check_gpu_equals_cpu(*cpu_net, *gpu_net, in_cpu);
 }

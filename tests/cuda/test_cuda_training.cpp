@@ -164,6 +164,8 @@ TEST_CASE("cuda training: trainer runs on the GPU give the CPU's losses epoch by
       {"mult", "msmix",  // MulT clips grads by value; 4-step synthetic sequences need kernel size 1
        {"dst_feature_dim_nheads=[8,2]", "nlevels=1", "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1",
         "conv1d_kernel_size_v=1"}},
+      {"almt", "msmix",  // AdamW, MSE, the per-epoch schedule (warmup shortened so epoch 2 trains at full lr)
+       {"dst_feature_dims=16", "dst_feature_hidden_dims=16", "fusion_hidden_d=16", "warmup_epochs=1"}},
   };
   for (const Case& c : cases) {
     CAPTURE(c.model);
