@@ -1,4 +1,4 @@
-"""PyTorch twin of `msmix bench`: whole training steps of LF_DNN, TFN, LMF and MulT at MMSA's MOSI defaults.
+"""PyTorch twin of `msmix bench`: whole training steps of LF_DNN, TFN, LMF, MulT and ALMT at MMSA's MOSI defaults.
 
 The modules are written from MMSA v2.2.1's architecture as msmix's models implement it (docs/backbones.md;
 models/singleTask/{LF_DNN,TFN,LMF,MULT}.py, models/subNets/): the same parameter names, the same trainable
@@ -8,12 +8,14 @@ and value are one tensor, three apart otherwise, every layer over every step). D
 values, active as in training.
 
 One timed step is what MMSA's trainer (and msmix's, with update_epochs 1) does per batch:
-    optimizer.zero_grad(); out = model(text, audio, vision); loss = L1(out, labels); loss.backward();
+    optimizer.zero_grad(); out = model(text, audio, vision); loss = L1(out, labels) [ALMT: MSE]; loss.backward();
     [MulT: clip_grad_value_(0.6)]; optimizer.step(); loss.item()
 with Adam and MMSA's parameter groups (TFN without output_range / output_shift, LMF's factor group without
 fusion_weights / fusion_bias), on random inputs of MMSA's MOSI unaligned shapes: text [B, 50, 768];
 LF_DNN / TFN / LMF audio [B, 1, 5] and vision [B, 1, 20] (time-averaged, MMSA's need_normalized), MulT audio
 [B, 375, 5] and vision [B, 500, 20]. Batch sizes are MMSA's: 128 / 32 / 64 / 16.
+ALMT (tests/golden/almt_twin.py, on text features as msmix's): AdamW (lr 1e-4, weight decay 1e-4) and MSE,
+batch 64, MulT's input shapes; its embeddings compute all T + 8 positions as MMSA's do.
 
     OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch/bench_models.py --model tfn --steps 10 --warmup 2
     python3 bench/torch/bench_models.py --device cuda --steps 30 --warmup 5     # on a GPU machine
@@ -39,9 +41,11 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "golden"))
 from mmsa_subnets import SubNet, TextSubNet  # noqa: E402
 from msmix_twin import MSMixTwin  # noqa: E402
+from almt_twin import ALMT  # noqa: E402
 
 # MMSA's trainable-parameter counts at MOSI defaults, feature dims (768, 5, 20) (issue 5, docs/backbones.md).
-EXPECTED_PARAMS = {"lf_dnn": 597171, "tfn": 9497043, "lmf": 505071, "mult": 2571551}
+# ALMT: shared/spec/almt.md's count of MMSA's model without BERT.
+EXPECTED_PARAMS = {"lf_dnn": 597171, "tfn": 9497043, "lmf": 505071, "mult": 2571551, "almt": 2603649}
 
 # MMSA v2.2.1 MOSI defaults (config_regression.json + the trainers), as msmix's models/defaults.cpp.
 DEFAULTS = {
@@ -54,6 +58,7 @@ DEFAULTS = {
     "mult": dict(d=50, heads=10, nlevels=4, kernels=(5, 5, 5), text_dropout=0.5, output_dropout=0.5,
                  attn_dropout=0.3, attn_dropout_a=0.2, attn_dropout_v=0.0, embed_dropout=0.2, res_dropout=0.0,
                  relu_dropout=0.0, batch_size=16, learning_rate=2e-3, weight_decay=0.0, grad_clip=0.6),
+    "almt": dict(batch_size=64, learning_rate=1e-4, weight_decay=1e-4),
 }
 FEATURE_DIMS = (768, 5, 20)          # text, audio, vision widths (MOSI)
 SEQ_LENGTHS = (50, 375, 500)         # MOSI unaligned text / audio / vision steps
@@ -285,7 +290,12 @@ class MulT(nn.Module):
         return self.out_layer(h)
 
 
-MODELS = {"lf_dnn": LFDNN, "tfn": TFN, "lmf": LMF, "mult": MulT}
+def almt(dims=FEATURE_DIMS, **_):
+    return ALMT(dims, SEQ_LENGTHS)
+
+
+MODELS = {"lf_dnn": LFDNN, "tfn": TFN, "lmf": LMF, "mult": MulT, "almt": almt}
+SEQUENCE_MODELS = ("mult", "almt")  # the others read audio / vision averaged over time
 
 
 def build(name, dims=FEATURE_DIMS, **overrides):
@@ -299,7 +309,8 @@ def build(name, dims=FEATURE_DIMS, **overrides):
         groups = [{"params": params[:3], "lr": cfg["factor_lr"]}, {"params": params[5:]}]
     else:
         groups = [{"params": params}]
-    optimizer = torch.optim.Adam(groups, lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
+    adam = torch.optim.AdamW if name == "almt" else torch.optim.Adam  # ALMT's trainer: AdamW
+    optimizer = adam(groups, lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
     return model, optimizer, cfg
 
 
@@ -310,7 +321,7 @@ def trainable_params(model):
 def make_batch(name, batch, gen, device="cpu"):
     """Random inputs of MOSI's shapes; audio / vision time-averaged for the need_normalized backbones."""
     (lt, la, lv), (dt, da, dv) = SEQ_LENGTHS, FEATURE_DIMS
-    if name != "mult":
+    if name not in SEQUENCE_MODELS:
         la = lv = 1
     text = torch.randn(batch, lt, dt, generator=gen)
     audio = torch.randn(batch, la, da, generator=gen)
@@ -331,7 +342,7 @@ def bench(name, steps, warmup, batch=None, device="cpu", mix="none"):
     model.to(device)  # before the first step: Adam's state is created on the parameters' device
     batch = batch or cfg["batch_size"]
     clip = cfg.get("grad_clip", -1)
-    criterion = nn.L1Loss()
+    criterion = nn.MSELoss() if name == "almt" else nn.L1Loss()  # ALMT's trainer: MSE
     gen = torch.Generator().manual_seed(1)
     batches = [make_batch(name, batch, gen, device) for _ in range(2)]
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
@@ -368,7 +379,7 @@ def bench(name, steps, warmup, batch=None, device="cpu", mix="none"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", choices=sorted(MODELS), help="repeatable; default: all four")
+    parser.add_argument("--model", action="append", choices=sorted(MODELS), help="repeatable; default: all five")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=0, help="0 = MMSA's MOSI batch size")
@@ -384,7 +395,7 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     failed = False
-    for name in args.model or ["lf_dnn", "tfn", "lmf", "mult"]:
+    for name in args.model or ["lf_dnn", "tfn", "lmf", "mult", "almt"]:
         torch.manual_seed(1111)
         count = trainable_params(build(name)[0])
         ok = count == EXPECTED_PARAMS[name]
