@@ -14,9 +14,10 @@ namespace {
 // per modality, 3 hyper-modality layers; AdamW over every parameter (lr 1e-4, weight decay 1e-4), batch 64,
 // MSE loss, no clipping; the learning rate warms up over 20 epochs (epoch 1 at 0) and then follows a cosine
 // of period 2 x 180 epochs, set at each epoch's start; early stop after 32 epochs without a better validation
-// loss. use_bert is false: see almt.h (msmix reads the file's text features).
+// loss. use_bert is false here (see almt.h); bert-base-uncased's sizes come along for use_bert=true.
 Config almt_common() {
-  return {{"need_normalized", false},
+  Config c = bert_base_defaults();
+  c.update({{"need_normalized", false},
           {"need_data_aligned", false},
           {"use_bert", false},
           {"dst_feature_dims", 128},
@@ -41,7 +42,8 @@ Config almt_common() {
           {"cosine_epochs", 180},
           {"early_stop", 32},
           {"key_eval", "Loss"},
-          {"max_epochs", 200}};
+          {"max_epochs", 200}});
+  return c;
 }
 
 }  // namespace
@@ -63,11 +65,8 @@ Config almt_defaults(const std::string& dataset) {
   return c;
 }
 
-ALMT::ALMT(const FeatureDims& dims_, const Config& config) : dims(dims_) {
-  MSMIX_CHECK(!config_bool_or(config, "use_bert", false),
-              "ALMT: use_bert=true asks for a fine-tuned BERT on the text_bert token ids, which msmix does not have "
-              "yet; use_bert=false (the default) runs ALMT on the file's text features (BERT's hidden states in "
-              "MMSA's pickles)");
+ALMT::ALMT(const FeatureDims& dims_, const Config& config)
+    : dims(dims_), use_bert(config_bool_or(config, "use_bert", false)) {
   const std::vector<int64_t> lengths = config_ints(config, "feature_length", 3);
   length_l = lengths[0], length_a = lengths[1], length_v = lengths[2];
   d = config_int(config, "dst_feature_dims");
@@ -91,7 +90,14 @@ ALMT::ALMT(const FeatureDims& dims_, const Config& config) : dims(dims_) {
               "ALMT: h_hyper_layer_heads {} must divide dst_feature_dims {} (each head is d / heads wide)", hyper_heads,
               d);
 
-  // MMSA's registration order (= its state_dict and parameters() order), without its bertmodel.
+  // MMSA's registration order (= its state_dict and parameters() order).
+  if (use_bert) {
+    const BertSizes bert_size = bert_sizes(config);
+    MSMIX_CHECK(dims.text == bert_size.hidden,
+                "ALMT: with use_bert the text width is BERT's hidden width {}, but feature_dims gives {}",
+                bert_size.hidden, dims.text);
+    bertmodel = register_module("bertmodel", std::make_shared<BertTextEncoder>(bert_size));
+  }
   h_hyper = register_parameter("h_hyper", Tensor::ones({1, tokens, d}));
   auto embedding = [&](const char* name, int64_t width, int64_t length, int m, std::shared_ptr<Linear>& project,
                        std::shared_ptr<AlmtTransformer>& transformer) {
@@ -109,21 +115,37 @@ ALMT::ALMT(const FeatureDims& dims_, const Config& config) : dims(dims_) {
                                                                 config_int(config, "l_encoder_heads"), d));
   h_hyper_layer =
       register_module("h_hyper_layer", std::make_shared<AlmtHyperEncoder>(d, ahl_depth, hyper_heads, d / hyper_heads));
-  fusion_layer = register_module(
-      "fusion_layer", std::make_shared<AlmtCrossTransformer>(tokens, tokens, d, config_int(config, "fusion_layer_depth"),
-                                                             config_int(config, "fusion_heads"),
-                                                             config_int(config, "fusion_hidden_d")));
+  fusion_layer =
+      register_module("fusion_layer", std::make_shared<AlmtCrossTransformer>(
+                                          tokens, tokens, d, config_int(config, "fusion_layer_depth"),
+                                          config_int(config, "fusion_heads"), config_int(config, "fusion_hidden_d")));
   regression_head = register_module("regression_head", std::make_shared<Linear>(d, 1));
 }
 
 Representations ALMT::encode(const ModelInput& input) {
+  if (use_bert) {
+    MSMIX_CHECK(input.text.defined() && input.text.dim() == 3 && input.text.size(1) == 3,
+                "ALMT (use_bert): expected text_bert [B, 3, L] (token ids, mask, segments), got {}",
+                input.text.defined() ? describe(input.text) : "undefined (the data has no text_bert)");
+    MSMIX_CHECK(input.text.size(2) <= length_l,
+                "ALMT (use_bert): {} text tokens ({}), more than feature_length allows for text ({})",
+                input.text.size(2), describe(input.text), length_l);
+    ModelInput features = input;
+    features.text = bertmodel->forward(input.text);  // [B, L, bert_hidden]
+    return encode_features(features);
+  }
+  return encode_features(input);
+}
+
+Representations ALMT::encode_features(const ModelInput& input) {
   struct Check {
     const Tensor* x;
     const char* modality;
     int64_t width, length;
   };
-  for (const Check& c : {Check{&input.text, "text", dims.text, length_l}, Check{&input.audio, "audio", dims.audio, length_a},
-                         Check{&input.vision, "vision", dims.vision, length_v}}) {
+  for (const Check& c :
+       {Check{&input.text, "text", dims.text, length_l}, Check{&input.audio, "audio", dims.audio, length_a},
+        Check{&input.vision, "vision", dims.vision, length_v}}) {
     MSMIX_CHECK(c.x->defined() && c.x->dim() == 3 && c.x->size(2) == c.width && c.x->size(1) > 0,
                 "ALMT: expected {} [B, T > 0, {}], got {}", c.modality, c.width,
                 c.x->defined() ? describe(*c.x) : "undefined");

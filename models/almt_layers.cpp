@@ -25,8 +25,8 @@ void check_sizes(const char* what, int64_t dim, int64_t heads, int64_t dim_head)
 }
 
 void check_input(const char* what, const Tensor& x, int64_t dim) {
-  MSMIX_CHECK(x.defined() && x.dim() == 3 && x.size(2) == dim && x.size(1) > 0, "ALMT {}: expected [B, T > 0, {}], got {}",
-              what, dim, x.defined() ? describe(x) : "undefined");
+  MSMIX_CHECK(x.defined() && x.dim() == 3 && x.size(2) == dim && x.size(1) > 0,
+              "ALMT {}: expected [B, T > 0, {}], got {}", what, dim, x.defined() ? describe(x) : "undefined");
 }
 
 }  // namespace
@@ -131,8 +131,8 @@ Tensor AlmtEncoder::forward_cross(const Tensor& source, const Tensor& target) {
 AlmtTransformer::AlmtTransformer(int64_t frames_, int64_t tokens_, int64_t dim_, int64_t depth, int64_t heads,
                                  int64_t mlp_dim, int64_t dim_head)
     : frames(frames_), tokens(tokens_), dim(dim_) {
-  MSMIX_CHECK(frames > 0 && tokens >= 0 && dim > 0, "ALMT transformer: frames {} and dim {} must be positive, tokens {} >= 0",
-              frames, dim, tokens);
+  MSMIX_CHECK(frames > 0 && tokens >= 0 && dim > 0,
+              "ALMT transformer: frames {} and dim {} must be positive, tokens {} >= 0", frames, dim, tokens);
   // ALMT's registration order: pos_embedding, extra_token, encoder.
   pos_embedding = register_parameter("pos_embedding", Tensor::empty({1, frames + tokens, dim}));
   init::normal_(pos_embedding);

@@ -10,6 +10,8 @@
 
 namespace msmix {
 
+class BertModel;
+
 // One batch as a backbone sees it (CPU or CUDA tensors). Lengths are per sample, empty when unknown.
 struct ModelInput {
   Tensor text;    // [B, Lt, Dt] frozen text features (or text_bert [B, 3, L] for BERT backbones)
@@ -33,6 +35,9 @@ class Backbone : public Module {
   virtual Representations encode(const ModelInput& input) = 0;
   virtual ModelOutput fuse(const Representations& reps) = 0;
   ModelOutput forward(const ModelInput& input) { return fuse(encode(input)); }
+  // The BERT a backbone fine-tunes on text_bert (use_bert=true), where the trainer loads bert_weights; none
+  // by default.
+  virtual BertModel* bert() { return nullptr; }
 };
 
 }  // namespace msmix

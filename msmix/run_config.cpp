@@ -120,6 +120,7 @@ Dataset load_data(const Config& config) {
     SyntheticOptions o;
     o.size_scale = config_float(config, "synthetic_scale");
     o.max_steps = config_int(config, "synthetic_max_steps");
+    o.with_text_bert = config_bool_or(config, "use_bert", false);  // token ids for a backbone's BERT
     return make_synthetic(data_name(data), uint64_t(config_int(config, "synthetic_seed")), o).dataset;
   }
   MSMIX_CHECK(fs::path(data).extension() == ".pkl",
@@ -136,7 +137,14 @@ void prepare_data(Dataset& data, Config& config) {
   MSMIX_CHECK(s.size() > 0 && data.valid.size() > 0 && data.test.size() > 0,
               "dataset '{}': train, valid and test must each hold samples (got {}, {}, {})", data.name, s.size(),
               data.valid.size(), data.test.size());
-  const int64_t text = config_bool_or(config, "use_bert", false) ? 768 : s.text.size(-1);
+  // With use_bert the text goes through the backbone's BERT: its width is BERT's hidden width.
+  const bool bert = config_bool_or(config, "use_bert", false);
+  if (bert)
+    MSMIX_CHECK(s.text_bert.defined(), "dataset '{}': use_bert=true reads text_bert (BERT token ids), which this "
+                "file does not have; set use_bert=false to use its text features", data.name);
+  const int64_t text = !bert                            ? s.text.size(-1)
+                       : config.contains("bert_hidden") ? config_int(config, "bert_hidden")
+                                                        : 768;
   config["feature_dims"] = {text, s.audio.size(-1), s.vision.size(-1)};
 }
 

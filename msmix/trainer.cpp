@@ -14,6 +14,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/profile.h"
+#include "models/bert.h"
 #include "models/checkpoint_io.h"
 #include "models/registry.h"
 #include "msmix/grad_clip.h"
@@ -105,6 +106,19 @@ void Trainer::build() {
   const std::string name = config_string(config_, "model");
   manual_seed(seed);  // the init stream
   model_ = make_backbone(name, config_feature_dims(config_), config_);
+  // use_bert: the backbone fine-tunes a pretrained BERT. From random BERT weights a run would train nothing
+  // like the paper's model, so it needs bert_weights, or --weights for the whole model.
+  if (config_bool_or(config_, "use_bert", false)) {
+    BertModel* bert = model_->bert();
+    MSMIX_CHECK(bert, "{}: use_bert=true, but msmix's {} has no BERT to fine-tune; set use_bert=false", name, name);
+    const std::string bert_path = config_.contains("bert_weights") ? config_string(config_, "bert_weights") : "";
+    if (!bert_path.empty()) load_bert_weights(*bert, bert_path);
+    MSMIX_CHECK(!bert_path.empty() || config_.contains("weights"),
+                "{}: use_bert=true fine-tunes a pretrained BERT: set bert_weights=PATH (bert-base-uncased as "
+                "safetensors; scripts/pth_to_safetensors.py converts a PyTorch .bin), or give --weights for the "
+                "whole model",
+                name);
+  }
   model_->to(device_);
   // "weights": start from a saved state dict (fine-tuning, scoring MMSA-trained weights). Strict: a missing,
   // unexpected or mis-shaped name is an error listing them all. The init draws above still happen, so the
@@ -190,8 +204,8 @@ void Trainer::build() {
     epoch_schedule_ = std::make_unique<EpochWarmupCosine>(*optimizer_, config_int(config_, "warmup_epochs"),
                                                           config_int(config_, "cosine_epochs"));
   } else {
-    MSMIX_CHECK(scheduler == "none", "{}: unknown scheduler '{}' (known: none, reduce_on_plateau, warmup_cosine_epochs)",
-                name, scheduler);
+    MSMIX_CHECK(scheduler == "none",
+                "{}: unknown scheduler '{}' (known: none, reduce_on_plateau, warmup_cosine_epochs)", name, scheduler);
   }
 }
 

@@ -2,9 +2,11 @@
 // build has it; dropout 0, since the two forwards would draw different stretches of the default generator;
 // tests/cuda/test_cuda_dropout.cpp checks the masks) in training mode, forward and backward on the GPU against
 // the same weights on the CPU: representations, prediction, every parameter's and input's grad, and the batch
-// norms' running stats. ALMT (attention, LayerNorm, GELU; no dropout, no LSTM) the same way. Skipped without a GPU.
+// norms' running stats. ALMT (attention, LayerNorm, GELU; no dropout, no LSTM) and BERT (padded keys) the same
+// way. Skipped without a GPU.
 #include <map>
 
+#include "models/bert.h"
 #include "models/defaults.h"
 #include "models/registry.h"
 #include "tests/cuda/cuda_testing.h"
@@ -84,4 +86,32 @@ TEST_CASE("cuda backbones: ALMT forward and backward on the GPU equal the CPU") 
   ModelInput in_cpu;
   in_cpu.text = leaf({3, 7, 6}, 1), in_cpu.audio = leaf({3, 9, 4}, 2), in_cpu.vision = leaf({3, 2, 5}, 3);
   check_gpu_equals_cpu(*cpu_net, *gpu_net, in_cpu);
+}
+
+TEST_CASE("cuda backbones: BERT's encoder with padded samples on the GPU equals the CPU") {
+  MSMIX_REQUIRE_GPU();
+  BertSizes s;
+  s.vocab = 50, s.hidden = 16, s.layers = 2, s.heads = 4, s.intermediate = 24, s.max_positions = 12, s.dropout = 0;
+  manual_seed(5);
+  BertModel cpu_net(s), gpu_net(s);
+  gpu_net.load_state_dict(cpu_net.state_dict());
+  gpu_net.to(Device::cuda());
+  Tensor text_bert = Tensor::zeros({3, 3, 9});  // 9, 5 and 1 real tokens, then padding
+  float* p = text_bert.data();
+  const int64_t lengths[] = {9, 5, 1};
+  for (int64_t b = 0; b < 3; ++b)
+    for (int64_t t = 0; t < lengths[b]; ++t)
+      p[b * 27 + t] = float(1 + (7 * t + 3 * b) % 49), p[b * 27 + 9 + t] = 1, p[b * 27 + 18 + t] = t > 3;
+  Tensor yc = cpu_net.forward(text_bert), yg = gpu_net.forward(text_bert.to(Device::cuda()));
+  REQUIRE(yg.is_cuda());
+  check_close(yg, yc, 1e-4, 1e-5, "hidden states");
+  Tensor w = leaf(yc.shape(), 4).detach();
+  yc.backward(w);
+  yg.backward(w.to(Device::cuda()));
+  NamedTensors pcs = cpu_net.named_parameters(), pgs = gpu_net.named_parameters();
+  for (size_t k = 0; k < pcs.size(); ++k) {
+    CAPTURE(pcs[k].first);
+    REQUIRE(pgs[k].second.grad().defined() == pcs[k].second.grad().defined());  // the pooler: neither
+    if (pcs[k].second.grad().defined()) check_close(pgs[k].second.grad(), pcs[k].second.grad(), 1e-4, 1e-5, "grad");
+  }
 }

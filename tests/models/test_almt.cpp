@@ -199,7 +199,8 @@ TEST_CASE("almt: keeping the first tokens cuts the last layer's queries, with th
     std::vector<Tensor> full = run(false), cut = run(true);
     REQUIRE(full.size() == cut.size());
     CHECK(cut[0].shape() == Shape{2, 3, 8});
-    for (size_t i = 0; i < full.size(); ++i) check_close(cut[i], full[i], 1e-5, 1e-6, "output / grad " + std::to_string(i));
+    for (size_t i = 0; i < full.size(); ++i)
+      check_close(cut[i], full[i], 1e-5, 1e-6, "output / grad " + std::to_string(i));
   }
 }
 
@@ -277,7 +278,7 @@ TEST_CASE("almt: bad inputs and configs name ALMT, the shapes and the keys") {
 
   Config bert = c;
   bert["use_bert"] = true;
-  check_throws_with([&] { ALMT(config_feature_dims(bert), bert); }, {"ALMT", "use_bert", "BERT", "text features"});
+  check_throws_with([&] { ALMT(config_feature_dims(bert), bert); }, {"ALMT", "use_bert", "BERT's hidden width 768", "6"});
   Config heads = c;
   apply_override(heads, "h_hyper_layer_heads=3");
   check_throws_with([&] { ALMT(config_feature_dims(heads), heads); }, {"ALMT", "h_hyper_layer_heads 3", "divide"});
