@@ -39,6 +39,7 @@ Tensor relu(const Tensor& x);
 Tensor gelu(const Tensor& x);  // exact: x * Phi(x) with erf
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
+Tensor normal_cdf(const Tensor& x);  // Phi(x), the standard normal's CDF (torch.distributions.Normal(0, 1).cdf)
 Tensor softplus(const Tensor& x, float beta = 1, float threshold = 20);  // as torch.nn.functional.softplus
 Tensor clamp(const Tensor& x, float lo, float hi);                      // grad 1 inside [lo, hi], else 0
 
@@ -89,6 +90,9 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end);  // [start, end), negatives allowed
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // index [n]
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);        // as torch.gather
+// x [R, C] -> [R, C]: each entry's place in its row sorted descending, ties in column order (ops/cpu/row_ranks.h);
+// no grad. eq(row_ranks(x), k) marks the (k+1)-th largest; a sum of those for k' < k, the top k.
+Tensor row_ranks(const Tensor& x);
 Tensor masked_fill(const Tensor& x, const Tensor& mask, float value);    // mask != 0 broadcast to x
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);      // cond != 0 ? a : b, broadcast
 Tensor embedding(const Tensor& ids, const Tensor& weight);               // ids [...] -> [..., D]

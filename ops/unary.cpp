@@ -40,6 +40,7 @@ Tensor relu(const Tensor& x) { return unary(UnaryOp::Relu, "relu", x); }
 Tensor gelu(const Tensor& x) { return unary(UnaryOp::Gelu, "gelu", x); }
 Tensor tanh(const Tensor& x) { return unary(UnaryOp::Tanh, "tanh", x); }
 Tensor sigmoid(const Tensor& x) { return unary(UnaryOp::Sigmoid, "sigmoid", x); }
+Tensor normal_cdf(const Tensor& x) { return unary(UnaryOp::NormalCdf, "normal_cdf", x); }
 
 Tensor softplus(const Tensor& x, float beta, float threshold) {
   MSMIX_CHECK(beta > 0, "softplus: beta must be positive, got {}", beta);

@@ -55,6 +55,8 @@ void unary_forward(UnaryOp op, UnaryParams p, const float* x, float* y, int64_t 
         y[i] = bx > p.p1 ? x[i] : std::log1p(std::exp(bx)) / p.p0;
       });
     case UnaryOp::Clamp: return map(n, [=](int64_t i) { y[i] = std::fmin(std::fmax(x[i], p.p0), p.p1); });
+    case UnaryOp::NormalCdf:  // Phi(x) = erfc(-x / sqrt 2) / 2: accurate in the lower tail, where 1 + erf is not
+      return map(n, [=](int64_t i) { y[i] = 0.5f * std::erfc(-x[i] * 0.70710678118654752f); });
   }
 }
 
@@ -80,6 +82,8 @@ void unary_backward(UnaryOp op, UnaryParams p, const float* x, const float* y, c
         gx[i] = bx > p.p1 ? g[i] : g[i] / (1.0f + std::exp(-bx));
       });
     case UnaryOp::Clamp: return map(n, [=](int64_t i) { gx[i] = (x[i] >= p.p0 && x[i] <= p.p1) ? g[i] : 0.0f; });
+    case UnaryOp::NormalCdf:  // phi(x) = e^(-x^2 / 2) / sqrt(2 pi)
+      return map(n, [=](int64_t i) { gx[i] = g[i] * 0.39894228040143268f * std::exp(-0.5f * x[i] * x[i]); });
   }
 }
 

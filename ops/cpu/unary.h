@@ -4,7 +4,7 @@
 
 namespace msmix {
 
-enum class UnaryOp { Neg, Exp, Log, Sqrt, Rsqrt, Pow, Abs, Relu, Gelu, Tanh, Sigmoid, Softplus, Clamp };
+enum class UnaryOp { Neg, Exp, Log, Sqrt, Rsqrt, Pow, Abs, Relu, Gelu, Tanh, Sigmoid, Softplus, Clamp, NormalCdf };
 
 // Op parameters: Pow uses p0 (exponent); Softplus p0 (beta), p1 (threshold); Clamp p0 (lo), p1 (hi).
 struct UnaryParams {

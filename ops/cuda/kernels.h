@@ -206,4 +206,7 @@ int64_t pair_selection_workspace(int64_t B);
 void select_pairs(const float* similarity, int64_t B, float delta, const float* draws, float* pairs, float* stats,
                   float* workspace);
 
+// ---- row_ranks.cu: descending ranks within rows, equal to ops/cpu/row_ranks.h; x, ranks [R, C] device pointers.
+void row_ranks(const float* x, int64_t R, int64_t C, float* ranks);
+
 }  // namespace msmix::cuda

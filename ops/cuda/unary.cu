@@ -30,6 +30,7 @@ struct Softplus {  // linear above the threshold, as PyTorch (avoids exp overflo
   }
 };
 struct Clamp { __device__ static float f(float x, UnaryParams p) { return fminf(fmaxf(x, p.p0), p.p1); } };
+struct NormalCdf { __device__ static float f(float x, UnaryParams) { return 0.5f * erfcf(-x * kInvSqrt2); } };
 
 // Backward functors: b(x, y, g, params) = g * f'(x).
 struct NegB { __device__ static float b(float, float, float g, UnaryParams) { return -g; } };
@@ -63,6 +64,9 @@ struct SoftplusB {
 };
 struct ClampB {
   __device__ static float b(float x, float, float g, UnaryParams p) { return (x >= p.p0 && x <= p.p1) ? g : 0.0f; }
+};
+struct NormalCdfB {  // phi(x)
+  __device__ static float b(float x, float, float g, UnaryParams) { return g * kInvSqrt2Pi * expf(-0.5f * x * x); }
 };
 
 template <class F>
@@ -112,6 +116,7 @@ void unary_forward(UnaryOp op, UnaryParams p, const float* x, float* y, int64_t 
     case UnaryOp::Sigmoid: return fwd<Sigmoid>(p, x, y, n);
     case UnaryOp::Softplus: return fwd<Softplus>(p, x, y, n);
     case UnaryOp::Clamp: return fwd<Clamp>(p, x, y, n);
+    case UnaryOp::NormalCdf: return fwd<NormalCdf>(p, x, y, n);
   }
 }
 
@@ -130,6 +135,7 @@ void unary_backward(UnaryOp op, UnaryParams p, const float* x, const float* y, c
     case UnaryOp::Sigmoid: return bwd<SigmoidB>(p, x, y, g, gx, n);
     case UnaryOp::Softplus: return bwd<SoftplusB>(p, x, y, g, gx, n);
     case UnaryOp::Clamp: return bwd<ClampB>(p, x, y, g, gx, n);
+    case UnaryOp::NormalCdf: return bwd<NormalCdfB>(p, x, y, g, gx, n);
   }
 }
 

@@ -166,5 +166,6 @@ int64_t attention_dropout_words(const cpu::AttentionDims&) { no_cuda("attention_
 
 int64_t pair_selection_workspace(int64_t) { no_cuda("pair_selection_workspace"); }
 void select_pairs(const float*, int64_t, float, const float*, float*, float*, float*) { no_cuda("select_pairs"); }
+void row_ranks(const float*, int64_t, int64_t, float*) { no_cuda("row_ranks"); }
 
 }  // namespace msmix::cuda

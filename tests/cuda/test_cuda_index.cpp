@@ -1,7 +1,7 @@
 // CUDA shape and index ops against their CPU twins, forward and backward: permute / transpose, concat, slice /
 // split / chunk, index_select, gather, embedding, masked_fill and where, on odd sizes, size 1, empty and
-// broadcast shapes. The scatter-add backwards (repeated indices) must equal the CPU bit for bit: they add in
-// the CPU's order, so the same seed gives the same numbers on either device. Skipped without a GPU.
+// broadcast shapes; row_ranks. The scatter-add backwards (repeated indices) must equal the CPU bit for bit:
+// they add in the CPU's order, so the same seed gives the same numbers on either device. Skipped without a GPU.
 #include <array>
 #include <cmath>
 
@@ -222,5 +222,15 @@ TEST_CASE("cuda select_pairs equals the CPU's selection, and its indices are use
     check_close(gpu_pairs.index_j, cpu_pairs.index_j, 0, 0, "index_j");
     const std::vector<float> a = cpu_pairs.stats.to_vector(), b = gpu_pairs.stats.to_vector();
     for (size_t k = 0; k < a.size(); ++k) CHECK(((std::isnan(a[k]) && std::isnan(b[k])) || a[k] == b[k]));
+  }
+}
+
+TEST_CASE("cuda row_ranks equals the CPU, ties included") {
+  MSMIX_REQUIRE_GPU();
+  for (auto [R, C] : {std::pair<int64_t, int64_t>{1, 1}, {5, 3}, {300, 7}, {2, 40}}) {
+    CAPTURE(R);
+    CAPTURE(C);
+    Tensor x = indices(R * C, 5, 17, {R, C});  // five levels: ties in every row
+    CHECK(row_ranks(x.to(Device::cuda())).to_vector() == row_ranks(x).to_vector());
   }
 }

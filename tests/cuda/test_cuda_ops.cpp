@@ -103,6 +103,7 @@ TEST_CASE("cuda unary ops: forward and backward match the CPU") {
       {"abs", [](const std::vector<Tensor>& t) { return abs(t[0]); }, false},
       {"relu", [](const std::vector<Tensor>& t) { return relu(t[0]); }, false},
       {"gelu", [](const std::vector<Tensor>& t) { return gelu(t[0]); }, false},
+      {"normal_cdf", [](const std::vector<Tensor>& t) { return normal_cdf(t[0]); }, false},
       {"tanh", [](const std::vector<Tensor>& t) { return tanh(t[0]); }, false},
       {"sigmoid", [](const std::vector<Tensor>& t) { return sigmoid(t[0]); }, false},
       {"softplus", [](const std::vector<Tensor>& t) { return softplus(t[0]); }, false},

@@ -31,6 +31,8 @@ TEST_CASE("unary ops: forward against std math, backward against finite differen
        [](double v) { return 2 * v > 5 ? v : std::log1p(std::exp(2 * v)) / 2; }, 2, 0},
       {"clamp", [](const Tensor& x) { return clamp(x, -0.5f, 0.7f); },
        [](double v) { return std::min(std::max(v, -0.5), 0.7); }, 1, 0},
+      {"normal_cdf", [](const Tensor& x) { return normal_cdf(x); },
+       [](double v) { return 0.5 * std::erfc(-v / std::sqrt(2.0)); }, 2, 0},
   };
   (void)kPi;
   for (auto& c : cases) {
