@@ -4,6 +4,7 @@
 //   fuse(reps)    -> ModelOutput{prediction [B, 1], auxiliary loss}
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/module.h"
@@ -21,7 +22,16 @@ struct ModelInput {
 };
 
 struct Representations {
+  Representations() = default;
+  Representations(Tensor t_, Tensor a_, Tensor v_) : t(std::move(t_)), a(std::move(a_)), v(std::move(v_)) {}
+
   Tensor t, a, v;
+  // Optional: vectors mixed with t / a / v's pairs and ratios but never read by the pair selection or the
+  // intensity predictors (GLoMo's local vectors, its global ones being t / a / v).
+  Tensor t_fine, a_fine, v_fine;
+  // Optional: a loss the encoders produced (rank 0, already weighted; GLoMo's experts' balance). Not mixed;
+  // fuse() returns it in its aux_loss, so it counts once per step, for the originals.
+  Tensor aux_loss;
 };
 
 struct ModelOutput {

@@ -129,11 +129,12 @@ BertModel::BertModel(const BertSizes& s) : sizes(s) {
   auto encoder = register_module("encoder", std::make_shared<Group>("BertEncoder"));
   layers = encoder->add("layer", std::make_shared<ModuleList<BertLayer>>());
   for (int64_t i = 0; i < s.layers; ++i) layers->append(std::make_shared<BertLayer>(s));
-  auto pooler_group = register_module("pooler", std::make_shared<Group>("BertPooler"));
-  pooler = pooler_group->add("dense", bert_linear(s.hidden, s.hidden));
+  if (s.pooler)
+    pooler =
+        register_module("pooler", std::make_shared<Group>("BertPooler"))->add("dense", bert_linear(s.hidden, s.hidden));
 }
 
-Tensor BertModel::forward(const Tensor& text_bert) {
+std::vector<Tensor> BertModel::forward_states(const Tensor& text_bert) {
   ProfileRange range(range_name());
   MSMIX_CHECK(text_bert.defined() && text_bert.dim() == 3 && text_bert.size(1) == 3 && text_bert.size(2) > 0,
               "BERT: expected text_bert [B, 3, L] (token ids, attention mask, segment ids), got {}",
@@ -145,9 +146,9 @@ Tensor BertModel::forward(const Tensor& text_bert) {
   Tensor mask = reshape(slice(text_bert, 1, 1, 2), {B, L});
   Tensor segments = reshape(slice(text_bert, 1, 2, 3), {B, L});
   Tensor padding = rsub(1.0f, mask).detach();  // nonzero where the mask is 0
-  Tensor x = embeddings->forward(ids, segments);
-  for (const auto& layer : layers->items) x = layer->forward(x, padding);
-  return x;
+  std::vector<Tensor> states = {embeddings->forward(ids, segments)};
+  for (const auto& layer : layers->items) states.push_back(layer->forward(states.back(), padding));
+  return states;
 }
 
 BertTextEncoder::BertTextEncoder(const BertSizes& sizes) {

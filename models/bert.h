@@ -16,6 +16,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "models/defaults.h"
 #include "models/embedding.h"
@@ -31,6 +32,7 @@ struct BertSizes {
           type_vocab = 2;
   float dropout = 0.1f;       // hidden_dropout_prob and attention_probs_dropout_prob
   float layer_norm_eps = 1e-12f;
+  bool pooler = true;  // MMSA's BertTextEncoder has one (ALMT's count includes it); GLoMo's BERT has none
 };
 
 // bert-base-uncased's sizes as config keys (bert_vocab, bert_hidden, bert_layers, bert_heads,
@@ -68,12 +70,14 @@ class BertModel : public Module {
   const char* kind() const override { return "BertModel"; }
   explicit BertModel(const BertSizes& sizes);
   // text_bert [B, 3, L] (ids, mask, segments; L <= max_positions) -> last hidden states [B, L, H]
-  Tensor forward(const Tensor& text_bert);
+  Tensor forward(const Tensor& text_bert) { return forward_states(text_bert).back(); }
+  // Every hidden state: [embeddings' output, after layer 1, ..., after layer `layers`], each [B, L, H].
+  std::vector<Tensor> forward_states(const Tensor& text_bert);
 
   BertSizes sizes;
   std::shared_ptr<BertEmbeddings> embeddings;
   std::shared_ptr<ModuleList<BertLayer>> layers;  // encoder.layer.<i>
-  std::shared_ptr<Linear> pooler;                 // pooler.dense
+  std::shared_ptr<Linear> pooler;                 // pooler.dense, when sizes.pooler
 };
 
 // MMSA's BertTextEncoder: its BertModel under "model" (so a backbone's names read bertmodel.model.*), run on

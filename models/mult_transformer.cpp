@@ -23,6 +23,25 @@ Tensor last_step(const Tensor& x) { return slice(x, 1, x.size(1) - 1, x.size(1))
 
 }  // namespace
 
+Tensor sinusoidal_positions(const Tensor& x) {
+  MSMIX_CHECK(x.defined() && x.dim() == 3 && x.size(2) >= 4, "sinusoidal_positions: expected [B, L, E >= 4], got {}",
+              x.defined() ? describe(x) : "undefined");
+  const int64_t L = x.size(1), E = x.size(2), half = E / 2;
+  // In float32 as fairseq computes it: the frequencies, then position times frequency, then sin / cos.
+  const float step = float(std::log(10000.0) / double(half - 1));
+  std::vector<float> table(size_t(L * E), 0.0f);  // row t: position t + 1
+  for (int64_t t = 0; t < L; ++t)
+    for (int64_t j = 0; j < half; ++j) {
+      const float angle = float(t + 1) * std::exp(float(j) * -step);
+      table[size_t(t * E + j)] = std::sin(angle);
+      table[size_t(t * E + half + j)] = std::cos(angle);
+    }
+  NoGradGuard no_grad;
+  Tensor first = slice(x.detach(), 2, 0, 1);                                              // [B, L, 1]
+  Tensor nonzero = rsub(1.0f, eq(first, Tensor::zeros({1}, x.device())));                  // 1 where it is non-zero
+  return mul(nonzero, Tensor::from_vector(table, {L, E}, x.device()));                      // [B, L, E]
+}
+
 Tensor mult_future_mask(int64_t Lq, int64_t Lk, Device device) {
   MSMIX_CHECK(Lq > 0 && Lk > 0, "mult_future_mask: lengths must be positive, got Lq={} Lk={}", Lq, Lk);
   const int64_t offset = 1 + std::llabs(Lk - Lq);  // pair (i, j) is masked when j - i >= offset
@@ -80,8 +99,11 @@ Tensor MultTransformerEncoderLayer::forward(const Tensor& x, const Tensor& x_k, 
 
 MultTransformerEncoder::MultTransformerEncoder(int64_t embed_dim_, int64_t num_heads, int64_t num_layers,
                                                float attn_dropout, float relu_dropout, float res_dropout,
-                                               float embed_dropout_, bool attn_mask_)
-    : embed_dim(embed_dim_), embed_dropout(embed_dropout_), attn_mask(attn_mask_) {
+                                               float embed_dropout_, bool attn_mask_, bool position_embedding_)
+    : embed_dim(embed_dim_), embed_dropout(embed_dropout_), attn_mask(attn_mask_),
+      position_embedding(position_embedding_) {
+  MSMIX_CHECK(!position_embedding || embed_dim >= 4, "MulT encoder: sinusoidal positions need a width >= 4, got {}",
+              embed_dim);
   MSMIX_CHECK(num_layers >= 0, "MulT encoder: layers must be >= 0, got {}", num_layers);
   for (float p : {attn_dropout, relu_dropout, res_dropout, embed_dropout})
     MSMIX_CHECK(p >= 0 && p < 1, "MulT encoder: dropout probabilities must be in [0, 1), got {}", p);
@@ -105,11 +127,15 @@ Tensor MultTransformerEncoder::forward(const Tensor& x_in, const Tensor& source,
         describe(x_in), describe(source));
   const float scale = std::sqrt(float(embed_dim));
   const bool drop = embed_dropout > 0 && is_training();
-  Tensor x = maybe_dropout(mul(x_in, scale), embed_dropout, is_training());
+  auto embed = [&](const Tensor& in) {
+    Tensor scaled = mul(in, scale);
+    return position_embedding ? add(scaled, sinusoidal_positions(in)) : scaled;
+  };
+  Tensor x = maybe_dropout(embed(x_in), embed_dropout, is_training());
   Tensor x_k, x_v;
   if (source.defined()) {
     // MMSA scales and drops the keys and the values separately: two masks in training, one tensor otherwise.
-    Tensor scaled = mul(source, scale);
+    Tensor scaled = embed(source);
     x_k = maybe_dropout(scaled, embed_dropout, is_training());
     x_v = drop ? maybe_dropout(scaled, embed_dropout, is_training()) : x_k;
   }

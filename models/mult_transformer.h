@@ -24,6 +24,13 @@
 
 namespace msmix {
 
+// The sinusoidal positions MulT's encoder adds when position_embedding is on (fairseq's
+// SinusoidalPositionalEmbedding with padding index 0): for x [B, L, E], step t of a sample gets row t + 1 of the
+// table [sin(p f_0), ..., sin(p f_{h-1}), cos(p f_0), ..., cos(p f_{h-1})], f_j = exp(-j ln(1e4) / (h - 1)),
+// h = E / 2 (a zero column last when E is odd), where the step's first channel is non-zero; else zeros.
+// Needs E >= 4. Returns [B, L, E], no grad.
+Tensor sinusoidal_positions(const Tensor& x);
+
 // MMSA's attention mask, [Lq, Lk]: -inf where j >= i + 1 + |Lk - Lq| (causal when Lq = Lk), 0 elsewhere.
 // Undefined when no pair is masked (e.g. Lq = 375 queries over Lk = 50 keys), so callers skip the add.
 // Row i always keeps key 0, so no query loses all its keys.
@@ -51,8 +58,11 @@ class MultTransformerEncoderLayer : public Module {
 class MultTransformerEncoder : public Module {
  public:
   const char* kind() const override { return "TransformerEncoder"; }
+  // position_embedding: add sinusoidal_positions of the (unscaled) input to the scaled input, queries and
+  // keys/values alike (MMSA's MULT leaves it off; GLoMo's encoders turn it on).
   MultTransformerEncoder(int64_t embed_dim, int64_t num_heads, int64_t layers, float attn_dropout,
-                         float relu_dropout, float res_dropout, float embed_dropout, bool attn_mask);
+                         float relu_dropout, float res_dropout, float embed_dropout, bool attn_mask,
+                         bool position_embedding = false);
 
   // x_in [B, Lq, E]; source [B, Lk, E] for cross-modal attention (queries from x_in, keys and values from
   // source), undefined for self-attention. Returns [B, Lq, E], or [B, 1, E] (the last position) when
@@ -62,7 +72,7 @@ class MultTransformerEncoder : public Module {
 
   int64_t embed_dim;
   float embed_dropout;
-  bool attn_mask;
+  bool attn_mask, position_embedding;
   std::shared_ptr<ModuleList<MultTransformerEncoderLayer>> layers;
   Tensor version;  // buffer [1] = 2 (fairseq's format version; in MMSA's state dict)
   std::shared_ptr<LayerNorm> layer_norm;

@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "models/almt.h"
+#include "models/glomo.h"
 #include "models/lf_dnn.h"
 #include "models/lmf.h"
 #include "models/mult.h"
@@ -13,7 +14,7 @@
 
 namespace msmix {
 
-std::vector<std::string> known_backbones() { return {"lf_dnn", "tfn", "lmf", "mult", "almt"}; }
+std::vector<std::string> known_backbones() { return {"lf_dnn", "tfn", "lmf", "mult", "almt", "glomo"}; }
 
 std::shared_ptr<Backbone> make_backbone(const std::string& name, const FeatureDims& dims, const Config& config) {
   MSMIX_CHECK(dims.text > 0 && dims.audio > 0 && dims.vision > 0,
@@ -24,6 +25,7 @@ std::shared_ptr<Backbone> make_backbone(const std::string& name, const FeatureDi
   if (name == "lmf") return std::make_shared<LMF>(dims, config);
   if (name == "mult") return std::make_shared<MULT>(dims, config);
   if (name == "almt") return std::make_shared<ALMT>(dims, config);
+  if (name == "glomo") return std::make_shared<GLoMo>(dims, config);
   throw Error(fmt::format("make_backbone: unknown backbone '{}'; known: {}", name, fmt::join(known_backbones(), ", ")));
 }
 
@@ -33,6 +35,12 @@ std::vector<NamedParamGroup> parameter_groups(const Backbone& model, const Confi
   if (const auto* lmf = dynamic_cast<const LMF*>(&model))
     return lmf->parameter_groups(lr, config_float(config, "factor_lr"), weight_decay,
                                  config_bool_or(config, "train_fusion_weights", false));
+  if (const auto* glomo = dynamic_cast<const GLoMo*>(&model)) {  // no decay on biases and LayerNorm weights
+    NamedParamGroup decay{"decay", {}, lr, weight_decay}, no_decay{"no_decay", {}, lr, 0.0f};
+    for (const auto& [name, p] : model.named_parameters())
+      if (p.requires_grad()) (glomo->decays(name) ? decay : no_decay).params.emplace_back(name, p);
+    return {decay, no_decay};
+  }
   NamedParamGroup all{"all", {}, lr, weight_decay};
   for (const auto& [name, p] : model.named_parameters())
     if (p.requires_grad()) all.params.emplace_back(name, p);

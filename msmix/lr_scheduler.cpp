@@ -102,17 +102,16 @@ void WarmupCosine::apply() {
   for (size_t g = 0; g < base_lrs_.size(); ++g) optimizer_.set_lr(g, float(base_lrs_[g] * f));
 }
 
-// ---------------------------------------------------------------- EpochWarmupCosine
+// ---------------------------------------------------------------- EpochSchedule
 
-EpochWarmupCosine::EpochWarmupCosine(Optimizer& optimizer, int64_t warmup_epochs, int64_t cosine_epochs)
-    : optimizer_(optimizer), warmup_epochs_(warmup_epochs), cosine_epochs_(cosine_epochs) {
-  MSMIX_CHECK(warmup_epochs >= 0 && cosine_epochs > 0,
-              "warmup_cosine_epochs: need warmup_epochs >= 0 and cosine_epochs > 0, got {} and {}", warmup_epochs,
-              cosine_epochs);
+EpochSchedule::EpochSchedule(Optimizer& optimizer, Factor factor) : optimizer_(optimizer), factor_(std::move(factor)) {
   for (size_t g = 0; g < optimizer.num_groups(); ++g) base_lrs_.push_back(optimizer.lr(g));
 }
 
-double EpochWarmupCosine::factor(int64_t epoch, int64_t warmup_epochs, int64_t cosine_epochs) {
+double EpochSchedule::warmup_cosine(int64_t epoch, int64_t warmup_epochs, int64_t cosine_epochs) {
+  MSMIX_CHECK(warmup_epochs >= 0 && cosine_epochs > 0,
+              "warmup_cosine_epochs: need warmup_epochs >= 0 and cosine_epochs > 0, got {} and {}", warmup_epochs,
+              cosine_epochs);
   MSMIX_CHECK(epoch >= 1, "warmup_cosine_epochs: epochs count from 1, got {}", epoch);
   if (epoch <= warmup_epochs + 1) return warmup_epochs == 0 ? 1.0 : double(epoch - 1) / double(warmup_epochs);
   const double pi = 3.14159265358979323846;
@@ -120,8 +119,16 @@ double EpochWarmupCosine::factor(int64_t epoch, int64_t warmup_epochs, int64_t c
   return 0.5 * (1 + std::cos(pi * t / double(cosine_epochs)));
 }
 
-void EpochWarmupCosine::start_epoch(int64_t epoch) {
-  const double f = factor(epoch, warmup_epochs_, cosine_epochs_);
+double EpochSchedule::multistep(int64_t epoch, const std::vector<int64_t>& milestones, double gamma) {
+  MSMIX_CHECK(epoch >= 1, "multistep: epochs count from 1, got {}", epoch);
+  double f = 1;
+  for (int64_t m : milestones)
+    if (m < epoch) f *= gamma;
+  return f;
+}
+
+void EpochSchedule::start_epoch(int64_t epoch) {
+  const double f = factor_(epoch);
   for (size_t g = 0; g < base_lrs_.size(); ++g) optimizer_.set_lr(g, float(base_lrs_[g] * f));
 }
 

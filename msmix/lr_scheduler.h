@@ -7,13 +7,15 @@
 // WarmupCosine: call step() after each optimizer step. The lr of step s (0-based) is base_lr * factor(s):
 //   linear warmup (s + 1) / warmup_steps for s < warmup_steps, then cosine decay from 1 down to
 //   min_lr_ratio, reached at s = total_steps and held after it.
-// EpochWarmupCosine: ALMT's schedule. Call start_epoch(e) before epoch e (1-based); it sets every group's lr
-//   to base_lr * factor(e): (e - 1) / warmup_epochs while e <= warmup_epochs + 1 (epoch 1 trains at lr 0),
-//   then (1 + cos(pi t / cosine_epochs)) / 2 with t = e - 1 - warmup_epochs (PyTorch's CosineAnnealingLR
-//   with T_max = cosine_epochs and eta_min 0, taking over after the warmup). A function of the epoch alone, so a
-//   resumed run gets the same lr for the same epoch without saved state.
+// EpochSchedule: an lr that is a function of the epoch alone. Call start_epoch(e) before epoch e (1-based); every
+//   group's lr becomes base_lr * factor(e). No saved state: a resumed run gets the same lr for the same epoch.
+//   warmup_cosine (ALMT): (e - 1) / warmup_epochs while e <= warmup_epochs + 1 (epoch 1 trains at lr 0), then
+//     (1 + cos(pi t / cosine_epochs)) / 2 with t = e - 1 - warmup_epochs (PyTorch's CosineAnnealingLR with
+//     T_max = cosine_epochs and eta_min 0, taking over after the warmup).
+//   multistep (GLoMo): gamma^(number of milestones m with m < e), PyTorch's MultiStepLR stepped after each epoch.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "msmix/optimizer.h"
@@ -79,17 +81,19 @@ class WarmupCosine {
   int64_t step_ = 0;
 };
 
-class EpochWarmupCosine {
+class EpochSchedule {
  public:
-  EpochWarmupCosine(Optimizer& optimizer, int64_t warmup_epochs, int64_t cosine_epochs);
+  using Factor = std::function<double(int64_t epoch)>;
+  EpochSchedule(Optimizer& optimizer, Factor factor);
 
-  static double factor(int64_t epoch, int64_t warmup_epochs, int64_t cosine_epochs);
+  static double warmup_cosine(int64_t epoch, int64_t warmup_epochs, int64_t cosine_epochs);
+  static double multistep(int64_t epoch, const std::vector<int64_t>& milestones, double gamma);
   void start_epoch(int64_t epoch);
   const std::vector<float>& base_lrs() const { return base_lrs_; }
 
  private:
   Optimizer& optimizer_;
-  int64_t warmup_epochs_, cosine_epochs_;
+  Factor factor_;
   std::vector<float> base_lrs_;  // the groups' lrs at construction
 };
 

@@ -109,7 +109,12 @@ Tensor pair_mix_loss(const Tensor& prediction, const Tensor& labels_i, const Ten
 }
 
 Representations concat_batches(const Representations& first, const Representations& second) {
-  return {concat({first.t, second.t}, 0), concat({first.a, second.a}, 0), concat({first.v, second.v}, 0)};
+  Representations r{concat({first.t, second.t}, 0), concat({first.a, second.a}, 0), concat({first.v, second.v}, 0)};
+  if (first.t_fine.defined())
+    r.t_fine = concat({first.t_fine, second.t_fine}, 0), r.a_fine = concat({first.a_fine, second.a_fine}, 0),
+    r.v_fine = concat({first.v_fine, second.v_fine}, 0);
+  r.aux_loss = first.aux_loss;  // the encoders' loss, once
+  return r;
 }
 
 // ---- Mixer
@@ -138,6 +143,11 @@ void mix_pairs(MixResult& r, const Representations& reps) {
   r.labels_j = index_select(r.labels, 0, r.index_j);
   r.mixed = {mix_rows(reps.t, r.index_i, r.index_j, r.lambda_t), mix_rows(reps.a, r.index_i, r.index_j, r.lambda_a),
              mix_rows(reps.v, r.index_i, r.index_j, r.lambda_v)};
+  if (reps.t_fine.defined()) {  // the same pairs and ratios (GLoMo's local vectors)
+    r.mixed.t_fine = mix_rows(reps.t_fine, r.index_i, r.index_j, r.lambda_t);
+    r.mixed.a_fine = mix_rows(reps.a_fine, r.index_i, r.index_j, r.lambda_a);
+    r.mixed.v_fine = mix_rows(reps.v_fine, r.index_i, r.index_j, r.lambda_v);
+  }
   r.mixed_labels = add(mul(r.lambda_label, r.labels_i), mul(rsub(1.0f, r.lambda_label), r.labels_j));
 }
 

@@ -201,11 +201,19 @@ void Trainer::build() {
     o.patience = config_int(config_, "patience");
     scheduler_ = std::make_unique<ReduceLROnPlateau>(*optimizer_, o);
   } else if (scheduler == "warmup_cosine_epochs") {
-    epoch_schedule_ = std::make_unique<EpochWarmupCosine>(*optimizer_, config_int(config_, "warmup_epochs"),
-                                                          config_int(config_, "cosine_epochs"));
+    const int64_t warmup = config_int(config_, "warmup_epochs"), cosine = config_int(config_, "cosine_epochs");
+    EpochSchedule::warmup_cosine(1, warmup, cosine);  // checks the two now, not at the first epoch
+    epoch_schedule_ = std::make_unique<EpochSchedule>(
+        *optimizer_, [=](int64_t e) { return EpochSchedule::warmup_cosine(e, warmup, cosine); });
+  } else if (scheduler == "multistep") {
+    const std::vector<int64_t> milestones = config_ints(config_, "milestones", 2);
+    const double gamma = config_float(config_, "scheduler_factor");
+    epoch_schedule_ = std::make_unique<EpochSchedule>(
+        *optimizer_, [=](int64_t e) { return EpochSchedule::multistep(e, milestones, gamma); });
   } else {
     MSMIX_CHECK(scheduler == "none",
-                "{}: unknown scheduler '{}' (known: none, reduce_on_plateau, warmup_cosine_epochs)", name, scheduler);
+                "{}: unknown scheduler '{}' (known: none, reduce_on_plateau, warmup_cosine_epochs, multistep)", name,
+                scheduler);
   }
 }
 

@@ -133,7 +133,7 @@ class Trainer {
   std::vector<std::string> group_names_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<ReduceLROnPlateau> scheduler_;
-  std::unique_ptr<EpochWarmupCosine> epoch_schedule_;  // set at each epoch's start (scheduler warmup_cosine_epochs)
+  std::unique_ptr<EpochSchedule> epoch_schedule_;  // set at each epoch's start (warmup_cosine_epochs, multistep)
   Generator mix_gen_;
   std::unique_ptr<GraphStep> graph_;  // cuda_graph on the GPU
   int64_t graph_steps_ = 0;           // full-size steps so far (the first runs uncaptured)

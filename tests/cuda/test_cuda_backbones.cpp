@@ -2,12 +2,13 @@
 // build has it; dropout 0, since the two forwards would draw different stretches of the default generator;
 // tests/cuda/test_cuda_dropout.cpp checks the masks) in training mode, forward and backward on the GPU against
 // the same weights on the CPU: representations, prediction, every parameter's and input's grad, and the batch
-// norms' running stats. ALMT (attention, LayerNorm, GELU; no dropout, no LSTM) and BERT (padded keys) the same
-// way. Skipped without a GPU.
+// norms' running stats. ALMT (attention, LayerNorm, GELU; no dropout, no LSTM), BERT (padded keys) and GLoMo (in
+// eval: its gates' noise is a draw) the same way. Skipped without a GPU.
 #include <map>
 
 #include "models/bert.h"
 #include "models/defaults.h"
+#include "models/glomo.h"
 #include "models/registry.h"
 #include "tests/cuda/cuda_testing.h"
 
@@ -25,12 +26,21 @@ void check_gpu_equals_cpu(Backbone& cpu_net, Backbone& gpu_net, const ModelInput
   check_close(zg.t, zc.t, 1e-4, 1e-5, "z.t");
   check_close(zg.a, zc.a, 1e-4, 1e-5, "z.a");
   check_close(zg.v, zc.v, 1e-4, 1e-5, "z.v");
-  Tensor pc = cpu_net.fuse(zc).prediction, pg = gpu_net.fuse(zg).prediction;
+  if (zc.t_fine.defined()) {  // GLoMo's local vectors and its experts' loss
+    check_close(zg.t_fine, zc.t_fine, 1e-4, 1e-5, "z.t_fine");
+    check_close(zg.a_fine, zc.a_fine, 1e-4, 1e-5, "z.a_fine");
+    check_close(zg.v_fine, zc.v_fine, 1e-4, 1e-5, "z.v_fine");
+    check_close(zg.aux_loss, zc.aux_loss, 1e-4, 1e-6, "aux_loss");
+  }
+  ModelOutput oc = cpu_net.fuse(zc), og = gpu_net.fuse(zg);
+  const Tensor &pc = oc.prediction, &pg = og.prediction;
   REQUIRE(pg.is_cuda());
   check_close(pg, pc, 1e-4, 1e-5, "prediction");
   Tensor w = leaf(pc.shape(), 4).detach();
-  pc.backward(w);
-  pg.backward(w.to(Device::cuda()));
+  Tensor lc = sum(mul(pc, w)), lg = sum(mul(pg, w.to(Device::cuda())));
+  if (oc.aux_loss.defined()) lc = add(lc, oc.aux_loss), lg = add(lg, og.aux_loss);
+  lc.backward();
+  lg.backward();
   check_close(in_gpu.text.grad(), in_cpu.text.grad(), 1e-4, 1e-5, "grad.text");
   check_close(in_gpu.audio.grad(), in_cpu.audio.grad(), 1e-4, 1e-5, "grad.audio");
   check_close(in_gpu.vision.grad(), in_cpu.vision.grad(), 1e-4, 1e-5, "grad.vision");
@@ -39,8 +49,8 @@ void check_gpu_equals_cpu(Backbone& cpu_net, Backbone& gpu_net, const ModelInput
   for (size_t k = 0; k < pcs.size(); ++k) {
     if (!pcs[k].second.requires_grad()) continue;
     CAPTURE(pcs[k].first);
-    REQUIRE(pgs[k].second.grad().defined());
-    check_close(pgs[k].second.grad(), pcs[k].second.grad(), 1e-4, 1e-5, "grad");
+    REQUIRE(pgs[k].second.grad().defined() == pcs[k].second.grad().defined());  // GLoMo's w_noise: neither, in eval
+    if (pcs[k].second.grad().defined()) check_close(pgs[k].second.grad(), pcs[k].second.grad(), 1e-4, 1e-5, "grad");
   }
 }
 
@@ -114,4 +124,23 @@ TEST_CASE("cuda backbones: BERT's encoder with padded samples on the GPU equals 
     REQUIRE(pgs[k].second.grad().defined() == pcs[k].second.grad().defined());  // the pooler: neither
     if (pcs[k].second.grad().defined()) check_close(pgs[k].second.grad(), pcs[k].second.grad(), 1e-4, 1e-5, "grad");
   }
+}
+
+TEST_CASE("cuda backbones: GLoMo (sinusoidal positions, experts, row ranks, the fusion encoder) equals the CPU") {
+  MSMIX_REQUIRE_GPU();
+  Config c = backbone_defaults("glomo", "mosi");
+  apply_overrides(c, {"feature_dims=[6,4,5]", "d_model=16", "num_heads=4", "encoder_layers=2", "fusion_ff=24"});
+  manual_seed(7);
+  auto cpu_net = make_backbone("glomo", config_feature_dims(c), c);
+  auto gpu_net = make_backbone("glomo", config_feature_dims(c), c);
+  // The gates start at 0 (all experts tie); give them weights so the top 2 differ by row.
+  for (auto& [name, p] : cpu_net->named_parameters())
+    if (name.find("w_gate") != std::string::npos) p.copy_(Tensor::randn(p.shape(), 0.0f, 0.3f));
+  gpu_net->load_state_dict(cpu_net->state_dict());
+  gpu_net->to(Device::cuda());
+  cpu_net->eval();
+  gpu_net->eval();
+  ModelInput in_cpu;
+  in_cpu.text = leaf({5, 6, 6}, 1), in_cpu.audio = leaf({5, 6, 4}, 2), in_cpu.vision = leaf({5, 6, 5}, 3);
+  check_gpu_equals_cpu(*cpu_net, *gpu_net, in_cpu);
 }

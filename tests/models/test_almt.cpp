@@ -228,20 +228,20 @@ TEST_CASE("almt: defaults are the spec's; the per-epoch warmup + cosine schedule
 
   // Epoch 1 at 0, epochs 2..21 at (e - 1) / 20, then (1 + cos(pi (e - 21) / 180)) / 2.
   const int64_t W = config_int(mosi, "warmup_epochs"), T = config_int(mosi, "cosine_epochs");
-  CHECK(EpochWarmupCosine::factor(1, W, T) == 0.0);
-  CHECK(EpochWarmupCosine::factor(2, W, T) == doctest::Approx(0.05));
-  CHECK(EpochWarmupCosine::factor(21, W, T) == doctest::Approx(1.0));
-  CHECK(EpochWarmupCosine::factor(22, W, T) == doctest::Approx(0.5 * (1 + std::cos(M_PI / 180))));
-  CHECK(EpochWarmupCosine::factor(111, W, T) == doctest::Approx(0.5));
-  CHECK(EpochWarmupCosine::factor(200, W, T) == doctest::Approx(0.5 * (1 + std::cos(M_PI * 179 / 180))));
-  CHECK(EpochWarmupCosine::factor(5, 0, 10) == doctest::Approx(0.5 * (1 + std::cos(M_PI * 4 / 10))));
+  CHECK(EpochSchedule::warmup_cosine(1, W, T) == 0.0);
+  CHECK(EpochSchedule::warmup_cosine(2, W, T) == doctest::Approx(0.05));
+  CHECK(EpochSchedule::warmup_cosine(21, W, T) == doctest::Approx(1.0));
+  CHECK(EpochSchedule::warmup_cosine(22, W, T) == doctest::Approx(0.5 * (1 + std::cos(M_PI / 180))));
+  CHECK(EpochSchedule::warmup_cosine(111, W, T) == doctest::Approx(0.5));
+  CHECK(EpochSchedule::warmup_cosine(200, W, T) == doctest::Approx(0.5 * (1 + std::cos(M_PI * 179 / 180))));
+  CHECK(EpochSchedule::warmup_cosine(5, 0, 10) == doctest::Approx(0.5 * (1 + std::cos(M_PI * 4 / 10))));
   Tensor p1 = Tensor::zeros({2}), p2 = Tensor::zeros({3});
   p1.set_requires_grad(true);
   p2.set_requires_grad(true);
   AdamOptions o;
   o.lr = 1e-4f;
   AdamW opt({{{p1}}, {{p2}, 3e-4f}}, o);
-  EpochWarmupCosine schedule(opt, W, T);
+  EpochSchedule schedule(opt, [=](int64_t e) { return EpochSchedule::warmup_cosine(e, W, T); });
   schedule.start_epoch(1);
   CHECK(opt.lr(0) == 0.0f);
   schedule.start_epoch(11);
@@ -250,7 +250,11 @@ TEST_CASE("almt: defaults are the spec's; the per-epoch warmup + cosine schedule
   schedule.start_epoch(21);  // a function of the epoch alone: no state carried over
   CHECK(opt.lr(1) == doctest::Approx(3e-4));
   check_throws_with([&] { schedule.start_epoch(0); }, {"warmup_cosine_epochs", "from 1"});
-  check_throws_with([&] { EpochWarmupCosine(opt, 2, 0); }, {"warmup_cosine_epochs", "cosine_epochs"});
+  check_throws_with([&] { EpochSchedule::warmup_cosine(3, 2, 0); }, {"warmup_cosine_epochs", "cosine_epochs"});
+  // GLoMo's: x gamma after each milestone epoch (PyTorch's MultiStepLR stepped per epoch).
+  CHECK(EpochSchedule::multistep(80, {80, 100}, 0.1) == 1.0);
+  CHECK(EpochSchedule::multistep(81, {80, 100}, 0.1) == doctest::Approx(0.1));
+  CHECK(EpochSchedule::multistep(101, {80, 100}, 0.1) == doctest::Approx(0.01));
 }
 
 // ---------------------------------------------------------------- errors, length 1, the encode/fuse split
@@ -278,7 +282,8 @@ TEST_CASE("almt: bad inputs and configs name ALMT, the shapes and the keys") {
 
   Config bert = c;
   bert["use_bert"] = true;
-  check_throws_with([&] { ALMT(config_feature_dims(bert), bert); }, {"ALMT", "use_bert", "BERT's hidden width 768", "6"});
+  check_throws_with([&] { ALMT(config_feature_dims(bert), bert); },
+                    {"ALMT", "use_bert", "BERT's hidden width 768", "6"});
   Config heads = c;
   apply_override(heads, "h_hyper_layer_heads=3");
   check_throws_with([&] { ALMT(config_feature_dims(heads), heads); }, {"ALMT", "h_hyper_layer_heads 3", "divide"});
