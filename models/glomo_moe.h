@@ -40,7 +40,8 @@ class GlomoMoE : public Module {
     Tensor gates;  // [B, experts], for inspection and tests
   };
   // x [B, input]. In training the gate noise N(0, 1) [B, experts] is `noise` when given (tests, twins), else
-  // drawn from the default generator.
+  // drawn from the default generator (on the host, as Tensor::randn, then copied: the same numbers on either
+  // device; a captured CUDA graph cannot hold that copy, so cuda_graph runs GLoMo's steps uncaptured).
   Output forward(const Tensor& x, const Tensor& noise = Tensor());
 
   int64_t num_experts, k;
