@@ -17,8 +17,6 @@ Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, 
   return attention_heads(q, k, v, heads, 1.0f / std::sqrt(float(dim_head)), Tensor(), Tensor(), 0, false).out;
 }
 
-bool projects_out(int64_t dim, int64_t heads, int64_t dim_head) { return !(heads == 1 && dim_head == dim); }
-
 void check_sizes(const char* what, int64_t dim, int64_t heads, int64_t dim_head) {
   MSMIX_CHECK(dim > 0 && heads > 0 && dim_head > 0, "ALMT {}: dim {}, heads {} and dim_head {} must be positive", what,
               dim, heads, dim_head);
@@ -31,6 +29,12 @@ void check_input(const char* what, const Tensor& x, int64_t dim) {
 
 }  // namespace
 
+void AlmtAttentionBase::register_output(int64_t dim, int64_t heads, int64_t dim_head) {
+  if (heads == 1 && dim_head == dim) return;  // ALMT's project_out: one head as wide as the model is not projected
+  to_out = register_module("to_out", std::make_shared<Sequential>());
+  out = to_out->set(0, std::make_shared<Linear>(heads * dim_head, dim));
+}
+
 AlmtAttention::AlmtAttention(int64_t dim_, int64_t heads_, int64_t dim_head_)
     : dim(dim_), heads(heads_), dim_head(dim_head_) {
   check_sizes("attention", dim, heads, dim_head);
@@ -38,10 +42,7 @@ AlmtAttention::AlmtAttention(int64_t dim_, int64_t heads_, int64_t dim_head_)
   to_q = register_module("to_q", std::make_shared<Linear>(dim, inner, false));
   to_k = register_module("to_k", std::make_shared<Linear>(dim, inner, false));
   to_v = register_module("to_v", std::make_shared<Linear>(dim, inner, false));
-  if (projects_out(dim, heads, dim_head)) {
-    to_out = register_module("to_out", std::make_shared<Sequential>());
-    out = to_out->set(0, std::make_shared<Linear>(inner, dim));
-  }
+  register_output(dim, heads, dim_head);
 }
 
 Tensor AlmtAttention::forward(const Tensor& q, const Tensor& k, const Tensor& v) {
@@ -52,8 +53,7 @@ Tensor AlmtAttention::forward(const Tensor& q, const Tensor& k, const Tensor& v)
   MSMIX_CHECK(k.size(0) == q.size(0) && v.size(0) == q.size(0) && v.size(1) == k.size(1),
               "ALMT attention: batch or key/value lengths differ: query {}, key {}, value {}", describe(q), describe(k),
               describe(v));
-  Tensor context = attend(to_q->forward(q), to_k->forward(k), to_v->forward(v), heads, dim_head);
-  return out ? out->forward(context) : context;
+  return project_out(attend(to_q->forward(q), to_k->forward(k), to_v->forward(v), heads, dim_head));
 }
 
 AlmtPreNormAttention::AlmtPreNormAttention(int64_t dim, int64_t heads, int64_t dim_head) {
@@ -170,17 +170,14 @@ AlmtHyperLearning::AlmtHyperLearning(int64_t dim, int64_t heads_, int64_t dim_he
   to_k_tv = register_module("to_k_tv", std::make_shared<Linear>(dim, inner, false));
   to_v_ta = register_module("to_v_ta", std::make_shared<Linear>(dim, inner, false));
   to_v_tv = register_module("to_v_tv", std::make_shared<Linear>(dim, inner, false));
-  if (projects_out(dim, heads, dim_head)) {
-    to_out = register_module("to_out", std::make_shared<Sequential>());
-    out = to_out->set(0, std::make_shared<Linear>(inner, dim));
-  }
+  register_output(dim, heads, dim_head);
 }
 
 Tensor AlmtHyperLearning::forward(const Tensor& t, const Tensor& a, const Tensor& v) {
   Tensor q = to_q->forward(t);
   Tensor sum = add(attend(q, to_k_ta->forward(a), to_v_ta->forward(a), heads, dim_head),
                    attend(q, to_k_tv->forward(v), to_v_tv->forward(v), heads, dim_head));
-  return out ? out->forward(sum) : sum;
+  return project_out(sum);
 }
 
 AlmtHyperLayer::AlmtHyperLayer(int64_t dim, int64_t heads, int64_t dim_head) {

@@ -25,7 +25,20 @@
 
 namespace msmix {
 
-class AlmtAttention : public Module {
+// What ALMT's two attention modules share: the output projection to_out.0 (heads * dim_head -> dim, with bias),
+// absent (identity) for one head exactly as wide as dim (ALMT's project_out).
+class AlmtAttentionBase : public Module {
+ public:
+  std::shared_ptr<Sequential> to_out;  // undefined without an output projection
+  std::shared_ptr<Linear> out;         // to_out.0
+
+ protected:
+  // Call after registering the input projections (the state dict's order).
+  void register_output(int64_t dim, int64_t heads, int64_t dim_head);
+  Tensor project_out(const Tensor& context) { return out ? out->forward(context) : context; }
+};
+
+class AlmtAttention : public AlmtAttentionBase {
  public:
   const char* kind() const override { return "Attention"; }
   // One head exactly as wide as dim has no output projection (ALMT's project_out).
@@ -35,8 +48,6 @@ class AlmtAttention : public Module {
 
   int64_t dim, heads, dim_head;
   std::shared_ptr<Linear> to_q, to_k, to_v;
-  std::shared_ptr<Sequential> to_out;  // to_out.0, or undefined without an output projection
-  std::shared_ptr<Linear> out;         // to_out.0
 };
 
 class AlmtPreNormAttention : public Module {
@@ -120,7 +131,7 @@ class AlmtTransformer : public Module {
 
 // ALMT's HhyperLearningLayer: q from the text, keys and values from audio and from vision, 8 heads;
 // shift = to_out(attn(q, k_ta, v_ta) + attn(q, k_tv, v_tv)).
-class AlmtHyperLearning : public Module {
+class AlmtHyperLearning : public AlmtAttentionBase {
  public:
   const char* kind() const override { return "HhyperLearningLayer"; }
   AlmtHyperLearning(int64_t dim, int64_t heads, int64_t dim_head);
@@ -129,8 +140,6 @@ class AlmtHyperLearning : public Module {
 
   int64_t heads, dim_head;
   std::shared_ptr<Linear> to_q, to_k_ta, to_k_tv, to_v_ta, to_v_tv;
-  std::shared_ptr<Sequential> to_out;  // to_out.0, or undefined without an output projection
-  std::shared_ptr<Linear> out;         // to_out.0
 };
 
 // ALMT's PreNormAHL around it: H <- LN4(H) + fn(LN1(h_t), LN2(h_a), LN3(h_v)) (the residual goes onto the

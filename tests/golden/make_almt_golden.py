@@ -32,6 +32,7 @@ import os
 import torch
 
 from almt_twin import ALMT
+from fixture_io import fmt, grad_summaries, rounded, write_fixture  # noqa: F401 (re-exported)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "almt")
 
@@ -74,14 +75,6 @@ def formula_state(model):
             t.copy_(torch.tensor(values, dtype=torch.float32).reshape(t.shape))
 
 
-def rounded(t):
-    return torch.tensor([float("%.6g" % x) for x in t.detach().double().reshape(-1).tolist()]).reshape(t.shape)
-
-
-def fmt(t):
-    return {"shape": list(t.shape), "data": [float("%.6g" % x) for x in t.detach().double().reshape(-1).tolist()]}
-
-
 def main():
     torch.manual_seed(1111)
     model = build()
@@ -99,18 +92,9 @@ def main():
     for key, t in zip(("z.t", "z.a", "z.v"), z):
         out[key] = fmt(t)
     out.update({"out": fmt(y), "w": fmt(w)})
-    for key, p in model.named_parameters():
-        g = p.grad.double()
-        out["gsum." + key] = fmt(g.sum().reshape(1))
-        out["gsq." + key] = fmt((g * g).sum().reshape(1))
-        if key.startswith(FULL_GRADS):
-            out["grad." + key] = fmt(p.grad)
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, "almt.json")
-    with open(path, "w") as f:
-        json.dump(out, f, separators=(",", ":"))
-    print("wrote", path, os.path.getsize(path), "bytes,", sum(p.numel() for p in model.parameters()), "parameters")
-
+    grad_summaries(out, model, lambda key: key.startswith(FULL_GRADS))
+    write_fixture(OUT, "almt.json", out)
+    print(sum(p.numel() for p in model.parameters()), "parameters")
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,8 @@ import os
 import torch
 import torch.nn as nn
 
-from make_almt_golden import fmt, formula_state, rounded
+from fixture_io import fmt, rounded, write_fixture
+from make_almt_golden import formula_state
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bert")
 VOCAB, HIDDEN, LAYERS, HEADS, INTERMEDIATE, POSITIONS, TYPES = 20, 8, 2, 2, 12, 10, 2
@@ -129,12 +130,8 @@ def main():
         if p.grad is None:  # the pooler: not run
             continue
         out["grad." + key] = fmt(p.grad)
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, "bert.json")
-    with open(path, "w") as f:
-        json.dump(out, f, separators=(",", ":"))
-    print("wrote", path, os.path.getsize(path), "bytes,", sum(p.numel() for p in model.parameters()), "parameters")
-
+    write_fixture(OUT, "bert.json", out)
+    print(sum(p.numel() for p in model.parameters()), "parameters")
 
 if __name__ == "__main__":
     main()

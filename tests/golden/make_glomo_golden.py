@@ -31,7 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from make_almt_golden import fmt, formula_state, rounded
+from fixture_io import fmt, grad_summaries, rounded, write_fixture
+from make_almt_golden import formula_state
 from make_mult_golden import EncoderLayer
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "glomo")
@@ -181,25 +182,6 @@ class GLoMo(nn.Module):
         return self.head(torch.cat([a, c], 1))
 
 
-def write(name, out):
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, name)
-    with open(path, "w") as f:
-        json.dump(out, f, separators=(",", ":"))
-    print("wrote", path, os.path.getsize(path), "bytes")
-
-
-def grads(out, model, full):
-    for key, p in model.named_parameters():
-        if p.grad is None:  # the gates' w_noise: used in training only
-            continue
-        g = p.grad.double()
-        out["gsum." + key] = fmt(g.sum().reshape(1))
-        out["gsq." + key] = fmt((g * g).sum().reshape(1))
-        if full(key):
-            out["grad." + key] = fmt(p.grad)
-
-
 def main():
     torch.manual_seed(1111)
     model = GLoMo()
@@ -220,8 +202,8 @@ def main():
     for key, gv, lv in zip("tav", g, l):
         out["z." + key] = fmt(gv)
         out["z." + key + "_fine"] = fmt(lv)
-    grads(out, model, lambda key: key.startswith(FULL_GRADS))
-    write("glomo.json", out)
+    grad_summaries(out, model, lambda key: key.startswith(FULL_GRADS))
+    write_fixture(OUT, "glomo.json", out)
     print(sum(p.numel() for p in model.parameters()), "parameters")
 
     torch.manual_seed(2222)
@@ -237,7 +219,7 @@ def main():
            "w": fmt(w), "grad.x": fmt(x.grad)}
     for key, p in moe.named_parameters():
         out["grad." + key] = fmt(p.grad)
-    write("moe.json", out)
+    write_fixture(OUT, "moe.json", out)
 
 
 if __name__ == "__main__":

@@ -30,13 +30,14 @@ Numbers are written with 6 significant digits; the test compares at rtol 1e-4.
 
 Run with Debian's python (torch 1.13):  /usr/bin/python3 tests/golden/make_mult_golden.py
 """
-import json
 import math
 import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from fixture_io import fmt, grad_summaries, rounded, write_fixture
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mult")
 
@@ -175,14 +176,6 @@ def formula_state(model):
             t.copy_(torch.tensor(values, dtype=torch.float32).reshape(t.shape))
 
 
-def rounded(t):
-    return torch.tensor([float("%.6g" % x) for x in t.detach().double().reshape(-1).tolist()]).reshape(t.shape)
-
-
-def fmt(t):
-    return {"shape": list(t.shape), "data": [float("%.6g" % x) for x in t.detach().double().reshape(-1).tolist()]}
-
-
 def main():
     torch.manual_seed(1111)
     model = MulT(DIMS, KERNELS, D, HEADS, NLEVELS)
@@ -203,20 +196,9 @@ def main():
     out.update({"out": fmt(y), "w": fmt(w)})
     for key, x in zip(("text", "audio", "vision"), inputs):
         out["grad." + key] = fmt(x.grad)
-    for key, p in model.named_parameters():
-        if p.grad is None:
-            continue
-        g = p.grad.double()
-        out["gsum." + key] = fmt(g.sum().reshape(1))
-        out["gsq." + key] = fmt((g * g).sum().reshape(1))
-        if key.startswith(FULL_GRADS):
-            out["grad." + key] = fmt(p.grad)
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, "mult.json")
-    with open(path, "w") as f:
-        json.dump(out, f, separators=(",", ":"))
-    print("wrote", path, os.path.getsize(path), "bytes,",
-          sum(p.numel() for p in model.parameters()), "parameters")
+    grad_summaries(out, model, lambda key: key.startswith(FULL_GRADS))
+    write_fixture(OUT, "mult.json", out)
+    print(sum(p.numel() for p in model.parameters()), "parameters")
 
 
 if __name__ == "__main__":

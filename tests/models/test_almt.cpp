@@ -10,7 +10,7 @@
 #include "msmix/lr_scheduler.h"
 #include "msmix/optimizer.h"
 #include "tests/golden/golden.h"
-#include "tests/testing.h"
+#include "tests/models/backbone_testing.h"
 
 using namespace msmix;
 using namespace msmix::testing;
@@ -32,46 +32,6 @@ Config tiny_config() {
                       "dst_feature_hidden_dims=8", "embedding_depth=[1,2,1]", "embedding_heads=[2,2,2]",
                       "l_encoder_heads=2", "h_hyper_layer_heads=2", "fusion_heads=2", "fusion_hidden_d=8"});
   return c;
-}
-
-// The fixture's weights: parameter p (named_parameters order), element i = offset + amplitude
-// sin(1 + 0.731 i + 1.913 p + 0.05 ((i * i) mod 997)); amplitude 1 / sqrt(last dim) for rank >= 2, else 0.2,
-// offset 1 for LayerNorm weights (rank-1 "*.weight").
-void formula_state(Module& m) {
-  int64_t p = 0;
-  for (auto& [name, t] : m.named_parameters()) {
-    const bool rank1 = t.dim() < 2;
-    const double amp = rank1 ? 0.2 : 1.0 / std::sqrt(double(t.size(-1)));
-    const double offset = rank1 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 ? 1.0 : 0.0;
-    std::vector<float> v(size_t(t.numel()));
-    for (size_t i = 0; i < v.size(); ++i)
-      v[i] = float(offset + amp * std::sin(1.0 + 0.731 * double(i) + 1.913 * double(p) + 0.05 * double(i * i % 997)));
-    t.copy_(Tensor::from_vector(v, t.shape()));
-    ++p;
-  }
-}
-
-// |a - b| <= 1e-4 |b| + 1e-4 max|b|: the twin's values span several decades (ALMT's LayerNorms and learned
-// tokens leave the inputs a small share of the output), so the small ones are judged against the tensor's scale.
-void check_scaled(const Tensor& a, const Tensor& b, const std::string& what) {
-  double scale = 0;
-  for (float x : b.to_vector()) scale = std::max(scale, double(std::fabs(x)));
-  check_close(a, b, 1e-4, 1e-4 * scale + 1e-9, what);
-}
-
-bool all_finite(const Tensor& t) {
-  for (float x : t.to_vector())
-    if (!std::isfinite(x)) return false;
-  return true;
-}
-
-ModelInput random_input(int64_t B, const std::vector<int64_t>& T, const std::vector<int64_t>& D, uint64_t seed) {
-  Generator gen(seed);
-  ModelInput in;
-  in.text = Tensor::randn({B, T[0], D[0]}, gen);
-  in.audio = Tensor::randn({B, T[1], D[1]}, gen);
-  in.vision = Tensor::randn({B, T[2], D[2]}, gen);
-  return in;
 }
 
 }  // namespace
@@ -133,10 +93,8 @@ TEST_CASE("almt: forward, the mixed representations and grads match the PyTorch 
   Config c = tiny_config();
   ALMT net(config_feature_dims(c), c);
   REQUIRE(net.num_parameters() == 36321);  // the twin's count
-  formula_state(net);
-  ModelInput in;
-  in.text = fx["text"], in.audio = fx["audio"], in.vision = fx["vision"];
-  for (Tensor* x : {&in.text, &in.audio, &in.vision}) x->set_requires_grad(true);
+  fill_formula_weights(net);
+  ModelInput in = fixture_input(fx);
   Representations z = net.encode(in);
   check_scaled(z.t, fx["z.t"], "z.t");
   check_scaled(z.a, fx["z.a"], "z.a");
@@ -148,34 +106,10 @@ TEST_CASE("almt: forward, the mixed representations and grads match the PyTorch 
   check_scaled(in.text.grad(), fx["grad.text"], "grad.text");
   check_scaled(in.audio.grad(), fx["grad.audio"], "grad.audio");
   check_scaled(in.vision.grad(), fx["grad.vision"], "grad.vision");
-  int full = 0, summarised = 0;
-  for (const auto& [name, p] : net.named_parameters()) {
-    CAPTURE(name);
-    REQUIRE_MESSAGE(p.grad().defined(), "no grad for " << name);
-    std::vector<float> g = p.grad().to_vector();
-    if (name.size() > 11 && name.compare(name.size() - 11, 11, "norm_k.bias") == 0) {
-      // Exactly 0 in exact arithmetic: a key bias moves every score of a query's row by the same amount, which
-      // softmax ignores. What is left is float rounding (the float64 twin's is ~1e-20).
-      CHECK(fx["gsq." + name].item() < 1e-20);
-      for (float x : g) CHECK(std::fabs(x) < 1e-6f);
-      ++summarised;
-      full += fx.has("grad." + name);
-      continue;
-    }
-    double s = 0, sq = 0;
-    for (float x : g) s += x, sq += double(x) * x;
-    const double scale = std::sqrt(sq * double(g.size()));  // bounds |sum| whatever the signs
-    CHECK(std::fabs(sq - fx["gsq." + name].item()) <= 1e-4 * sq + 1e-12);
-    CHECK(std::fabs(s - fx["gsum." + name].item()) <= 1e-4 * scale + 1e-9);
-    ++summarised;
-    if (fx.has("grad." + name)) {
-      check_scaled(p.grad(), fx["grad." + name], "grad." + name);
-      ++full;
-    }
-  }
-  CHECK(summarised == int(fx.with_prefix("gsum.").size()));
-  CHECK(full == int(fx.with_prefix("grad.").size()) - 3);  // every full grad the fixture has, inputs aside
-  CHECK(full > 40);
+  auto key_bias = [](const std::string& name) {
+    return name.size() > 11 && name.compare(name.size() - 11, 11, "norm_k.bias") == 0;
+  };
+  CHECK(check_parameter_grads(net, fx, key_bias) > 40);
 }
 
 // ---------------------------------------------------------------- pieces
@@ -197,10 +131,8 @@ TEST_CASE("almt: keeping the first tokens cuts the last layer's queries, with th
       return out;
     };
     std::vector<Tensor> full = run(false), cut = run(true);
-    REQUIRE(full.size() == cut.size());
     CHECK(cut[0].shape() == Shape{2, 3, 8});
-    for (size_t i = 0; i < full.size(); ++i)
-      check_close(cut[i], full[i], 1e-5, 1e-6, "output / grad " + std::to_string(i));
+    check_all_close(cut, full, 1e-5, 1e-6);
   }
 }
 
@@ -333,23 +265,12 @@ TEST_CASE("almt: overfits 64 synthetic samples (MSE falls 10x with AdamW)") {
   apply_overrides(c, {"dst_feature_dims=16", "dst_feature_hidden_dims=16", "fusion_hidden_d=16"});
   ALMT net(config_feature_dims(c), c);
   ModelInput in = random_input(N, {5, 6, 3}, {6, 4, 5}, 21);
-  // A label in (-2.5, 2.5) that needs every modality.
-  Tensor y =
-      mul(tanh(add(add(mean(in.text, {1, 2}), mean(in.audio, {1, 2})), mul(mean(in.vision, {1, 2}), 0.5f))), 2.5f);
-  y = reshape(y, {N, 1}).detach();
   AdamOptions o;
   o.lr = 3e-3f;
   o.weight_decay = 1e-4f;
   AdamW opt(net.parameters(), o);
-  float first = 0, last = 0;
-  for (int step = 0; step < 80; ++step) {
-    Tensor loss = mse_loss(net.forward(in).prediction, y);
-    if (step == 0) first = loss.item();
-    last = loss.item();
-    opt.zero_grad();
-    loss.backward();
-    opt.step();
-  }
+  auto [first, last] =
+      overfit(net, in, overfit_labels(in), opt, 80, [](const Tensor& p, const Tensor& y) { return mse_loss(p, y); });
   MESSAGE("ALMT overfit: MSE " << first << " -> " << last);
   CHECK(last < first / 10);
 }

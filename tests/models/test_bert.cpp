@@ -14,7 +14,7 @@
 #include "msmix/trainer.h"
 #include "tests/files.h"
 #include "tests/golden/golden.h"
-#include "tests/testing.h"
+#include "tests/models/backbone_testing.h"
 
 using namespace msmix;
 using namespace msmix::testing;
@@ -26,27 +26,6 @@ BertSizes tiny_sizes() {  // make_bert_golden.py's
   s.vocab = 20, s.hidden = 8, s.layers = 2, s.heads = 2, s.intermediate = 12, s.max_positions = 10, s.type_vocab = 2;
   s.dropout = 0;
   return s;
-}
-
-// make_almt_golden.py's weight formula (see test_almt.cpp).
-void formula_state(Module& m) {
-  int64_t p = 0;
-  for (auto& [name, t] : m.named_parameters()) {
-    const bool rank1 = t.dim() < 2;
-    const double amp = rank1 ? 0.2 : 1.0 / std::sqrt(double(t.size(-1)));
-    const double offset = rank1 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 ? 1.0 : 0.0;
-    std::vector<float> v(size_t(t.numel()));
-    for (size_t i = 0; i < v.size(); ++i)
-      v[i] = float(offset + amp * std::sin(1.0 + 0.731 * double(i) + 1.913 * double(p) + 0.05 * double(i * i % 997)));
-    t.copy_(Tensor::from_vector(v, t.shape()));
-    ++p;
-  }
-}
-
-void check_scaled(const Tensor& a, const Tensor& b, const std::string& what) {
-  double scale = 0;
-  for (float x : b.to_vector()) scale = std::max(scale, double(std::fabs(x)));
-  check_close(a, b, 1e-4, 1e-4 * scale + 1e-9, what);
 }
 
 }  // namespace
@@ -84,7 +63,7 @@ TEST_CASE("bert: Hugging Face's names; bert-base-uncased's 109,482,240 parameter
 TEST_CASE("bert: forward and grads match the PyTorch twin, with padded samples (golden)") {
   golden::Fixture fx = golden::load("bert/bert.json");
   BertModel bert(tiny_sizes());
-  formula_state(bert);
+  fill_formula_weights(bert);
   Tensor out = bert.forward(fx["text_bert"]);
   check_scaled(out, fx["out"], "out");
   out.backward(fx["w"]);

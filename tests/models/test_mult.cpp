@@ -10,7 +10,7 @@
 #include "models/mult.h"
 #include "msmix/optimizer.h"
 #include "tests/golden/golden.h"
-#include "tests/testing.h"
+#include "tests/models/backbone_testing.h"
 
 using namespace msmix;
 using namespace msmix::testing;
@@ -72,21 +72,6 @@ void formula_state(Module& m) {
     t.copy_(Tensor::from_vector(v, t.shape()));
     ++p;
   }
-}
-
-bool all_finite(const Tensor& t) {
-  for (float x : t.to_vector())
-    if (!std::isfinite(x)) return false;
-  return true;
-}
-
-ModelInput random_input(int64_t B, const std::vector<int64_t>& T, const std::vector<int64_t>& D, uint64_t seed) {
-  Generator gen(seed);
-  ModelInput in;
-  in.text = Tensor::randn({B, T[0], D[0]}, gen);
-  in.audio = Tensor::randn({B, T[1], D[1]}, gen);
-  in.vision = Tensor::randn({B, T[2], D[2]}, gen);
-  return in;
 }
 
 }  // namespace
@@ -257,10 +242,8 @@ TEST_CASE("mult: last_only gives the last row of the full encoder, with the same
       return out;
     };
     std::vector<Tensor> full = run(false), last = run(true);
-    REQUIRE(full.size() == last.size());
     CHECK(last[0].shape() == Shape{2, 1, 8});
-    for (size_t i = 0; i < full.size(); ++i)
-      check_close(last[i], full[i], 1e-5, 1e-6, "output / grad " + std::to_string(i));
+    check_all_close(last, full, 1e-5, 1e-6);
   }
 }
 
@@ -388,22 +371,11 @@ TEST_CASE("mult: overfits 64 synthetic samples (L1 falls 10x with Adam)") {
                       "embed_dropout=0", "output_dropout=0"});
   MULT net(config_feature_dims(c), c);
   ModelInput in = random_input(N, {6, 8, 5}, {6, 4, 5}, 21);
-  // A label in (-2.5, 2.5) that needs every modality.
-  Tensor y =
-      mul(tanh(add(add(mean(in.text, {1, 2}), mean(in.audio, {1, 2})), mul(mean(in.vision, {1, 2}), 0.5f))), 2.5f);
-  y = reshape(y, {N, 1}).detach();
   AdamOptions o;
   o.lr = 5e-3f;
   Adam opt(net.parameters(), o);
-  float first = 0, last = 0;
-  for (int step = 0; step < 50; ++step) {
-    Tensor loss = l1_loss(net.forward(in).prediction, y);
-    if (step == 0) first = loss.item();
-    last = loss.item();
-    opt.zero_grad();
-    loss.backward();
-    opt.step();
-  }
+  auto [first, last] =
+      overfit(net, in, overfit_labels(in), opt, 50, [](const Tensor& p, const Tensor& y) { return l1_loss(p, y); });
   MESSAGE("MulT overfit: L1 " << first << " -> " << last);
   CHECK(last < first / 10);
 }
