@@ -72,6 +72,7 @@ Dataset sized_data(const Config& config, int64_t train, int64_t valid, int64_t t
     o.valid = valid;
     o.test = test;
     o.max_steps = config.contains("synthetic_max_steps") ? config_int(config, "synthetic_max_steps") : 0;
+    o.with_text_bert = config_bool_or(config, "use_bert", false);  // token ids for a backbone's BERT
     const uint64_t seed = config.contains("synthetic_seed") ? uint64_t(config_int(config, "synthetic_seed")) : 1;
     return make_synthetic(data_name(data), seed, o).dataset;
   }

@@ -213,7 +213,10 @@ TEST_CASE("sized_data: synthetic at exactly the asked sizes and MMSA's shapes; a
   CHECK(d.train.text.shape() == Shape{5, 50, 768});
   CHECK(d.train.audio.shape() == Shape{5, 375, 5});
   CHECK(d.train.vision.shape() == Shape{5, 500, 20});
+  CHECK(!d.train.text_bert.defined());
   d.validate();
+  c["use_bert"] = true;  // token ids too, for a backbone's BERT (msmix info / bench with use_bert=true)
+  CHECK(sized_data(c, 5, 2, 3).train.text_bert.shape() == Shape{5, 3, 50});
 
   const std::string pkl = testing::shared_mosi_utterance();
   if (pkl.empty()) {
