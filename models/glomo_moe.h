@@ -41,7 +41,8 @@ class GlomoMoE : public Module {
   };
   // x [B, input]. In training the gate noise N(0, 1) [B, experts] is `noise` when given (tests, twins), else
   // drawn from the default generator (on the host, as Tensor::randn, then copied: the same numbers on either
-  // device; a captured CUDA graph cannot hold that copy, so cuda_graph runs GLoMo's steps uncaptured).
+  // device). A CUDA graph would replay the capture's draw, so drawing during a capture is refused and the
+  // trainer's cuda_graph runs GLoMo's steps uncaptured (its results say why).
   Output forward(const Tensor& x, const Tensor& noise = Tensor());
 
   int64_t num_experts, k;
