@@ -57,7 +57,9 @@ Tensor Tensor::zeros(const Shape& shape, Device device) {
 Tensor Tensor::ones(const Shape& shape, Device device) { return full(shape, 1, device); }
 
 Tensor Tensor::full(const Shape& shape, float value, Device device) {
-  return from_host(shape, device, [value](float* p, int64_t n) { std::fill(p, p + n, value); });
+  Tensor t = make(shape, device);
+  t.fill_(value);  // on the GPU a fill kernel, not a copy from the host
+  return t;
 }
 
 Tensor Tensor::arange(int64_t n, Device device) { return arange(0, float(n), 1, device); }

@@ -8,17 +8,6 @@
 
 namespace msmix {
 
-namespace {
-
-// A one-element constant made on the device (a fill, no copy from the host).
-Tensor constant(float value, Device device) {
-  Tensor t = Tensor::empty({1}, device);
-  t.fill_(value);
-  return t;
-}
-
-}  // namespace
-
 GlomoExpert::GlomoExpert(int64_t input, int64_t output) {
   fc1 = register_module("fc1", std::make_shared<Linear>(input, output));
   fc2 = register_module("fc2", std::make_shared<Linear>(output, output));
@@ -63,10 +52,10 @@ GlomoMoE::Output GlomoMoE::forward(const Tensor& x, const Tensor& noise) {
   }
   // The top k of each row (ties to the lower expert), their softmax, 0 elsewhere.
   Tensor ranks = row_ranks(logits.detach());
-  auto rank_is = [&](int64_t r) { return eq(ranks, constant(float(r), x.device())); };
+  auto rank_is = [&](int64_t r) { return eq(ranks, Tensor::full({1}, float(r), x.device())); };
   Tensor in_top = rank_is(0);
   for (int64_t r = 1; r < k; ++r) in_top = add(in_top, rank_is(r));
-  const Tensor minus_inf = constant(-std::numeric_limits<float>::infinity(), x.device());
+  const Tensor minus_inf = Tensor::full({1}, -std::numeric_limits<float>::infinity(), x.device());
   Output o;
   o.gates = softmax(where(in_top, logits, minus_inf));  // [B, E]
 
@@ -88,8 +77,8 @@ GlomoMoE::Output GlomoMoE::forward(const Tensor& x, const Tensor& noise) {
   std::vector<Tensor> outs;
   for (const auto& expert : experts->items) outs.push_back(unsqueeze(expert->forward(x), 1));  // [B, 1, output]
   Tensor mixture = sum(mul(unsqueeze(o.gates, 2), exp(concat(outs, 1))), {1});                // [B, output]
-  const Tensor tiny = constant(2.220446049250313e-16f, x.device());
-  o.out = log(where(eq(mixture, constant(0, x.device())), tiny, mixture));
+  const Tensor tiny = Tensor::full({1}, 2.220446049250313e-16f, x.device());
+  o.out = log(where(eq(mixture, Tensor::zeros({1}, x.device())), tiny, mixture));
   return o;
 }
 
