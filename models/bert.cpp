@@ -13,8 +13,6 @@ namespace msmix {
 
 namespace {
 
-Tensor maybe_dropout(const Tensor& x, float p, bool training) { return p > 0 && training ? dropout(x, p, true) : x; }
-
 // Hugging Face's BERT init (_init_weights): N(0, 0.02) weights, zero biases; LayerNorms 1 / 0 as built.
 std::shared_ptr<Linear> bert_linear(int64_t in, int64_t out) {
   auto l = std::make_shared<Linear>(in, out);
@@ -29,20 +27,6 @@ std::shared_ptr<Embedding> bert_embedding(int64_t rows, int64_t width, int64_t p
   if (padding_idx >= 0) std::fill_n(e->weight.data() + padding_idx * width, width, 0.0f);
   return e;
 }
-
-// The module's own child, registered under a name of its own (e.g. "attention" holding "self" and "output").
-class Group : public Module {
- public:
-  explicit Group(const char* kind) : kind_(kind) {}
-  const char* kind() const override { return kind_; }
-  template <class M>
-  std::shared_ptr<M> add(const std::string& name, std::shared_ptr<M> m) {
-    return register_module(name, std::move(m));
-  }
-
- private:
-  const char* kind_;
-};
 
 }  // namespace
 
@@ -84,23 +68,23 @@ Tensor BertEmbeddings::forward(const Tensor& ids, const Tensor& segments) {
   const int64_t L = ids.size(1);
   Tensor positions = slice(position_embeddings->weight, 0, 0, L);  // [L, H], broadcast over the batch
   Tensor x = add(add(word_embeddings->forward(ids), positions), token_type_embeddings->forward(segments));
-  return maybe_dropout(layer_norm->forward(x), dropout, is_training());
+  return msmix::dropout(layer_norm->forward(x), dropout, is_training());
 }
 
 BertLayer::BertLayer(const BertSizes& s) : heads(s.heads), dropout(s.dropout) {
   // Hugging Face's tree: attention.self.{query,key,value}, attention.output.{dense,LayerNorm},
   // intermediate.dense, output.{dense,LayerNorm}.
-  auto attention = register_module("attention", std::make_shared<Group>("BertAttention"));
-  auto self = attention->add("self", std::make_shared<Group>("BertSelfAttention"));
+  auto attention = register_module("attention", std::make_shared<ModuleGroup>("BertAttention"));
+  auto self = attention->add("self", std::make_shared<ModuleGroup>("BertSelfAttention"));
   query = self->add("query", bert_linear(s.hidden, s.hidden));
   key = self->add("key", bert_linear(s.hidden, s.hidden));
   value = self->add("value", bert_linear(s.hidden, s.hidden));
-  auto attention_output = attention->add("output", std::make_shared<Group>("BertSelfOutput"));
+  auto attention_output = attention->add("output", std::make_shared<ModuleGroup>("BertSelfOutput"));
   attention_dense = attention_output->add("dense", bert_linear(s.hidden, s.hidden));
   attention_norm = attention_output->add("LayerNorm", std::make_shared<LayerNorm>(s.hidden, s.layer_norm_eps));
-  auto intermediate = register_module("intermediate", std::make_shared<Group>("BertIntermediate"));
+  auto intermediate = register_module("intermediate", std::make_shared<ModuleGroup>("BertIntermediate"));
   intermediate_dense = intermediate->add("dense", bert_linear(s.hidden, s.intermediate));
-  auto output = register_module("output", std::make_shared<Group>("BertOutput"));
+  auto output = register_module("output", std::make_shared<ModuleGroup>("BertOutput"));
   output_dense = output->add("dense", bert_linear(s.intermediate, s.hidden));
   output_norm = output->add("LayerNorm", std::make_shared<LayerNorm>(s.hidden, s.layer_norm_eps));
 }
@@ -113,9 +97,9 @@ Tensor BertLayer::forward(const Tensor& x, const Tensor& key_padding_mask) {
                                    1.0f / std::sqrt(float(width / heads)), Tensor(), key_padding_mask, dropout,
                                    training)
                        .out;
-  Tensor a = attention_norm->forward(add(maybe_dropout(attention_dense->forward(context), dropout, training), x));
+  Tensor a = attention_norm->forward(add(msmix::dropout(attention_dense->forward(context), dropout, training), x));
   Tensor h = output_dense->forward(gelu(intermediate_dense->forward(a)));
-  return output_norm->forward(add(maybe_dropout(h, dropout, training), a));
+  return output_norm->forward(add(msmix::dropout(h, dropout, training), a));
 }
 
 BertModel::BertModel(const BertSizes& s) : sizes(s) {
@@ -126,12 +110,12 @@ BertModel::BertModel(const BertSizes& s) : sizes(s) {
               s.vocab, s.hidden, s.layers, s.heads, s.intermediate, s.max_positions, s.type_vocab);
   MSMIX_CHECK(s.dropout >= 0 && s.dropout < 1, "BERT: bert_dropout must be in [0, 1), got {}", s.dropout);
   embeddings = register_module("embeddings", std::make_shared<BertEmbeddings>(s));
-  auto encoder = register_module("encoder", std::make_shared<Group>("BertEncoder"));
+  auto encoder = register_module("encoder", std::make_shared<ModuleGroup>("BertEncoder"));
   layers = encoder->add("layer", std::make_shared<ModuleList<BertLayer>>());
   for (int64_t i = 0; i < s.layers; ++i) layers->append(std::make_shared<BertLayer>(s));
   if (s.pooler)
-    pooler =
-        register_module("pooler", std::make_shared<Group>("BertPooler"))->add("dense", bert_linear(s.hidden, s.hidden));
+    pooler = register_module("pooler", std::make_shared<ModuleGroup>("BertPooler"))
+                 ->add("dense", bert_linear(s.hidden, s.hidden));
 }
 
 std::vector<Tensor> BertModel::forward_states(const Tensor& text_bert) {

@@ -11,11 +11,15 @@ namespace msmix {
 
 namespace {
 
-Tensor maybe_dropout(const Tensor& x, float p, bool training) { return p > 0 && training ? dropout(x, p, true) : x; }
-
 // x [B, L, D] -> Conv1d(k 3, pad 1, no bias) -> [B, L, d]
 Tensor conv_time(const Conv1d& conv, const Tensor& x) {
   return transpose(conv1d(transpose(x, 1, 2), conv.weight, Tensor(), conv.padding), 1, 2);
+}
+
+// sum_j w[:, j] x_j: w [B, 3], each x_j [B, d] -> [B, d].
+Tensor weighted_sum(const Tensor& w, const Tensor& x1, const Tensor& x2, const Tensor& x3) {
+  Tensor stacked = concat({unsqueeze(x1, 1), unsqueeze(x2, 1), unsqueeze(x3, 1)}, 1);  // [B, 3, d]
+  return reshape(matmul(unsqueeze(w, 1), stacked), {x1.size(0), x1.size(1)});
 }
 
 // The 6-token sequence's token j: [B, d].
@@ -82,12 +86,10 @@ GlomoAttentionPool::GlomoAttentionPool(int64_t d_, float dropout_) : d(d_), drop
 }
 
 GlomoAttentionPool::Output GlomoAttentionPool::forward(const Tensor& x1, const Tensor& x2, const Tensor& x3) {
-  const int64_t B = x1.size(0);
-  Tensor s = fc2->forward(relu(maybe_dropout(fc1->forward(concat({x1, x2, x3}, 1)), dropout, is_training())));
+  Tensor s = fc2->forward(relu(msmix::dropout(fc1->forward(concat({x1, x2, x3}, 1)), dropout, is_training())));
   Output o;
   o.weights = softmax(div(s, std::sqrt(float(d))));  // [B, 3]
-  Tensor stacked = concat({unsqueeze(x1, 1), unsqueeze(x2, 1), unsqueeze(x3, 1)}, 1);  // [B, 3, d]
-  o.fused = reshape(matmul(unsqueeze(o.weights, 1), stacked), {B, d});
+  o.fused = weighted_sum(o.weights, x1, x2, x3);
   return o;
 }
 
@@ -216,8 +218,7 @@ ModelOutput GLoMo::fuse(const Representations& z) {
   Tensor m_t = modality_t->forward(concat({token(seq, 0), token(seq, 1)}, 1));
   Tensor m_a = modality_a->forward(concat({token(seq, 2), token(seq, 3)}, 1));
   Tensor m_v = modality_v->forward(concat({token(seq, 4), token(seq, 5)}, 1));
-  Tensor stacked = concat({unsqueeze(m_t, 1), unsqueeze(m_a, 1), unsqueeze(m_v, 1)}, 1);  // [B, 3, d]
-  Tensor c = reshape(matmul(unsqueeze(g.weights, 1), stacked), {B, d});                   // sum_j w_g,j m_j
+  Tensor c = weighted_sum(g.weights, m_t, m_a, m_v);  // sum_j w_g,j m_j
   return {head->forward(concat({a, c}, 1)), z.aux_loss};
 }
 

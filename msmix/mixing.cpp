@@ -110,9 +110,11 @@ Tensor pair_mix_loss(const Tensor& prediction, const Tensor& labels_i, const Ten
 
 Representations concat_batches(const Representations& first, const Representations& second) {
   Representations r{concat({first.t, second.t}, 0), concat({first.a, second.a}, 0), concat({first.v, second.v}, 0)};
-  if (first.t_fine.defined())
-    r.t_fine = concat({first.t_fine, second.t_fine}, 0), r.a_fine = concat({first.a_fine, second.a_fine}, 0),
+  if (first.t_fine.defined()) {
+    r.t_fine = concat({first.t_fine, second.t_fine}, 0);
+    r.a_fine = concat({first.a_fine, second.a_fine}, 0);
     r.v_fine = concat({first.v_fine, second.v_fine}, 0);
+  }
   r.aux_loss = first.aux_loss;  // the encoders' loss, once
   return r;
 }
