@@ -12,6 +12,7 @@
 #include "ops/cuda/kernels.h"
 #include "ops/ops.h"
 #include "tests/cuda/cuda_testing.h"
+#include "tests/msmix/tiny_runs.h"
 
 using namespace msmix;
 using namespace msmix::testing;
@@ -243,10 +244,8 @@ TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's nu
       spec.overrides = small;
       spec.overrides.insert(spec.overrides.end(), c.overrides.begin(), c.overrides.end());
       spec.overrides.push_back(graph ? "cuda_graph=true" : "cuda_graph=false");
-      Config config = make_run_config(spec);
-      Dataset data = load_data(config);
-      prepare_data(data, config);
-      Trainer trainer(config, data);
+      Run run = prepared_run(spec);
+      Trainer trainer(run.config, run.data);
       runs[graph] = trainer.fit();
       if (graph) {
         CAPTURE(trainer.graph_status());
@@ -300,10 +299,8 @@ TEST_CASE("cuda graph: GLoMo's training step is not captured (its gates' noise i
                       "encoder_layers=1", "fusion_ff=16", "attn_dropout=0", "relu_dropout=0", "res_dropout=0",
                       "embed_dropout=0", "fusion_dropout=0", "gate_dropout=0",
                       graph ? "cuda_graph=true" : "cuda_graph=false"};
-    Config config = make_run_config(spec);
-    Dataset data = load_data(config);
-    prepare_data(data, config);
-    Trainer trainer(config, data);
+    Run run = prepared_run(spec);
+    Trainer trainer(run.config, run.data);
     runs[graph] = trainer.fit();
     if (graph) {
       CHECK(trainer.graph_replays() == 0);

@@ -15,6 +15,7 @@
 #include "tests/files.h"
 #include "tests/golden/golden.h"
 #include "tests/models/backbone_testing.h"
+#include "tests/msmix/tiny_runs.h"
 
 using namespace msmix;
 using namespace msmix::testing;
@@ -218,10 +219,8 @@ TEST_CASE("almt with use_bert: BERT's last hidden states feed the embedding; the
   RunSpec lf_spec = spec;  // a backbone without BERT
   lf_spec.model = "lf_dnn";
   lf_spec.overrides = {"use_bert=true", "synthetic_scale=0.125", "synthetic_max_steps=6"};
-  Config lf_run = make_run_config(lf_spec);
-  Dataset lf_data = load_data(lf_run);
-  prepare_data(lf_data, lf_run);
-  check_throws_with([&] { Trainer(lf_run, lf_data); }, {"lf_dnn", "use_bert=true", "no BERT"});
+  Run lf = prepared_run(lf_spec);
+  check_throws_with([&] { Trainer(lf.config, lf.data); }, {"lf_dnn", "use_bert=true", "no BERT"});
   // A file without token ids.
   Config plain = make_run_config(spec);
   plain["use_bert"] = false;

@@ -31,11 +31,15 @@ struct Run {
   Config config;
   Dataset data;
 };
-inline Run tiny_run(const std::string& mix, uint64_t seed, int64_t epochs) {
-  Run r{make_run_config(tiny_spec(mix, seed, epochs)), {}};
+// The config and prepared data of `spec`, as `msmix train` makes them.
+inline Run prepared_run(const RunSpec& spec) {
+  Run r{make_run_config(spec), {}};
   r.data = load_data(r.config);
   prepare_data(r.data, r.config);
   return r;
+}
+inline Run tiny_run(const std::string& mix, uint64_t seed, int64_t epochs) {
+  return prepared_run(tiny_spec(mix, seed, epochs));
 }
 
 // Log lines without the wall-clock field, which is the one thing allowed to differ between runs.
