@@ -32,6 +32,10 @@ struct Representations {
   // Optional: a loss the encoders produced (rank 0, already weighted; GLoMo's experts' balance). Not mixed;
   // fuse() returns it in its aux_loss, so it counts once per step, for the originals.
   Tensor aux_loss;
+  // When fuse() gets originals and mixed samples in one batch (concat_batches): how many rows, from the first,
+  // are originals; 0 = all. A backbone whose own loss describes the batch (MISA's regularisers) computes it on
+  // these rows only.
+  int64_t original_rows = 0;
 };
 
 struct ModelOutput {

@@ -10,6 +10,7 @@
 #include "engine/error.h"
 #include "models/almt.h"
 #include "models/glomo.h"
+#include "models/misa.h"
 #include "models/mult.h"
 
 namespace msmix {
@@ -91,7 +92,7 @@ Config lmf_defaults(const std::string& dataset) {
   return c;
 }
 
-// The table: one function per backbone. misa adds its line here.
+// The table: one function per backbone.
 using DefaultsFn = std::function<Config(const std::string& dataset)>;
 
 // mosi-utterance (one step per modality) is MOSI with other widths: backbones without sequence-length
@@ -107,6 +108,7 @@ const std::vector<std::pair<std::string, DefaultsFn>>& table() {
       {"tfn", as_mosi_for_utterance(tfn_defaults)},
       {"lmf", as_mosi_for_utterance(lmf_defaults)},
       {"mult", mult_defaults},
+      {"misa", misa_defaults},
       {"almt", almt_defaults},
       {"glomo", glomo_defaults},
   };

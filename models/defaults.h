@@ -7,7 +7,7 @@
 //   apply_overrides(c, {"learning_rate=5e-4", "dropouts=[0.2,0.2,0.2,0.5]"});
 //   int64_t r = config_int(c, "rank");               // a missing key or wrong type is an Error
 //
-// Adding a backbone (mult, misa, almt, glomo): write one `Config <name>_defaults(const std::string& dataset)`
+// Adding a backbone: write one `Config <name>_defaults(const std::string& dataset)`
 // in defaults.cpp and list it in the table there. See docs/backbones.md for every key.
 #pragma once
 #include <cstdint>

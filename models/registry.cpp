@@ -8,13 +8,14 @@
 #include "models/glomo.h"
 #include "models/lf_dnn.h"
 #include "models/lmf.h"
+#include "models/misa.h"
 #include "models/mult.h"
 #include "models/tfn.h"
 #include "ops/ops.h"
 
 namespace msmix {
 
-std::vector<std::string> known_backbones() { return {"lf_dnn", "tfn", "lmf", "mult", "almt", "glomo"}; }
+std::vector<std::string> known_backbones() { return {"lf_dnn", "tfn", "lmf", "mult", "misa", "almt", "glomo"}; }
 
 std::shared_ptr<Backbone> make_backbone(const std::string& name, const FeatureDims& dims, const Config& config) {
   MSMIX_CHECK(dims.text > 0 && dims.audio > 0 && dims.vision > 0,
@@ -24,6 +25,7 @@ std::shared_ptr<Backbone> make_backbone(const std::string& name, const FeatureDi
   if (name == "tfn") return std::make_shared<TFN>(dims, config);
   if (name == "lmf") return std::make_shared<LMF>(dims, config);
   if (name == "mult") return std::make_shared<MULT>(dims, config);
+  if (name == "misa") return std::make_shared<MISA>(dims, config);
   if (name == "almt") return std::make_shared<ALMT>(dims, config);
   if (name == "glomo") return std::make_shared<GLoMo>(dims, config);
   throw Error(fmt::format("make_backbone: unknown backbone '{}'; known: {}", name, fmt::join(known_backbones(), ", ")));

@@ -116,6 +116,7 @@ Representations concat_batches(const Representations& first, const Representatio
     r.v_fine = concat({first.v_fine, second.v_fine}, 0);
   }
   r.aux_loss = first.aux_loss;  // the encoders' loss, once
+  r.original_rows = first.t.size(0);
   return r;
 }
 

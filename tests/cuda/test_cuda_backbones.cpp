@@ -2,8 +2,8 @@
 // build has it; dropout 0, since the two forwards would draw different stretches of the default generator;
 // tests/cuda/test_cuda_dropout.cpp checks the masks) in training mode, forward and backward on the GPU against
 // the same weights on the CPU: representations, prediction, every parameter's and input's grad, and the batch
-// norms' running stats. ALMT (attention, LayerNorm, GELU; no dropout, no LSTM), BERT (padded keys) and GLoMo (in
-// eval: its gates' noise is a draw) the same way. Skipped without a GPU.
+// norms' running stats. ALMT (attention, LayerNorm, GELU; no dropout, no LSTM), MISA (BiLSTMs with lengths, its
+// regularisers; no dropout), BERT (padded keys) and GLoMo (in eval: its gates' noise is a draw) the same way. Skipped without a GPU.
 #include <map>
 
 #include "models/bert.h"
@@ -22,6 +22,7 @@ namespace {
 void check_gpu_equals_cpu(Backbone& cpu_net, Backbone& gpu_net, const ModelInput& in_cpu) {
   ModelInput in_gpu;
   in_gpu.text = gpu_leaf(in_cpu.text), in_gpu.audio = gpu_leaf(in_cpu.audio), in_gpu.vision = gpu_leaf(in_cpu.vision);
+  in_gpu.audio_lengths = in_cpu.audio_lengths, in_gpu.vision_lengths = in_cpu.vision_lengths;
   Representations zc = cpu_net.encode(in_cpu), zg = gpu_net.encode(in_gpu);
   check_close(zg.t, zc.t, 1e-4, 1e-5, "z.t");
   check_close(zg.a, zc.a, 1e-4, 1e-5, "z.a");
@@ -36,6 +37,7 @@ void check_gpu_equals_cpu(Backbone& cpu_net, Backbone& gpu_net, const ModelInput
   const Tensor &pc = oc.prediction, &pg = og.prediction;
   REQUIRE(pg.is_cuda());
   check_close(pg, pc, 1e-4, 1e-5, "prediction");
+  if (oc.aux_loss.defined()) check_close(og.aux_loss, oc.aux_loss, 1e-4, 1e-6, "fuse's aux_loss");
   Tensor w = leaf(pc.shape(), 4).detach();
   Tensor lc = sum(mul(pc, w)), lg = sum(mul(pg, w.to(Device::cuda())));
   if (oc.aux_loss.defined()) lc = add(lc, oc.aux_loss), lg = add(lg, og.aux_loss);
@@ -95,6 +97,21 @@ TEST_CASE("cuda backbones: ALMT forward and backward on the GPU equal the CPU") 
   gpu_net->to(Device::cuda());
   ModelInput in_cpu;
   in_cpu.text = leaf({3, 7, 6}, 1), in_cpu.audio = leaf({3, 9, 4}, 2), in_cpu.vision = leaf({3, 2, 5}, 3);
+  check_gpu_equals_cpu(*cpu_net, *gpu_net, in_cpu);
+}
+
+TEST_CASE("cuda backbones: MISA (BiLSTMs over each sample's length, its regularisers) on the GPU equals the CPU") {
+  MSMIX_REQUIRE_GPU();
+  Config c = backbone_defaults("misa", "mosi");
+  apply_overrides(c, {"feature_dims=[6,4,5]", "hidden_size=16", "transformer_ff=24", "dropout=0",
+                      "transformer_dropout=0"});
+  auto cpu_net = make_backbone("misa", config_feature_dims(c), c);
+  auto gpu_net = make_backbone("misa", config_feature_dims(c), c);
+  gpu_net->load_state_dict(cpu_net->state_dict());
+  gpu_net->to(Device::cuda());
+  ModelInput in_cpu;
+  in_cpu.text = leaf({5, 3, 6}, 1), in_cpu.audio = leaf({5, 9, 4}, 2), in_cpu.vision = leaf({5, 4, 5}, 3);
+  in_cpu.audio_lengths = {9, 1, 4, 7, 2}, in_cpu.vision_lengths = {4, 4, 1, 3, 2};
   check_gpu_equals_cpu(*cpu_net, *gpu_net, in_cpu);
 }
 

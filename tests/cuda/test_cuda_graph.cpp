@@ -283,31 +283,46 @@ TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's nu
   }
 }
 
-TEST_CASE("cuda graph: GLoMo's training step is not captured (its gates' noise is a host draw) and trains as without") {
+TEST_CASE("cuda graph: GLoMo's and MISA's steps are not captured (host draws, host lengths) and train as without") {
   MSMIX_REQUIRE_GPU();
-  TrainResult runs[2];
-  for (int graph = 0; graph < 2; ++graph) {
-    RunSpec spec;
-    spec.model = "glomo";
-    spec.data = "synthetic:mosi";
-    spec.mix = "msmix";
-    spec.seed = 1111;
-    spec.device = "cuda";
-    spec.max_epochs = 2;
-    // Dropouts 0: the failed capture must not leave the two runs apart through draws it made before refusing.
-    spec.overrides = {"synthetic_scale=0.125", "synthetic_max_steps=4", "batch_size=8", "d_model=16", "num_heads=4",
-                      "encoder_layers=1", "fusion_ff=16", "attn_dropout=0", "relu_dropout=0", "res_dropout=0",
-                      "embed_dropout=0", "fusion_dropout=0", "gate_dropout=0",
-                      graph ? "cuda_graph=true" : "cuda_graph=false"};
-    Run run = prepared_run(spec);
-    Trainer trainer(run.config, run.data);
-    runs[graph] = trainer.fit();
-    if (graph) {
-      CHECK(trainer.graph_replays() == 0);
-      CHECK(trainer.graph_status().find("GLoMo MoE") != std::string::npos);
+  struct Case {
+    const char* model;
+    const char* reason;  // in graph_status()
+    std::vector<std::string> overrides;
+  };
+  // Dropouts 0: the failed capture must not leave the two runs apart through draws it made before refusing.
+  const std::vector<Case> cases = {
+      {"glomo", "GLoMo MoE",  // its gates' noise is drawn on the host
+       {"d_model=16", "num_heads=4", "encoder_layers=1", "fusion_ff=16", "attn_dropout=0", "relu_dropout=0",
+        "res_dropout=0", "embed_dropout=0", "fusion_dropout=0", "gate_dropout=0"}},
+      {"misa", "MISA",  // its LSTMs read each sample's length on the host
+       {"hidden_size=16", "transformer_ff=32", "dropout=0", "transformer_dropout=0"}},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.model);
+    TrainResult runs[2];
+    for (int graph = 0; graph < 2; ++graph) {
+      RunSpec spec;
+      spec.model = c.model;
+      spec.data = "synthetic:mosi";
+      spec.mix = "msmix";
+      spec.seed = 1111;
+      spec.device = "cuda";
+      spec.max_epochs = 2;
+      spec.overrides = {"synthetic_scale=0.125", "synthetic_max_steps=4", "batch_size=8",
+                        graph ? "cuda_graph=true" : "cuda_graph=false"};
+      spec.overrides.insert(spec.overrides.end(), c.overrides.begin(), c.overrides.end());
+      Run run = prepared_run(spec);
+      Trainer trainer(run.config, run.data);
+      runs[graph] = trainer.fit();
+      if (graph) {
+        CHECK(trainer.graph_replays() == 0);
+        CHECK(trainer.graph_status().find(c.reason) != std::string::npos);
+      }
     }
+    REQUIRE(runs[0].log.size() == runs[1].log.size());
+    for (size_t e = 0; e < runs[0].log.size(); ++e)
+      CHECK(runs[0].log[e]["train_loss"].get<double>() ==
+            doctest::Approx(runs[1].log[e]["train_loss"].get<double>()));
   }
-  REQUIRE(runs[0].log.size() == runs[1].log.size());
-  for (size_t e = 0; e < runs[0].log.size(); ++e)
-    CHECK(runs[0].log[e]["train_loss"].get<double>() == doctest::Approx(runs[1].log[e]["train_loss"].get<double>()));
 }

@@ -166,6 +166,8 @@ TEST_CASE("cuda training: trainer runs on the GPU give the CPU's losses epoch by
         "conv1d_kernel_size_v=1"}},
       {"almt", "msmix",  // AdamW, MSE, the per-epoch schedule (warmup shortened so epoch 2 trains at full lr)
        {"dst_feature_dims=16", "dst_feature_hidden_dims=16", "fusion_hidden_d=16", "warmup_epochs=1"}},
+      {"misa", "msmix",  // BiLSTMs over each sample's length, the regularisers on the originals, grads accumulated
+       {"hidden_size=16", "transformer_ff=32"}},
       {"glomo", "msmix",  // the experts' noisy gates (host draws: the same on both devices), local vectors mixed
        {"d_model=16", "num_heads=4", "encoder_layers=1", "fusion_ff=16", "learning_rate=1e-3"}},
   };

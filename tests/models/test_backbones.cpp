@@ -254,10 +254,12 @@ TEST_CASE("defaults: MMSA's values per (backbone, dataset), the loss, and the co
   CHECK(config_int(lf, "batch_size") == 128);
   CHECK(config_float(lf, "weight_decay") == 0.01f);
   CHECK(config_ints(lf, "feature_dims", 3) == std::vector<int64_t>{768, 5, 20});
-  CHECK(backbones_with_defaults() == std::vector<std::string>{"lf_dnn", "tfn", "lmf", "mult", "almt", "glomo"});
-  for (const auto& model : backbones_with_defaults())  // MMSA's L1, but ALMT's trainer uses MSE
+  CHECK(backbones_with_defaults() ==
+        std::vector<std::string>{"lf_dnn", "tfn", "lmf", "mult", "misa", "almt", "glomo"});
+  for (const auto& model : backbones_with_defaults())  // MMSA's L1, but MISA's and ALMT's trainers use MSE
     for (const auto& dataset : known_datasets())
-      CHECK(config_string(backbone_defaults(model, dataset), "loss") == (model == "almt" ? "mse" : "l1"));
+      CHECK(config_string(backbone_defaults(model, dataset), "loss") ==
+            (model == "almt" || model == "misa" ? "mse" : "l1"));
   // mosi-utterance: MOSI's hyperparameters with the file's widths; MulT's kernels shrink to 1.
   Config tfn_u = backbone_defaults("tfn", "mosi-utterance"), tfn_m = backbone_defaults("tfn", "mosi");
   CHECK(config_ints(tfn_u, "feature_dims", 3) == std::vector<int64_t>{100, 73, 100});
@@ -412,7 +414,7 @@ TEST_CASE("backbones: each overfits 64 synthetic samples (L1 falls 10x with Adam
 }
 
 TEST_CASE("backbones: every module knows its dotted path (the state dict's prefix) and its range name") {
-  for (const std::string model : {"lf_dnn", "tfn", "lmf", "mult", "almt", "glomo"}) {
+  for (const std::string model : {"lf_dnn", "tfn", "lmf", "mult", "misa", "almt", "glomo"}) {
     CAPTURE(model);
     auto root = at_defaults(model, "mosi");
     CHECK(root->path().empty());

@@ -168,10 +168,11 @@ std::map<std::string, TableRow> info_rows(const std::string& out) {
 TEST_CASE("cli: info --model --data prints MMSA's state-dict names and the trainable totals at MOSI") {
   // synthetic:mosi has MMSA's MOSI widths (768, 5, 20); the totals are MMSA's own counts (issue 5).
   const std::vector<std::pair<std::string, int64_t>> expected = {
-      {"lf_dnn", 597171}, {"tfn", 9497043}, {"lmf", 505071}, {"mult", 2571551}, {"almt", 2603649}, {"glomo", 913415}};
+      {"lf_dnn", 597171}, {"tfn", 9497043}, {"lmf", 505071}, {"mult", 2571551}, {"misa", 1138033},
+      {"almt", 2603649}, {"glomo", 913415}};
   const std::map<std::string, std::string> commas = {
       {"lf_dnn", "597,171"}, {"tfn", "9,497,043"}, {"lmf", "505,071"}, {"mult", "2,571,551"},
-      {"almt", "2,603,649"}, {"glomo", "913,415"}};
+      {"misa", "1,138,033"}, {"almt", "2,603,649"}, {"glomo", "913,415"}};
   for (const auto& [model, total] : expected) {
     CAPTURE(model);
     Outcome o = cli({"info", "--model", model, "--data", "synthetic:mosi"});
