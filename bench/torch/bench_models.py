@@ -1,4 +1,5 @@
-"""PyTorch twin of `msmix bench`: whole training steps of LF_DNN, TFN, LMF, MulT and ALMT at MMSA's MOSI defaults.
+"""PyTorch twin of `msmix bench`: whole training steps of LF_DNN, TFN, LMF, MulT, MISA and ALMT at MMSA's MOSI
+defaults.
 
 The modules are written from MMSA v2.2.1's architecture as msmix's models implement it (docs/backbones.md;
 models/singleTask/{LF_DNN,TFN,LMF,MULT}.py, models/subNets/): the same parameter names, the same trainable
@@ -16,6 +17,9 @@ LF_DNN / TFN / LMF audio [B, 1, 5] and vision [B, 1, 20] (time-averaged, MMSA's 
 [B, 375, 5] and vision [B, 500, 20]. Batch sizes are MMSA's: 128 / 32 / 64 / 16.
 ALMT (tests/golden/almt_twin.py, on text features as msmix's): AdamW (lr 1e-4, weight decay 1e-4) and MSE,
 batch 64, MulT's input shapes; its embeddings compute all T + 8 positions as MMSA's do.
+MISA (tests/golden/misa_twin.py, on text features as msmix's): Adam (lr 1e-4), MSE plus its regularisers, clip
+by value 0.8, batch 16, MulT's input shapes; its BiLSTMs run over packed sequences whose lengths are drawn as
+synthetic:mosi draws them (uniform in [ceil(0.3 T), T]), so both sides do the same work on average.
 
     OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch/bench_models.py --model tfn --steps 10 --warmup 2
     python3 bench/torch/bench_models.py --device cuda --steps 30 --warmup 5     # on a GPU machine
@@ -42,10 +46,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from mmsa_subnets import SubNet, TextSubNet  # noqa: E402
 from msmix_twin import MSMixTwin  # noqa: E402
 from almt_twin import ALMT  # noqa: E402
+from misa_twin import MISA  # noqa: E402
 
 # MMSA's trainable-parameter counts at MOSI defaults, feature dims (768, 5, 20) (issue 5, docs/backbones.md).
-# ALMT: shared/spec/almt.md's count of MMSA's model without BERT.
-EXPECTED_PARAMS = {"lf_dnn": 597171, "tfn": 9497043, "lmf": 505071, "mult": 2571551, "almt": 2603649}
+# ALMT: shared/spec/almt.md's count of MMSA's model without BERT; MISA: MMSA's model without BERT (msmix's count).
+EXPECTED_PARAMS = {"lf_dnn": 597171, "tfn": 9497043, "lmf": 505071, "mult": 2571551, "misa": 1138033,
+                   "almt": 2603649}
 
 # MMSA v2.2.1 MOSI defaults (config_regression.json + the trainers), as msmix's models/defaults.cpp.
 DEFAULTS = {
@@ -58,6 +64,7 @@ DEFAULTS = {
     "mult": dict(d=50, heads=10, nlevels=4, kernels=(5, 5, 5), text_dropout=0.5, output_dropout=0.5,
                  attn_dropout=0.3, attn_dropout_a=0.2, attn_dropout_v=0.0, embed_dropout=0.2, res_dropout=0.0,
                  relu_dropout=0.0, batch_size=16, learning_rate=2e-3, weight_decay=0.0, grad_clip=0.6),
+    "misa": dict(batch_size=16, learning_rate=1e-4, weight_decay=0.0, grad_clip=0.8),
     "almt": dict(batch_size=64, learning_rate=1e-4, weight_decay=1e-4),
 }
 FEATURE_DIMS = (768, 5, 20)          # text, audio, vision widths (MOSI)
@@ -294,8 +301,13 @@ def almt(dims=FEATURE_DIMS, **_):
     return ALMT(dims, SEQ_LENGTHS)
 
 
-MODELS = {"lf_dnn": LFDNN, "tfn": TFN, "lmf": LMF, "mult": MulT, "almt": almt}
-SEQUENCE_MODELS = ("mult", "almt")  # the others read audio / vision averaged over time
+def misa(dims=FEATURE_DIMS, **_):
+    return MISA(dims)
+
+
+MODELS = {"lf_dnn": LFDNN, "tfn": TFN, "lmf": LMF, "mult": MulT, "misa": misa, "almt": almt}
+SEQUENCE_MODELS = ("mult", "misa", "almt")  # the others read audio / vision averaged over time
+MSE_MODELS = ("misa", "almt")  # their trainers' loss; the others' is L1
 
 
 def build(name, dims=FEATURE_DIMS, **overrides):
@@ -342,19 +354,25 @@ def bench(name, steps, warmup, batch=None, device="cpu", mix="none"):
     model.to(device)  # before the first step: Adam's state is created on the parameters' device
     batch = batch or cfg["batch_size"]
     clip = cfg.get("grad_clip", -1)
-    criterion = nn.MSELoss() if name == "almt" else nn.L1Loss()  # ALMT's trainer: MSE
+    criterion = nn.MSELoss() if name in MSE_MODELS else nn.L1Loss()
     gen = torch.Generator().manual_seed(1)
     batches = [make_batch(name, batch, gen, device) for _ in range(2)]
+    # MISA's packed LSTMs: per-sample audio / vision lengths as synthetic:mosi draws them (kept on the host).
+    lengths = [tuple(torch.randint(math.ceil(0.3 * t), t + 1, (batch,), generator=gen) for t in SEQ_LENGTHS[1:])
+               for _ in batches] if name == "misa" else [() for _ in batches]
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     model.train()
     wall, cpu = [], []
     for i in range(warmup + steps):
         text, audio, vision, labels = batches[i % len(batches)]
+        extra = lengths[i % len(batches)]
         sync()
         w0, c0 = time.perf_counter(), time.process_time()
         optimizer.zero_grad()
         if twin is None:
-            loss = criterion(model(text, audio, vision), labels)
+            loss = criterion(model(text, audio, vision, *extra), labels)
+            if name == "misa":
+                loss = loss + model.aux  # its regularisers, as MMSA's MISA trainer adds them
         else:
             loss = twin.loss(model, text, audio, vision, labels, gen)
         loss.backward()
@@ -379,7 +397,7 @@ def bench(name, steps, warmup, batch=None, device="cpu", mix="none"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", choices=sorted(MODELS), help="repeatable; default: all five")
+    parser.add_argument("--model", action="append", choices=sorted(MODELS), help="repeatable; default: all six")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=0, help="0 = MMSA's MOSI batch size")
@@ -395,7 +413,7 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     failed = False
-    for name in args.model or ["lf_dnn", "tfn", "lmf", "mult", "almt"]:
+    for name in args.model or ["lf_dnn", "tfn", "lmf", "mult", "misa", "almt"]:
         torch.manual_seed(1111)
         count = trainable_params(build(name)[0])
         ok = count == EXPECTED_PARAMS[name]

@@ -3,7 +3,9 @@
 // tests/cuda/test_cuda_dropout.cpp checks the masks) in training mode, forward and backward on the GPU against
 // the same weights on the CPU: representations, prediction, every parameter's and input's grad, and the batch
 // norms' running stats. ALMT (attention, LayerNorm, GELU; no dropout, no LSTM), MISA (BiLSTMs with lengths, its
-// regularisers; no dropout), BERT (padded keys) and GLoMo (in eval: its gates' noise is a draw) the same way. Skipped without a GPU.
+// regularisers; no dropout), BERT (padded keys) and GLoMo (in eval: its gates' noise is a draw) the same way.
+// Skipped without a GPU.
+#include <functional>
 #include <map>
 
 #include "models/bert.h"
@@ -56,6 +58,19 @@ void check_gpu_equals_cpu(Backbone& cpu_net, Backbone& gpu_net, const ModelInput
   }
 }
 
+struct NetPair {
+  std::shared_ptr<Backbone> cpu, gpu;
+};
+
+// `model` built from `c` on the CPU (then `init`, when given, edits its weights) and a copy of it on the GPU.
+NetPair on_both_devices(const std::string& model, const Config& c, const std::function<void(Backbone&)>& init = {}) {
+  NetPair n{make_backbone(model, config_feature_dims(c), c), make_backbone(model, config_feature_dims(c), c)};
+  if (init) init(*n.cpu);
+  n.gpu->load_state_dict(n.cpu->state_dict());
+  n.gpu->to(Device::cuda());
+  return n;
+}
+
 }  // namespace
 
 TEST_CASE("cuda backbones: LF_DNN and TFN forward and backward on the GPU equal the CPU") {
@@ -71,10 +86,7 @@ TEST_CASE("cuda backbones: LF_DNN and TFN forward and backward on the GPU equal 
     Config c = backbone_defaults(model, "mosi");
     apply_overrides(c, {"feature_dims=[6,4,5]", "hidden_dims=[6,3,4]", "dropouts=[0,0,0,0]", "text_out=3",
                         "post_fusion_dim=5"});
-    auto cpu_net = make_backbone(model, config_feature_dims(c), c);
-    auto gpu_net = make_backbone(model, config_feature_dims(c), c);
-    gpu_net->load_state_dict(cpu_net->state_dict());
-    gpu_net->to(Device::cuda());
+    auto [cpu_net, gpu_net] = on_both_devices(model, c);
     cpu_net->train(true);
     gpu_net->train(true);
 
@@ -91,10 +103,7 @@ TEST_CASE("cuda backbones: ALMT forward and backward on the GPU equal the CPU") 
   Config c = backbone_defaults("almt", "mosi");
   apply_overrides(c, {"feature_dims=[6,4,5]", "feature_length=[7,9,3]", "dst_feature_dims=16",
                       "dst_feature_hidden_dims=12", "fusion_hidden_d=12", "embedding_depth=[1,2,1]"});
-  auto cpu_net = make_backbone("almt", config_feature_dims(c), c);
-  auto gpu_net = make_backbone("almt", config_feature_dims(c), c);
-  gpu_net->load_state_dict(cpu_net->state_dict());
-  gpu_net->to(Device::cuda());
+  auto [cpu_net, gpu_net] = on_both_devices("almt", c);
   ModelInput in_cpu;
   in_cpu.text = leaf({3, 7, 6}, 1), in_cpu.audio = leaf({3, 9, 4}, 2), in_cpu.vision = leaf({3, 2, 5}, 3);
   check_gpu_equals_cpu(*cpu_net, *gpu_net, in_cpu);
@@ -105,10 +114,7 @@ TEST_CASE("cuda backbones: MISA (BiLSTMs over each sample's length, its regulari
   Config c = backbone_defaults("misa", "mosi");
   apply_overrides(c, {"feature_dims=[6,4,5]", "hidden_size=16", "transformer_ff=24", "dropout=0",
                       "transformer_dropout=0"});
-  auto cpu_net = make_backbone("misa", config_feature_dims(c), c);
-  auto gpu_net = make_backbone("misa", config_feature_dims(c), c);
-  gpu_net->load_state_dict(cpu_net->state_dict());
-  gpu_net->to(Device::cuda());
+  auto [cpu_net, gpu_net] = on_both_devices("misa", c);
   ModelInput in_cpu;
   in_cpu.text = leaf({5, 3, 6}, 1), in_cpu.audio = leaf({5, 9, 4}, 2), in_cpu.vision = leaf({5, 4, 5}, 3);
   in_cpu.audio_lengths = {9, 1, 4, 7, 2}, in_cpu.vision_lengths = {4, 4, 1, 3, 2};
@@ -148,13 +154,11 @@ TEST_CASE("cuda backbones: GLoMo (sinusoidal positions, experts, row ranks, the 
   Config c = backbone_defaults("glomo", "mosi");
   apply_overrides(c, {"feature_dims=[6,4,5]", "d_model=16", "num_heads=4", "encoder_layers=2", "fusion_ff=24"});
   manual_seed(7);
-  auto cpu_net = make_backbone("glomo", config_feature_dims(c), c);
-  auto gpu_net = make_backbone("glomo", config_feature_dims(c), c);
   // The gates start at 0 (all experts tie); give them weights so the top 2 differ by row.
-  for (auto& [name, p] : cpu_net->named_parameters())
-    if (name.find("w_gate") != std::string::npos) p.copy_(Tensor::randn(p.shape(), 0.0f, 0.3f));
-  gpu_net->load_state_dict(cpu_net->state_dict());
-  gpu_net->to(Device::cuda());
+  auto [cpu_net, gpu_net] = on_both_devices("glomo", c, [](Backbone& net) {
+    for (auto& [name, p] : net.named_parameters())
+      if (name.find("w_gate") != std::string::npos) p.copy_(Tensor::randn(p.shape(), 0.0f, 0.3f));
+  });
   cpu_net->eval();
   gpu_net->eval();
   ModelInput in_cpu;

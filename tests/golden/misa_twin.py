@@ -108,3 +108,9 @@ class MISA(nn.Module):
                  mse(self.recon_a(p_a + s_a), u_a)) / 3.0
         wd, ws, wr = self.weights
         return y, wd * diff + ws * sim + wr * recon, (diff, sim, recon)
+
+    def forward(self, text, audio, vision, audio_lengths, vision_lengths):
+        """The prediction; the weighted regularisers are left in self.aux (as MMSA's model leaves its vectors
+        for the trainer's losses)."""
+        y, self.aux, _ = self.fuse(*self.encode(text, audio, vision, audio_lengths, vision_lengths))
+        return y
