@@ -4,13 +4,16 @@
 // regularisers over the originals only when mixed samples ride along; defaults; errors; a small overfit.
 #include <cmath>
 
+#include "engine/checkpoint.h"
 #include "models/misa.h"
 #include "models/misa_losses.h"
 #include "models/registry.h"
 #include "msmix/mixing.h"
 #include "msmix/optimizer.h"
+#include "tests/files.h"
 #include "tests/golden/golden.h"
 #include "tests/models/backbone_testing.h"
+#include "tests/msmix/tiny_runs.h"
 
 using namespace msmix;
 using namespace msmix::testing;
@@ -181,6 +184,39 @@ TEST_CASE("misa (use_bert): BERT's states averaged over the mask, whose counts a
   check_throws_with([&] { net.encode(in); }, {"MISA (use_bert)", "sample 1", "no text token"});
   in.text = Tensor::randn({3, 5, 6});
   check_throws_with([&] { net.encode(in); }, {"MISA (use_bert)", "text_bert [B, 3, L > 0]", "[3, 5, 6]"});
+}
+
+TEST_CASE("misa (use_bert): the trainer loads bert_weights and trains it with MS-Mix on synthetic token ids") {
+  RunSpec spec;
+  spec.model = "misa";
+  spec.data = "synthetic:mosi";
+  spec.mix = "msmix";
+  spec.max_epochs = 2;
+  spec.overrides = {"use_bert=true",         "bert_vocab=4000",      "bert_hidden=8",  "bert_layers=1",
+                    "bert_heads=2",          "bert_intermediate=8",  "hidden_size=16", "transformer_ff=32",
+                    "synthetic_scale=0.125", "synthetic_max_steps=6"};
+  Run run = prepared_run(spec);
+  REQUIRE(run.data.train.text_bert.defined());
+  check_throws_with([&] { Trainer(run.config, run.data); }, {"misa", "use_bert=true", "bert_weights=PATH"});
+  TempDir tmp("misa_bert");
+  manual_seed(9);
+  BertModel pretrained(bert_sizes(run.config));
+  save_safetensors((tmp.path / "bert.safetensors").string(), pretrained.state_dict());
+  run.config["bert_weights"] = (tmp.path / "bert.safetensors").string();
+  Trainer trainer(run.config, run.data);
+  REQUIRE(trainer.model().bert() != nullptr);
+  const auto loaded = trainer.model().bert()->state_dict();
+  for (const auto& [name, t] : pretrained.state_dict())
+    CHECK_MESSAGE(loaded.at(name).to_vector() == t.to_vector(), name);
+  TrainResult r = trainer.fit();
+  REQUIRE(r.log.size() == 2);
+  for (const Json& epoch : r.log) {
+    CHECK(std::isfinite(epoch["train_loss"].get<double>()));
+    CHECK(std::isfinite(epoch["valid_loss"].get<double>()));
+  }
+  // Fine-tuned: the word embeddings moved from the loaded ones.
+  CHECK(trainer.model().bert()->state_dict().at("embeddings.word_embeddings.weight").to_vector() !=
+        pretrained.state_dict().at("embeddings.word_embeddings.weight").to_vector());
 }
 
 TEST_CASE("misa: with mixed samples along, the regularisers are the originals' and each row's prediction its own") {
