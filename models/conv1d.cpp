@@ -23,9 +23,11 @@ Conv1d::Conv1d(int64_t in_channels_, int64_t out_channels_, int64_t kernel_size_
   }
 }
 
-Tensor Conv1d::forward(const Tensor& x) {
+Tensor Conv1d::forward(const Tensor& x) const {
   ProfileRange range(range_name());
   return conv1d(x, weight, bias, padding);
 }
+
+Tensor Conv1d::forward_time_major(const Tensor& x) const { return transpose(forward(transpose(x, 1, 2)), 1, 2); }
 
 }  // namespace msmix

@@ -11,11 +11,6 @@ namespace msmix {
 
 namespace {
 
-// x [B, L, D] -> Conv1d(k 3, pad 1, no bias) -> [B, L, d]
-Tensor conv_time(const Conv1d& conv, const Tensor& x) {
-  return transpose(conv1d(transpose(x, 1, 2), conv.weight, Tensor(), conv.padding), 1, 2);
-}
-
 // sum_j w[:, j] x_j: w [B, 3], each x_j [B, d] -> [B, d].
 Tensor weighted_sum(const Tensor& w, const Tensor& x1, const Tensor& x2, const Tensor& x3) {
   Tensor stacked = concat({unsqueeze(x1, 1), unsqueeze(x2, 1), unsqueeze(x3, 1)}, 1);  // [B, 3, d]
@@ -181,10 +176,10 @@ Representations GLoMo::encode(const ModelInput& input) {
   Representations r;
   const Tensor& h12 = text_states[0];
   r.t = text_global->forward(reshape(slice(h12, 1, 0, 1), {B, dims.text}));  // the [CLS] state
-  Tensor text_local = adaptive_max_pool_time(conv_time(*text_conv, concat(text_states, 1)), slots);  // [B, d, slots]
+  Tensor text_local = adaptive_max_pool_time(text_conv->forward_time_major(concat(text_states, 1)), slots);  // [B, d, slots]
 
   auto encode_modality = [&](const Conv1d& conv, MultTransformerEncoder& enc, const Tensor& x, Tensor& global) {
-    Tensor h = enc.forward(conv_time(conv, x));  // [B, L, d]
+    Tensor h = enc.forward(conv.forward_time_major(x));  // [B, L, d]
     global = max(h, {1});                        // [B, d]
     return adaptive_max_pool_time(h, slots);     // [B, d, slots]
   };

@@ -11,10 +11,6 @@ namespace msmix {
 
 namespace {
 
-Tensor maybe_dropout(const Tensor& x, float p, bool training) {
-  return p > 0 && training ? dropout(x, p, true) : x;
-}
-
 // What MMSA fixes for MulT on every dataset: its commonParams (unaligned data, frozen text features,
 // attn_mask true, update_epochs 8 = gradient accumulation over 8 batches, early stop 8) and its trainer
 // (trains/singleTask/MULT.py: L1 loss, Adam WITHOUT weight decay although the config lists one,
@@ -122,8 +118,7 @@ Tensor MULT::project(const Tensor& x, const Conv1d& conv, int64_t width, const c
               modality, T, describe(x), kernel_key, K, kernel_key);
   // A width-1 kernel is a Linear over the features: no transposes. weight [d, width, 1] -> [d, width].
   if (K == 1) return linear(x, reshape(conv.weight, {d, width}), Tensor());
-  // [B, T, width] -> [B, width, T] -> conv -> [B, d, T - K + 1] -> [B, T - K + 1, d]
-  return transpose(conv1d(transpose(x, 1, 2), conv.weight, Tensor(), 0), 1, 2);
+  return conv.forward_time_major(x);  // [B, T - K + 1, d] (no padding, no bias)
 }
 
 Representations MULT::encode(const ModelInput& input) {
@@ -141,7 +136,7 @@ Representations MULT::encode(const ModelInput& input) {
                 describe(input.text), c.modality, describe(*c.x));
   }
   Representations r;
-  r.t = project(maybe_dropout(input.text, text_dropout, is_training()), *proj_l, dims.text, "text",
+  r.t = project(dropout(input.text, text_dropout, is_training()), *proj_l, dims.text, "text",
                 "conv1d_kernel_size_l");
   r.a = project(input.audio, *proj_a, dims.audio, "audio", "conv1d_kernel_size_a");
   r.v = project(input.vision, *proj_v, dims.vision, "vision", "conv1d_kernel_size_v");
@@ -165,7 +160,7 @@ ModelOutput MULT::fuse(const Representations& z) {
                         branch(*trans_a_mem, *trans_a_with_l, *trans_a_with_v, z.a, z.t, z.v),
                         branch(*trans_v_mem, *trans_v_with_l, *trans_v_with_a, z.v, z.t, z.a)},
                        1);  // [B, 6d]
-  Tensor h = proj2->forward(maybe_dropout(relu(proj1->forward(last)), output_dropout, is_training()));
+  Tensor h = proj2->forward(dropout(relu(proj1->forward(last)), output_dropout, is_training()));
   return {out_layer->forward(add(h, last)), Tensor()};
 }
 

@@ -12,12 +12,6 @@ namespace msmix {
 
 namespace {
 
-// Dropout that costs nothing when it cannot act (p = 0 or eval): most of MulT's dropouts are 0 at MMSA's
-// defaults.
-Tensor maybe_dropout(const Tensor& x, float p, bool training) {
-  return p > 0 && training ? dropout(x, p, true) : x;
-}
-
 // x [B, L, E] -> its last position, [B, 1, E].
 Tensor last_step(const Tensor& x) { return slice(x, 1, x.size(1) - 1, x.size(1)); }
 
@@ -91,10 +85,10 @@ Tensor MultTransformerEncoderLayer::forward(const Tensor& x, const Tensor& x_k, 
     q = last_step(q);
     residual = last_step(x);
   }
-  Tensor h = add(residual, maybe_dropout(self_attn->forward(q, k, v, Tensor(), mask).out, res_dropout, is_training()));
+  Tensor h = add(residual, dropout(self_attn->forward(q, k, v, Tensor(), mask).out, res_dropout, is_training()));
   Tensor f = relu(fc1->forward((*layer_norms)[1]->forward(h)));
-  f = fc2->forward(maybe_dropout(f, relu_dropout, is_training()));
-  return add(h, maybe_dropout(f, res_dropout, is_training()));
+  f = fc2->forward(dropout(f, relu_dropout, is_training()));
+  return add(h, dropout(f, res_dropout, is_training()));
 }
 
 MultTransformerEncoder::MultTransformerEncoder(int64_t embed_dim_, int64_t num_heads, int64_t num_layers,
@@ -131,13 +125,13 @@ Tensor MultTransformerEncoder::forward(const Tensor& x_in, const Tensor& source,
     Tensor scaled = mul(in, scale);
     return position_embedding ? add(scaled, sinusoidal_positions(in)) : scaled;
   };
-  Tensor x = maybe_dropout(embed(x_in), embed_dropout, is_training());
+  Tensor x = dropout(embed(x_in), embed_dropout, is_training());
   Tensor x_k, x_v;
   if (source.defined()) {
     // MMSA scales and drops the keys and the values separately: two masks in training, one tensor otherwise.
     Tensor scaled = embed(source);
-    x_k = maybe_dropout(scaled, embed_dropout, is_training());
-    x_v = drop ? maybe_dropout(scaled, embed_dropout, is_training()) : x_k;
+    x_k = dropout(scaled, embed_dropout, is_training());
+    x_v = drop ? dropout(scaled, embed_dropout, is_training()) : x_k;
   }
   const int64_t Lq = x.size(1), Lk = source.defined() ? source.size(1) : Lq;
   Tensor mask = attn_mask ? mult_future_mask(Lq, Lk, x.device()) : Tensor();
