@@ -6,12 +6,12 @@ usage: python3 bench/compare_models.py [--msmix build/msmix] [--baseline OTHER/m
 
 For each thread count (OMP_NUM_THREADS for both sides) and model, runs msmix and then PyTorch back to back,
 --repeats times alternating, on MMSA's MOSI shapes and batch sizes (synthetic:mosi: text 50 x 768; audio / vision
-time-averaged for LF_DNN / TFN / LMF, 375 x 5 / 500 x 20 for MulT, MISA and ALMT). Each run reports the median of
-its timed steps; the table shows the median over repeats. Ratio = torch ms / msmix ms (above 1: msmix faster);
-"cpu" columns are the same with process CPU time, which other jobs on a shared machine disturb less. The issue's
-goal is 2x on every backbone and 5x on MulT. The load average is printed before and after: on a busy machine,
-trust the CPU-time ratio more and repeat. --baseline runs a second msmix binary (e.g. a build of an earlier
-commit) in the same rounds and adds its median and CPU time ("before").
+time-averaged for LF_DNN / TFN / LMF, 375 x 5 / 500 x 20 for MulT, MISA and ALMT, 50 steps each for GLoMo). Each
+run reports the median of its timed steps; the table shows the median over repeats. Ratio = torch ms / msmix ms
+(above 1: msmix faster); "cpu" columns are the same with process CPU time, which other jobs on a shared machine
+disturb less. The issue's goal is 2x on every backbone and 5x on MulT. The load average is printed before and
+after: on a busy machine, trust the CPU-time ratio more and repeat. --baseline runs a second msmix binary (e.g. a
+build of an earlier commit) in the same rounds and adds its median and CPU time ("before").
 """
 import argparse
 import json
@@ -23,12 +23,16 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TORCH_PYTHON = os.environ.get("TORCH_PYTHON", "/usr/bin/python3")  # Debian's python3-torch lives there
-MODELS = ["lf_dnn", "tfn", "lmf", "mult", "misa", "almt"]
-# MISA and ALMT: no issue sets a goal; 2x as the others.
-GOAL = {"lf_dnn": 2.0, "tfn": 2.0, "lmf": 2.0, "mult": 5.0, "misa": 2.0, "almt": 2.0}
+MODELS = ["lf_dnn", "tfn", "lmf", "mult", "misa", "almt", "glomo"]
+# MISA, ALMT and GLoMo: no issue sets a goal; 2x as the others.
+GOAL = {"lf_dnn": 2.0, "tfn": 2.0, "lmf": 2.0, "mult": 5.0, "misa": 2.0, "almt": 2.0, "glomo": 2.0}
+# GLoMo reads word-aligned sequences (its twin: 50 steps each); the others MOSI's unaligned file.
+DATA = {"glomo": "synthetic:mosi-aligned"}
 CUDA_GOAL = 3.0  # issue 3: a training step on the GPU at least 3x faster than PyTorch eager
-# (steps, warmup) per model: MulT, MISA and ALMT steps take seconds (PyTorch 10-35 s on 2 cores), the others well under one.
-STEPS = {"lf_dnn": (10, 2), "tfn": (10, 2), "lmf": (10, 2), "mult": (3, 1), "misa": (3, 1), "almt": (3, 1)}
+# (steps, warmup) per model: MulT, MISA, ALMT and GLoMo steps take seconds (PyTorch 10-35 s on 2 cores), the
+# others well under one.
+STEPS = {"lf_dnn": (10, 2), "tfn": (10, 2), "lmf": (10, 2), "mult": (3, 1), "misa": (3, 1), "almt": (3, 1),
+         "glomo": (3, 1)}
 
 
 def last_json(text):
@@ -74,8 +78,8 @@ def main():
             steps = args.steps or STEPS[m][0]
             warmup = args.warmup if args.warmup >= 0 else STEPS[m][1]
             ours, theirs, before = [], [], []
-            bench = ["bench", "--model", m, "--data", "synthetic:mosi", "--device", args.device, "--steps", str(steps),
-                     "--warmup", str(warmup), "--mix", args.mix, "--json"] + args.msmix_arg
+            bench = ["bench", "--model", m, "--data", DATA.get(m, "synthetic:mosi"), "--device", args.device,
+                     "--steps", str(steps), "--warmup", str(warmup), "--mix", args.mix, "--json"] + args.msmix_arg
             for rep in range(args.repeats):
                 if args.baseline:
                     print(f"[{t} thread(s)] {m} repeat {rep + 1}/{args.repeats}: baseline ...", file=sys.stderr,
@@ -117,7 +121,8 @@ def main():
                                                          if args.baseline else "")
         print("| backbone | batch | threads | msmix ms | torch ms | ratio | min ratio | msmix cpu ms | torch cpu ms | "
               "cpu ratio | goal | msmix peak MiB |" + extra)
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * (int(gpu) + 3 * int(bool(args.baseline))))
+        extra_columns = int(gpu) + 3 * int(bool(args.baseline))
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * extra_columns)
         for r in rows:
             cells = (f" {r['gpu_calls']:.0f} |" if gpu else "") + (
                 f" {r['before_ms']:.1f} | {r['before_cpu_ms']:.1f} | {r['before_peak_mib']:.0f} |"

@@ -1,5 +1,5 @@
-"""PyTorch twin of `msmix bench`: whole training steps of LF_DNN, TFN, LMF, MulT, MISA and ALMT at MMSA's MOSI
-defaults.
+"""PyTorch twin of `msmix bench`: whole training steps of LF_DNN, TFN, LMF, MulT, MISA, ALMT and GLoMo at MOSI's
+defaults (MMSA's; GLoMo's own).
 
 The modules are written from MMSA v2.2.1's architecture as msmix's models implement it (docs/backbones.md;
 models/singleTask/{LF_DNN,TFN,LMF,MULT}.py, models/subNets/): the same parameter names, the same trainable
@@ -20,6 +20,9 @@ batch 64, MulT's input shapes; its embeddings compute all T + 8 positions as MMS
 MISA (tests/golden/misa_twin.py, on text features as msmix's): Adam (lr 1e-4), MSE plus its regularisers, clip
 by value 0.8, batch 16, MulT's input shapes; its BiLSTMs run over packed sequences whose lengths are drawn as
 synthetic:mosi draws them (uniform in [ceil(0.3 T), T]), so both sides do the same work on average.
+GLoMo (tests/golden/glomo_twin.py, on text features as msmix's): AdamW (lr 4e-5, weight decay 1e-4 except on
+biases: its name rule on msmix's names), L1 plus the experts' loss, the gates' noise drawn, batch 240, on MOSI's
+word-aligned shapes (text, audio and vision 50 steps; msmix reads synthetic:mosi-aligned).
 
     OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch/bench_models.py --model tfn --steps 10 --warmup 2
     python3 bench/torch/bench_models.py --device cuda --steps 30 --warmup 5     # on a GPU machine
@@ -47,11 +50,13 @@ from mmsa_subnets import SubNet, TextSubNet  # noqa: E402
 from msmix_twin import MSMixTwin  # noqa: E402
 from almt_twin import ALMT  # noqa: E402
 from misa_twin import MISA  # noqa: E402
+from glomo_twin import GLoMo  # noqa: E402
 
 # MMSA's trainable-parameter counts at MOSI defaults, feature dims (768, 5, 20) (issue 5, docs/backbones.md).
 # ALMT: shared/spec/almt.md's count of MMSA's model without BERT; MISA: MMSA's model without BERT (msmix's count).
+# GLoMo: its authors' model at MMSA's MOSI widths (msmix's count; 927,239 at GLoMo's own widths, the spec's).
 EXPECTED_PARAMS = {"lf_dnn": 597171, "tfn": 9497043, "lmf": 505071, "mult": 2571551, "misa": 1138033,
-                   "almt": 2603649}
+                   "almt": 2603649, "glomo": 913415}
 
 # MMSA v2.2.1 MOSI defaults (config_regression.json + the trainers), as msmix's models/defaults.cpp.
 DEFAULTS = {
@@ -66,6 +71,8 @@ DEFAULTS = {
                  relu_dropout=0.0, batch_size=16, learning_rate=2e-3, weight_decay=0.0, grad_clip=0.6),
     "misa": dict(batch_size=16, learning_rate=1e-4, weight_decay=0.0, grad_clip=0.8),
     "almt": dict(batch_size=64, learning_rate=1e-4, weight_decay=1e-4),
+    "glomo": dict(d=48, heads=16, layers=4, dropouts=(0.5, 0.3, 0.3, 0.2, 0.1, 0.3), batch_size=240,
+                  learning_rate=4e-5, weight_decay=1e-4),
 }
 FEATURE_DIMS = (768, 5, 20)          # text, audio, vision widths (MOSI)
 SEQ_LENGTHS = (50, 375, 500)         # MOSI unaligned text / audio / vision steps
@@ -305,8 +312,14 @@ def misa(dims=FEATURE_DIMS, **_):
     return MISA(dims)
 
 
-MODELS = {"lf_dnn": LFDNN, "tfn": TFN, "lmf": LMF, "mult": MulT, "misa": misa, "almt": almt}
-SEQUENCE_MODELS = ("mult", "misa", "almt")  # the others read audio / vision averaged over time
+def glomo(dims=FEATURE_DIMS, d=48, heads=16, layers=4, dropouts=(0.0,) * 6, **_):
+    return GLoMo(dims, d, heads, layers, dropouts=dropouts)
+
+
+MODELS = {"lf_dnn": LFDNN, "tfn": TFN, "lmf": LMF, "mult": MulT, "misa": misa, "almt": almt, "glomo": glomo}
+SEQUENCE_MODELS = ("mult", "misa", "almt", "glomo")  # the others read audio / vision averaged over time
+ALIGNED_MODELS = ("glomo",)  # word-aligned inputs: audio and vision as long as the text
+AUX_MODELS = ("misa", "glomo")  # the loss adds the model's own (self.aux): MISA's regularisers, GLoMo's experts
 MSE_MODELS = ("misa", "almt")  # their trainers' loss; the others' is L1
 
 
@@ -319,9 +332,13 @@ def build(name, dims=FEATURE_DIMS, **overrides):
         groups = [{"params": params[2:]}]
     elif name == "lmf":  # MMSA: factors [:3] at factor_lr, sub-networks [5:]; fusion weights / bias left out
         groups = [{"params": params[:3], "lr": cfg["factor_lr"]}, {"params": params[5:]}]
+    elif name == "glomo":  # no weight decay on biases (GLoMo's rule; msmix's names have no "LayerNorm.weight")
+        named = list(model.named_parameters())
+        groups = [{"params": [p for n, p in named if "bias" not in n]},
+                  {"params": [p for n, p in named if "bias" in n], "weight_decay": 0.0}]
     else:
         groups = [{"params": params}]
-    adam = torch.optim.AdamW if name == "almt" else torch.optim.Adam  # ALMT's trainer: AdamW
+    adam = torch.optim.AdamW if name in ("almt", "glomo") else torch.optim.Adam  # their trainers' AdamW
     optimizer = adam(groups, lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
     return model, optimizer, cfg
 
@@ -335,6 +352,8 @@ def make_batch(name, batch, gen, device="cpu"):
     (lt, la, lv), (dt, da, dv) = SEQ_LENGTHS, FEATURE_DIMS
     if name not in SEQUENCE_MODELS:
         la = lv = 1
+    elif name in ALIGNED_MODELS:
+        la = lv = lt
     text = torch.randn(batch, lt, dt, generator=gen)
     audio = torch.randn(batch, la, da, generator=gen)
     vision = torch.randn(batch, lv, dv, generator=gen)
@@ -371,8 +390,8 @@ def bench(name, steps, warmup, batch=None, device="cpu", mix="none"):
         optimizer.zero_grad()
         if twin is None:
             loss = criterion(model(text, audio, vision, *extra), labels)
-            if name == "misa":
-                loss = loss + model.aux  # its regularisers, as MMSA's MISA trainer adds them
+            if name in AUX_MODELS:
+                loss = loss + model.aux  # MISA's regularisers, GLoMo's experts' loss, as their trainers add them
         else:
             loss = twin.loss(model, text, audio, vision, labels, gen)
         loss.backward()
@@ -397,7 +416,7 @@ def bench(name, steps, warmup, batch=None, device="cpu", mix="none"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", choices=sorted(MODELS), help="repeatable; default: all six")
+    parser.add_argument("--model", action="append", choices=sorted(MODELS), help="repeatable; default: all seven")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=0, help="0 = MMSA's MOSI batch size")
@@ -413,7 +432,7 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     failed = False
-    for name in args.model or ["lf_dnn", "tfn", "lmf", "mult", "misa", "almt"]:
+    for name in args.model or ["lf_dnn", "tfn", "lmf", "mult", "misa", "almt", "glomo"]:
         torch.manual_seed(1111)
         count = trainable_params(build(name)[0])
         ok = count == EXPECTED_PARAMS[name]
