@@ -51,4 +51,9 @@ namespace msmix::cuda {
 void add_inplace(float* dst, const float* src, size_t n);
 // dst[i] = value: Tensor::fill_ on the GPU (a fill with 0 uses memset_zero).
 void fill(float* dst, float value, size_t n);
+// Tensor::rand / randn on the GPU: dst[i] = lo + (hi - lo) * philox::uniform(seed, o, i), or mean + std *
+// philox::normal(seed, o, i), with o = offset, or *base + offset inside a captured graph step (engine/random.h,
+// KernelOffset), so each replay draws what an uncaptured step would.
+void fill_uniform(float* dst, size_t n, float lo, float hi, uint64_t seed, uint64_t offset, const uint64_t* base);
+void fill_normal(float* dst, size_t n, float mean, float std, uint64_t seed, uint64_t offset, const uint64_t* base);
 }  // namespace msmix::cuda

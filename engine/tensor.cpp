@@ -81,8 +81,17 @@ Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape,
 
 Tensor Tensor::scalar(float value, Device device) { return full({}, value, device); }
 
+// On the GPU the draws are made there (a kernel, no upload), so a captured graph step redraws them at each
+// replay (engine/random.h, KernelOffset); the numbers are the CPU's (the same Philox elements; the normal's
+// log / cos may differ in the last bit).
 Tensor Tensor::rand(const Shape& shape, Generator& gen, float lo, float hi, Device device) {
   uint64_t seed = gen.seed, offset = gen.take(Generator::uniform_blocks(shape_numel(shape)));
+  if (device.is_cuda()) {
+    Tensor t = empty(shape, device);
+    const KernelOffset o = kernel_offset(gen, offset, true, "Tensor::rand");
+    cuda::fill_uniform(t.data(), size_t(t.numel()), lo, hi, seed, o.offset, o.base);
+    return t;
+  }
   return from_host(shape, device, [=](float* p, int64_t n) {
     for (int64_t i = 0; i < n; ++i) p[i] = lo + (hi - lo) * philox::uniform(seed, offset, i);
   });
@@ -90,6 +99,12 @@ Tensor Tensor::rand(const Shape& shape, Generator& gen, float lo, float hi, Devi
 
 Tensor Tensor::randn(const Shape& shape, Generator& gen, float mean, float std, Device device) {
   uint64_t seed = gen.seed, offset = gen.take(Generator::normal_blocks(shape_numel(shape)));
+  if (device.is_cuda()) {
+    Tensor t = empty(shape, device);
+    const KernelOffset o = kernel_offset(gen, offset, true, "Tensor::randn");
+    cuda::fill_normal(t.data(), size_t(t.numel()), mean, std, seed, o.offset, o.base);
+    return t;
+  }
   return from_host(shape, device, [=](float* p, int64_t n) {
     for (int64_t i = 0; i < n; ++i) p[i] = mean + std * philox::normal(seed, offset, i);
   });

@@ -40,9 +40,8 @@ class GlomoMoE : public Module {
     Tensor gates;  // [B, experts], for inspection and tests
   };
   // x [B, input]. In training the gate noise N(0, 1) [B, experts] is `noise` when given (tests, twins), else
-  // drawn from the default generator (on the host, as Tensor::randn, then copied: the same numbers on either
-  // device). A CUDA graph would replay the capture's draw, so drawing during a capture is refused and the
-  // trainer's cuda_graph runs GLoMo's steps uncaptured (its results say why).
+  // drawn from the default generator by Tensor::randn on x's device (the same Philox numbers on either device;
+  // on the GPU a kernel, which a captured CUDA graph step redraws at each replay).
   Output forward(const Tensor& x, const Tensor& noise = Tensor());
 
   int64_t num_experts, k;

@@ -16,6 +16,7 @@
 #include "engine/allocator.h"
 #include "engine/cuda/check.h"
 #include "engine/cuda_runtime.h"
+#include "engine/philox.h"
 #include "engine/tensor.h"
 
 namespace msmix::cuda {
@@ -250,6 +251,28 @@ void fill(float* dst, float value, size_t n) {
   unsigned blocks = unsigned((n + 255) / 256);
   fill_kernel<<<blocks, 256>>>(dst, value, n);
   CUDA_CHECK_LAUNCH("fill");
+}
+
+// One element a thread, from the same Philox functions as the CPU loop (engine/philox.h).
+template <bool normal>
+__global__ void fill_random_kernel(float* dst, size_t n, float a, float b, uint64_t seed, uint64_t offset,
+                                   const uint64_t* base) {
+  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const uint64_t o = base ? *base + offset : offset;
+  dst[i] = normal ? a + b * philox::normal(seed, o, i) : a + (b - a) * philox::uniform(seed, o, i);
+}
+
+void fill_uniform(float* dst, size_t n, float lo, float hi, uint64_t seed, uint64_t offset, const uint64_t* base) {
+  if (n == 0) return;
+  fill_random_kernel<false><<<unsigned((n + 255) / 256), 256>>>(dst, n, lo, hi, seed, offset, base);
+  CUDA_CHECK_LAUNCH("fill_uniform");
+}
+
+void fill_normal(float* dst, size_t n, float mean, float std, uint64_t seed, uint64_t offset, const uint64_t* base) {
+  if (n == 0) return;
+  fill_random_kernel<true><<<unsigned((n + 255) / 256), 256>>>(dst, n, mean, std, seed, offset, base);
+  CUDA_CHECK_LAUNCH("fill_normal");
 }
 
 }  // namespace msmix::cuda

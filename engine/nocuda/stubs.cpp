@@ -35,4 +35,6 @@ void range_pop() {}
 namespace msmix::cuda {
 void add_inplace(float*, const float*, size_t) { no_cuda("cuda::add_inplace"); }
 void fill(float*, float, size_t) { no_cuda("cuda::fill"); }
+void fill_uniform(float*, size_t, float, float, uint64_t, uint64_t, const uint64_t*) { no_cuda("cuda::fill_uniform"); }
+void fill_normal(float*, size_t, float, float, uint64_t, uint64_t, const uint64_t*) { no_cuda("cuda::fill_normal"); }
 }  // namespace msmix::cuda

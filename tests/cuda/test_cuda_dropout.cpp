@@ -1,6 +1,7 @@
 // CUDA dropout against the CPU: the same generator state gives the same mask bit for bit (both evaluate
 // engine/philox.h on (seed, offset, i)), forward and backward, for odd sizes, a non-zero stream offset and
-// p = 1, and NaN / inf inputs (NaN where dropped, as PyTorch's x * mask * scale). Skipped without a GPU.
+// p = 1, and NaN / inf inputs (NaN where dropped, as PyTorch's x * mask * scale); Tensor::rand / randn drawn on
+// the GPU against the CPU's. Skipped without a GPU.
 #include <cmath>
 #include <cstring>
 
@@ -48,5 +49,26 @@ TEST_CASE("cuda dropout: a NaN or inf input stays NaN where dropped, as on the C
     CHECK(mismatches == 0);
     if (p == 1.0f)  // every element dropped: nan * 0 and inf * 0 are NaN
       for (size_t i : {size_t(0), size_t(9), size_t(500), size_t(1030)}) CHECK(std::isnan(gpu[i]));
+  }
+}
+
+TEST_CASE("cuda random: Tensor::rand and randn draw on the GPU the CPU's numbers and advance the generator alike") {
+  MSMIX_REQUIRE_GPU();
+  for (Shape shape : {Shape{1}, Shape{3}, Shape{5, 7}, Shape{1025, 3}, Shape{0, 4}}) {
+    CAPTURE(shape_str(shape));
+    for (uint64_t skip : {0, 5}) {  // a non-zero offset
+      Generator cpu_gen(77), gpu_gen(77);
+      cpu_gen.take(skip), gpu_gen.take(skip);
+      Tensor uc = Tensor::rand(shape, cpu_gen, -2.0f, 3.0f),
+             ug = Tensor::rand(shape, gpu_gen, -2.0f, 3.0f, Device::cuda());
+      Tensor nc = Tensor::randn(shape, cpu_gen, 0.5f, 2.0f),
+             ng = Tensor::randn(shape, gpu_gen, 0.5f, 2.0f, Device::cuda());
+      REQUIRE(ug.is_cuda());
+      REQUIRE(ng.is_cuda());
+      CHECK(cpu_gen.offset == gpu_gen.offset);
+      // The same Philox elements; the device's log / cos (and a fused multiply-add) may move the last bits.
+      check_close(ug, uc, 1e-6, 1e-6, "rand");
+      check_close(ng, nc, 1e-5, 1e-5, "randn");
+    }
   }
 }

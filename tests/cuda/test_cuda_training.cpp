@@ -168,7 +168,7 @@ TEST_CASE("cuda training: trainer runs on the GPU give the CPU's losses epoch by
        {"dst_feature_dims=16", "dst_feature_hidden_dims=16", "fusion_hidden_d=16", "warmup_epochs=1"}},
       {"misa", "msmix",  // BiLSTMs over each sample's length, the regularisers on the originals, grads accumulated
        {"hidden_size=16", "transformer_ff=32"}},
-      {"glomo", "msmix",  // the experts' noisy gates (host draws: the same on both devices), local vectors mixed
+      {"glomo", "msmix",  // the experts' noisy gates (Philox draws: the CPU's numbers on the GPU), local vectors mixed
        {"d_model=16", "num_heads=4", "encoder_layers=1", "fusion_ff=16", "learning_rate=1e-3"}},
   };
   for (const Case& c : cases) {
