@@ -81,33 +81,34 @@ Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape,
 
 Tensor Tensor::scalar(float value, Device device) { return full({}, value, device); }
 
-// On the GPU the draws are made there (a kernel, no upload), so a captured graph step redraws them at each
-// replay (engine/random.h, KernelOffset); the numbers are the CPU's (the same Philox elements; the normal's
-// log / cos may differ in the last bit).
-Tensor Tensor::rand(const Shape& shape, Generator& gen, float lo, float hi, Device device) {
-  uint64_t seed = gen.seed, offset = gen.take(Generator::uniform_blocks(shape_numel(shape)));
+// n = numel(shape) draws from gen's Philox stream: uniform in [a, b), or normal with mean a and std b. On the
+// GPU they are made there (a kernel, no upload), so a captured graph step redraws them at each replay
+// (engine/random.h, KernelOffset); the numbers are the CPU's (the same Philox elements; the normal's log / cos
+// may differ in the last bit).
+static Tensor philox_draw(const Shape& shape, Generator& gen, bool normal, float a, float b, Device device) {
+  const int64_t n = shape_numel(shape);
+  const uint64_t seed = gen.seed;
+  const uint64_t offset =
+      gen.take(normal ? Generator::normal_blocks(uint64_t(n)) : Generator::uniform_blocks(uint64_t(n)));
   if (device.is_cuda()) {
-    Tensor t = empty(shape, device);
-    const KernelOffset o = kernel_offset(gen, offset, true, "Tensor::rand");
-    cuda::fill_uniform(t.data(), size_t(t.numel()), lo, hi, seed, o.offset, o.base);
+    Tensor t = Tensor::empty(shape, device);
+    const KernelOffset o = kernel_offset(gen, offset, true, normal ? "Tensor::randn" : "Tensor::rand");
+    (normal ? cuda::fill_normal : cuda::fill_uniform)(t.data(), size_t(n), a, b, seed, o.offset, o.base);
     return t;
   }
-  return from_host(shape, device, [=](float* p, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) p[i] = lo + (hi - lo) * philox::uniform(seed, offset, i);
+  return from_host(shape, device, [=](float* p, int64_t m) {
+    for (int64_t i = 0; i < m; ++i)
+      p[i] = normal ? a + b * philox::normal(seed, offset, uint64_t(i))
+                    : a + (b - a) * philox::uniform(seed, offset, uint64_t(i));
   });
 }
 
+Tensor Tensor::rand(const Shape& shape, Generator& gen, float lo, float hi, Device device) {
+  return philox_draw(shape, gen, false, lo, hi, device);
+}
+
 Tensor Tensor::randn(const Shape& shape, Generator& gen, float mean, float std, Device device) {
-  uint64_t seed = gen.seed, offset = gen.take(Generator::normal_blocks(shape_numel(shape)));
-  if (device.is_cuda()) {
-    Tensor t = empty(shape, device);
-    const KernelOffset o = kernel_offset(gen, offset, true, "Tensor::randn");
-    cuda::fill_normal(t.data(), size_t(t.numel()), mean, std, seed, o.offset, o.base);
-    return t;
-  }
-  return from_host(shape, device, [=](float* p, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) p[i] = mean + std * philox::normal(seed, offset, i);
-  });
+  return philox_draw(shape, gen, true, mean, std, device);
 }
 
 Tensor Tensor::rand(const Shape& shape, float lo, float hi, Device device) {
