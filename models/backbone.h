@@ -15,10 +15,11 @@ class BertModel;
 
 // One batch as a backbone sees it (CPU or CUDA tensors). Lengths are per sample, empty when unknown.
 struct ModelInput {
-  Tensor text;    // [B, Lt, Dt] frozen text features (or text_bert [B, 3, L] for BERT backbones)
-  Tensor audio;   // [B, Ta, Da]
-  Tensor vision;  // [B, Tv, Dv]
-  std::vector<int64_t> text_lengths, audio_lengths, vision_lengths;
+  Tensor text;       // [B, Lt, Dt] frozen text features (or text_bert [B, 3, L] for BERT backbones)
+  Tensor audio;      // [B, Ta, Da]
+  Tensor vision;     // [B, Tv, Dv]
+  Tensor text_mask;  // [B, L], 1 = token: text_bert's mask row when the file has one (with frozen features too)
+  std::vector<int64_t> audio_lengths, vision_lengths;
 };
 
 struct Representations {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 
 #include "engine/cuda_runtime.h"
 #include "engine/error.h"
@@ -143,8 +144,12 @@ Representations MISA::encode(const ModelInput& input) {
   MSMIX_CHECK(!reads_lengths || !input.audio.defined() || !input.audio.is_cuda() || !cuda::capturing(),
               "MISA: its LSTMs read each sample's length on the host, and a captured CUDA graph would replay the "
               "captured batch's lengths every step; MISA's training steps run uncaptured");
-  if (!use_bert) {
-    return encode_states(input.text, Tensor(), input.audio, input.vision, input.audio_lengths,
+  if (!use_bert) {  // the features as BERT's states, averaged over the file's text mask when it has one
+    MSMIX_CHECK(!input.text_mask.defined() || !input.text.defined() || input.text.dim() != 3 ||
+                    input.text_mask.shape() == Shape({input.text.size(0), input.text.size(1)}),
+                "MISA: the text mask (text_bert's) is {} but the text features are {}: their tokens must match",
+                describe(input.text_mask), describe(input.text));
+    return encode_states(input.text, input.text_mask, input.audio, input.vision, input.audio_lengths,
                          input.vision_lengths);
   }
   MSMIX_CHECK(input.text.defined() && input.text.dim() == 3 && input.text.size(1) == 3 && input.text.size(2) > 0,
@@ -194,7 +199,9 @@ Representations MISA::encode_states(const Tensor& text_states, const Tensor& tex
   if (text_mask.defined()) {
     MSMIX_CHECK(text_mask.shape() == Shape({B, text_states.size(1)}), "MISA: text mask {} for text states {}",
                 describe(text_mask), describe(text_states));
-    text = div(sum(mul(text_states, unsqueeze(text_mask, 2)), {1}), sum(text_mask, {1}, /*keepdim=*/true));
+    // A sample without tokens (mask all 0) would divide by 0: with use_bert encode() names it; here it is 0 / 1.
+    Tensor tokens = clamp(sum(text_mask, {1}, /*keepdim=*/true), 1.0f, std::numeric_limits<float>::infinity());
+    text = div(sum(mul(text_states, unsqueeze(text_mask, 2)), {1}), tokens);
   } else {
     text = mean(text_states, {1});
   }

@@ -113,16 +113,28 @@ TEST_CASE("misa: forward, representations, regularisers and grads match the PyTo
   check_against_fixture(net, fx, in, net.encode(in));
 }
 
-TEST_CASE("misa: MMSA's use_bert rule, a text mask whose token counts are every modality's lengths (golden)") {
+TEST_CASE("misa: text features averaged over text_bert's mask; MMSA's use_bert lengths (golden)") {
   golden::Fixture fx = golden::load("misa/masked.json");
   Config c = tiny_config();
   MISA net(config_feature_dims(c), c);
   fill_formula_weights(net);
   net.eval();
+  // The file's features with its text_bert mask (use_bert=false), audio and vision over the mask's counts as
+  // MMSA's use_bert rule has them: encode() and encode_states() agree with the twin.
   ModelInput in = fixture_input(fx);
-  const std::vector<int64_t> lengths = as_lengths(fx["audio_lengths"]);
-  REQUIRE(lengths == as_lengths(fx["vision_lengths"]));
-  check_against_fixture(net, fx, in, net.encode_states(in.text, fx["mask"], in.audio, in.vision, lengths, lengths));
+  in.text_mask = fx["mask"];
+  in.audio_lengths = in.vision_lengths = as_lengths(fx["audio_lengths"]);
+  REQUIRE(in.audio_lengths == as_lengths(fx["vision_lengths"]));
+  {
+    NoGradGuard no_grad;
+    Representations s = net.encode_states(in.text, in.text_mask, in.audio, in.vision, in.audio_lengths,
+                                          in.vision_lengths);
+    check_scaled(s.t, fx["z.t"], "encode_states z.t");
+  }
+  check_against_fixture(net, fx, in, net.encode(in));
+  ModelInput bad = fixture_input(fx);
+  bad.text_mask = Tensor::ones({4, 5});
+  check_throws_with([&] { net.encode(bad); }, {"MISA", "text mask", "[4, 5]", "[4, 3, 6]"});
 }
 
 TEST_CASE("misa losses: soft orthogonality and the central moment discrepancy, values and grads (golden)") {
