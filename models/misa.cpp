@@ -129,13 +129,12 @@ MISA::MISA(const FeatureDims& dims_, const Config& config)
       hidden, heads, config_int(config, "transformer_ff"), config_float(config, "transformer_dropout")));
 }
 
-Tensor MISA::utterance(LSTM& rnn1, LayerNorm& norm, LSTM& rnn2, const Tensor& x,
-                       const std::vector<int64_t>& lengths) {
+Tensor MISA::utterance(LSTM& rnn1, LayerNorm& norm, LSTM& rnn2, const Tensor& x, const std::vector<int64_t>& lengths) {
   const int64_t B = x.size(0), D = rnn1.hidden_size;
-  LSTMOutput first = rnn1.forward(x, lengths);                       // output [B, T, 2D], h_n [2, B, D]
+  LSTMOutput first = rnn1.forward(x, lengths);                            // output [B, T, 2D], h_n [2, B, D]
   LSTMOutput second = rnn2.forward(norm.forward(first.output), lengths);  // steps past a length are not read
-  Tensor h = concat({first.h_n, second.h_n}, 2);                     // [2 directions, B, 2D]
-  return reshape(transpose(h, 0, 1), {B, 4 * D});                   // [h1 fwd, h2 fwd, h1 bwd, h2 bwd]
+  Tensor h = concat({first.h_n, second.h_n}, 2);                          // [2 directions, B, 2D]
+  return reshape(transpose(h, 0, 1), {B, 4 * D});                         // [h1 fwd, h2 fwd, h1 bwd, h2 bwd]
 }
 
 Representations MISA::encode(const ModelInput& input) {

@@ -24,7 +24,7 @@ Tensor distance(const Tensor& a, const Tensor& b) {
 Tensor misa_diff_loss(const Tensor& x1, const Tensor& x2) {
   check_pair("misa_diff_loss", x1, x2);
   auto unit_rows = [](const Tensor& x) {
-    Tensor centred = sub(x, mean(x, {0}, /*keepdim=*/true));                           // [B, d]
+    Tensor centred = sub(x, mean(x, {0}, /*keepdim=*/true));                         // [B, d]
     Tensor norm = sqrt(sum(mul(centred, centred), {1}, /*keepdim=*/true)).detach();  // [B, 1], a constant
     return div(centred, add(norm, 1e-6f));
   };

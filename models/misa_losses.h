@@ -11,7 +11,7 @@
 
 namespace msmix {
 
-Tensor misa_diff_loss(const Tensor& x1, const Tensor& x2);                             // [B, d] x2 -> rank 0
+Tensor misa_diff_loss(const Tensor& x1, const Tensor& x2);                           // [B, d] x2 -> rank 0
 Tensor central_moment_discrepancy(const Tensor& x1, const Tensor& x2, int moments);  // [B, d] x2 -> rank 0
 
 }  // namespace msmix
