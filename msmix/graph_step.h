@@ -24,7 +24,7 @@
 //   ever given those addresses.
 // The step must read nothing back and draw nothing else on the host (MS-Mix selects its pairs on the device,
 // ops/pair_selection.h). The batch's host-side fields (lengths, ids) are those of the captured batch: only MISA
-// reads lengths, and it refuses to be captured (so its steps run uncaptured).
+// reads lengths, and on data that has them it refuses to be captured (so its steps run uncaptured).
 #pragma once
 #include <functional>
 #include <memory>
