@@ -104,6 +104,18 @@ void Trainer::build() {
   device_ = resolve_device(config_string(config_, "device"));
   const uint64_t seed = uint64_t(config_int(config_, "seed"));
   const std::string name = config_string(config_, "model");
+  // need_data_aligned (MMSA's key; GLoMo's is true): the backbone reads MMSA's word-aligned files, audio and
+  // vision step for step with the text. On an unaligned file it would train on other sequences (and GLoMo's
+  // attention over 375-500 steps costs 10x), so that is refused unless the user turns the key off.
+  if (config_bool_or(config_, "need_data_aligned", false)) {
+    const Split& s = data_.train;
+    const int64_t L = s.text.size(1), Ta = s.audio.size(1), Tv = s.vision.size(1);
+    MSMIX_CHECK(Ta == L && Tv == L,
+                "{}: reads word-aligned data (MMSA's aligned_50 files: audio and vision step for step with the text), "
+                "but '{}' has {} text, {} audio and {} vision steps; use the aligned file (synthetic:mosi-aligned for "
+                "synthetic data), or set need_data_aligned=false to train on these sequences anyway",
+                name, data_.name, L, Ta, Tv);
+  }
   manual_seed(seed);  // the init stream
   model_ = make_backbone(name, config_feature_dims(config_), config_);
   // use_bert: the backbone fine-tunes a pretrained BERT. From random BERT weights a run would train nothing

@@ -10,6 +10,7 @@
 #include "msmix/optimizer.h"
 #include "tests/golden/golden.h"
 #include "tests/models/backbone_testing.h"
+#include "tests/msmix/tiny_runs.h"
 
 using namespace msmix;
 using namespace msmix::testing;
@@ -248,4 +249,20 @@ TEST_CASE("glomo: overfits 64 synthetic samples (L1 falls 5x with AdamW)") {
       overfit(net, in, overfit_labels(in), opt, 120, [](const Tensor& p, const Tensor& y) { return l1_loss(p, y); });
   MESSAGE("GLoMo overfit: L1 " << first << " -> " << last);
   CHECK(last < first / 5);
+}
+
+TEST_CASE("glomo: the trainer refuses unaligned data (need_data_aligned) unless told otherwise") {
+  RunSpec spec;
+  spec.model = "glomo";
+  spec.data = "synthetic:mosi";  // unaligned: 50 text, 375 audio, 500 vision steps
+  spec.max_epochs = 1;
+  spec.overrides = {"d_model=16", "num_heads=4", "encoder_layers=1", "fusion_ff=16", "synthetic_scale=0.125"};
+  Run unaligned = prepared_run(spec);
+  check_throws_with([&] { Trainer(unaligned.config, unaligned.data); },
+                    {"glomo", "word-aligned", "50 text, 375 audio and 500 vision steps", "need_data_aligned=false"});
+  unaligned.config["need_data_aligned"] = false;
+  CHECK_NOTHROW(Trainer(unaligned.config, unaligned.data));
+  spec.data = "synthetic:mosi-aligned";
+  Run aligned = prepared_run(spec);
+  CHECK_NOTHROW(Trainer(aligned.config, aligned.data));
 }
