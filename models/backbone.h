@@ -18,7 +18,7 @@ struct ModelInput {
   Tensor text;       // [B, Lt, Dt] frozen text features (or text_bert [B, 3, L] for BERT backbones)
   Tensor audio;      // [B, Ta, Da]
   Tensor vision;     // [B, Tv, Dv]
-  Tensor text_mask;  // [B, L], 1 = token: text_bert's mask row when the file has one (with frozen features too)
+  Tensor text_bert;  // [B, 3, L] the file's token ids, mask and segments when it has them, whatever use_bert says
   std::vector<int64_t> audio_lengths, vision_lengths;
 };
 

@@ -143,13 +143,17 @@ Representations MISA::encode(const ModelInput& input) {
   MSMIX_CHECK(!reads_lengths || !input.audio.defined() || !input.audio.is_cuda() || !cuda::capturing(),
               "MISA: its LSTMs read each sample's length on the host, and a captured CUDA graph would replay the "
               "captured batch's lengths every step; MISA's training steps run uncaptured");
-  if (!use_bert) {  // the features as BERT's states, averaged over the file's text mask when it has one
-    MSMIX_CHECK(!input.text_mask.defined() || !input.text.defined() || input.text.dim() != 3 ||
-                    input.text_mask.shape() == Shape({input.text.size(0), input.text.size(1)}),
-                "MISA: the text mask (text_bert's) is {} but the text features are {}: their tokens must match",
-                describe(input.text_mask), describe(input.text));
-    return encode_states(input.text, input.text_mask, input.audio, input.vision, input.audio_lengths,
-                         input.vision_lengths);
+  if (!use_bert) {  // the features as BERT's states, averaged over text_bert's mask when the file has one
+    Tensor mask;
+    if (input.text_bert.defined() && input.text.defined() && input.text.dim() == 3) {
+      const Tensor& ids = input.text_bert;
+      MSMIX_CHECK(ids.dim() == 3 && ids.size(0) == input.text.size(0) && ids.size(1) == 3 &&
+                      ids.size(2) == input.text.size(1),
+                  "MISA: text_bert is {} but the text features are {}: it must be [B, 3, L] with their B and L",
+                  describe(ids), describe(input.text));
+      mask = reshape(slice(ids, 1, 1, 2), {ids.size(0), ids.size(2)});  // [B, L], 1 = token
+    }
+    return encode_states(input.text, mask, input.audio, input.vision, input.audio_lengths, input.vision_lengths);
   }
   MSMIX_CHECK(input.text.defined() && input.text.dim() == 3 && input.text.size(1) == 3 && input.text.size(2) > 0,
               "MISA (use_bert): expected text_bert [B, 3, L > 0] (token ids, mask, segments), got {}",

@@ -19,7 +19,7 @@
 //
 // Text, two ways (as ALMT and GLoMo): use_bert=true fine-tunes bertmodel on text_bert [B, 3, L], MMSA's model;
 // use_bert=false (the default here) reads the file's text features [B, L, Dt] as BERT's hidden states and
-// averages them over text_bert's mask when the file has one (ModelInput::text_mask), else over all L steps.
+// averages them over text_bert's mask when the file has one (ModelInput::text_bert), else over all L steps.
 //
 // Parameters MMSA registers but never runs are kept, so its state dicts load name for name: sp_discriminator
 // (its outputs feed no loss with use_cmd_sim) and tlayer_norm (for a text LSTM the BERT model does not have).

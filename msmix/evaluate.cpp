@@ -17,8 +17,7 @@ ModelInput model_input(const Batch& batch, const Config& config) {
   in.vision = batch.vision;
   in.audio_lengths = batch.audio_lengths;
   in.vision_lengths = batch.vision_lengths;
-  if (batch.text_bert.defined())  // sliced on the batch's device: nothing read on the host
-    in.text_mask = reshape(slice(batch.text_bert, 1, 1, 2), {batch.text_bert.size(0), batch.text_bert.size(2)});
+  in.text_bert = batch.text_bert;  // a handle: a backbone that reads it slices what it needs
   return in;
 }
 

@@ -122,19 +122,21 @@ TEST_CASE("misa: text features averaged over text_bert's mask; MMSA's use_bert l
   // The file's features with its text_bert mask (use_bert=false), audio and vision over the mask's counts as
   // MMSA's use_bert rule has them: encode() and encode_states() agree with the twin.
   ModelInput in = fixture_input(fx);
-  in.text_mask = fx["mask"];
+  const Tensor mask = fx["mask"];  // [4, 3]
+  in.text_bert = Tensor::zeros({4, 3, 3});  // ids and segments 0: only the mask row is read
+  for (int64_t b = 0; b < 4; ++b)
+    for (int64_t t = 0; t < 3; ++t) in.text_bert.data()[b * 9 + 3 + t] = mask.data()[b * 3 + t];
   in.audio_lengths = in.vision_lengths = as_lengths(fx["audio_lengths"]);
   REQUIRE(in.audio_lengths == as_lengths(fx["vision_lengths"]));
   {
     NoGradGuard no_grad;
-    Representations s = net.encode_states(in.text, in.text_mask, in.audio, in.vision, in.audio_lengths,
-                                          in.vision_lengths);
+    Representations s = net.encode_states(in.text, mask, in.audio, in.vision, in.audio_lengths, in.vision_lengths);
     check_scaled(s.t, fx["z.t"], "encode_states z.t");
   }
   check_against_fixture(net, fx, in, net.encode(in));
   ModelInput bad = fixture_input(fx);
-  bad.text_mask = Tensor::ones({4, 5});
-  check_throws_with([&] { net.encode(bad); }, {"MISA", "text mask", "[4, 5]", "[4, 3, 6]"});
+  bad.text_bert = Tensor::ones({4, 3, 5});
+  check_throws_with([&] { net.encode(bad); }, {"MISA", "text_bert is [4, 3, 5]", "[4, 3, 6]"});
 }
 
 TEST_CASE("misa losses: soft orthogonality and the central moment discrepancy, values and grads (golden)") {
