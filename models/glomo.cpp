@@ -176,12 +176,13 @@ Representations GLoMo::encode(const ModelInput& input) {
   Representations r;
   const Tensor& h12 = text_states[0];
   r.t = text_global->forward(reshape(slice(h12, 1, 0, 1), {B, dims.text}));  // the [CLS] state
-  Tensor text_local = adaptive_max_pool_time(text_conv->forward_time_major(concat(text_states, 1)), slots);  // [B, d, slots]
+  Tensor text_local =
+      adaptive_max_pool_time(text_conv->forward_time_major(concat(text_states, 1)), slots);  // [B, d, slots]
 
   auto encode_modality = [&](const Conv1d& conv, MultTransformerEncoder& enc, const Tensor& x, Tensor& global) {
     Tensor h = enc.forward(conv.forward_time_major(x));  // [B, L, d]
-    global = max(h, {1});                        // [B, d]
-    return adaptive_max_pool_time(h, slots);     // [B, d, slots]
+    global = max(h, {1});                                // [B, d]
+    return adaptive_max_pool_time(h, slots);             // [B, d, slots]
   };
   Tensor audio_local = encode_modality(*audio_conv, *audio_encoder, input.audio, r.a);
   Tensor vision_local = encode_modality(*vision_conv, *vision_encoder, input.vision, r.v);

@@ -143,23 +143,22 @@ Representations MISA::encode(const ModelInput& input) {
   MSMIX_CHECK(!reads_lengths || !input.audio.defined() || !input.audio.is_cuda() || !cuda::capturing(),
               "MISA: its LSTMs read each sample's length on the host, and a captured CUDA graph would replay the "
               "captured batch's lengths every step; MISA's training steps run uncaptured");
-  if (!use_bert) {  // the features as BERT's states, averaged over text_bert's mask when the file has one
-    Tensor mask;
-    if (input.text_bert.defined() && input.text.defined() && input.text.dim() == 3) {
-      const Tensor& ids = input.text_bert;
-      MSMIX_CHECK(ids.dim() == 3 && ids.size(0) == input.text.size(0) && ids.size(1) == 3 &&
-                      ids.size(2) == input.text.size(1),
-                  "MISA: text_bert is {} but the text features are {}: it must be [B, 3, L] with their B and L",
-                  describe(ids), describe(input.text));
-      mask = reshape(slice(ids, 1, 1, 2), {ids.size(0), ids.size(2)});  // [B, L], 1 = token
-    }
-    return encode_states(input.text, mask, input.audio, input.vision, input.audio_lengths, input.vision_lengths);
+  // text_bert [B, 3, L] (ids, mask, segments): BERT's input with use_bert; without, the file's when it has one,
+  // whose mask the features are averaged over.
+  const Tensor& ids = use_bert ? input.text : input.text_bert;
+  if (use_bert) {
+    MSMIX_CHECK(ids.defined() && ids.dim() == 3 && ids.size(1) == 3 && ids.size(2) > 0,
+                "MISA (use_bert): expected text_bert [B, 3, L > 0] (token ids, mask, segments), got {}",
+                ids.defined() ? describe(ids) : "undefined (the data has no text_bert)");
+  } else if (ids.defined() && input.text.defined() && input.text.dim() == 3) {
+    MSMIX_CHECK(
+        ids.dim() == 3 && ids.size(0) == input.text.size(0) && ids.size(1) == 3 && ids.size(2) == input.text.size(1),
+        "MISA: text_bert is {} but the text features are {}: it must be [B, 3, L] with their B and L", describe(ids),
+        describe(input.text));
   }
-  MSMIX_CHECK(input.text.defined() && input.text.dim() == 3 && input.text.size(1) == 3 && input.text.size(2) > 0,
-              "MISA (use_bert): expected text_bert [B, 3, L > 0] (token ids, mask, segments), got {}",
-              input.text.defined() ? describe(input.text) : "undefined (the data has no text_bert)");
-  const int64_t B = input.text.size(0), L = input.text.size(2);
-  Tensor mask = reshape(slice(input.text, 1, 1, 2), {B, L});  // [B, L], 1 = token
+  const Tensor mask = ids.defined() ? reshape(slice(ids, 1, 1, 2), {ids.size(0), ids.size(2)}) : Tensor();  // [B, L]
+  if (!use_bert)
+    return encode_states(input.text, mask, input.audio, input.vision, input.audio_lengths, input.vision_lengths);
   // MMSA's lengths: the mask's token counts, for audio and vision too.
   std::vector<int64_t> lengths;
   {
@@ -236,21 +235,22 @@ ModelOutput MISA::fuse(const Representations& z) {
   Tensor prediction =
       fusion_layer_3->forward(relu(msmix::dropout(fusion_layer_1->forward(h), dropout, is_training())));
 
-  // The regularisers, over the originals.
+  // The regularisers, over the originals (each vector cut to them once).
   auto rows = [n, B](const Tensor& x) { return n == B ? x : slice(x, 0, 0, n); };
-  Tensor diff = misa_diff_loss(rows(p_t), rows(s_t));
-  for (const auto& [x1, x2] : {std::pair{&p_v, &s_v}, std::pair{&p_a, &s_a}, std::pair{&p_a, &p_t},
-                               std::pair{&p_a, &p_v}, std::pair{&p_t, &p_v}})
-    diff = add(diff, misa_diff_loss(rows(*x1), rows(*x2)));
-  Tensor cmd = div(add(add(central_moment_discrepancy(rows(s_t), rows(s_v), cmd_moments),
-                           central_moment_discrepancy(rows(s_t), rows(s_a), cmd_moments)),
-                       central_moment_discrepancy(rows(s_a), rows(s_v), cmd_moments)),
-                   3.0f);
+  const Tensor pt = rows(p_t), pv = rows(p_v), pa = rows(p_a), st = rows(s_t), sv = rows(s_v), sa = rows(s_a);
+  Tensor diff = misa_diff_loss(pt, st);
+  for (const auto& [x1, x2] :
+       {std::pair{&pv, &sv}, std::pair{&pa, &sa}, std::pair{&pa, &pt}, std::pair{&pa, &pv}, std::pair{&pt, &pv}})
+    diff = add(diff, misa_diff_loss(*x1, *x2));
+  Tensor cmd =
+      div(add(add(central_moment_discrepancy(st, sv, cmd_moments), central_moment_discrepancy(st, sa, cmd_moments)),
+              central_moment_discrepancy(sa, sv, cmd_moments)),
+          3.0f);
   auto recon_error = [&](Linear& recon, const Tensor& p, const Tensor& s, const Tensor& u) {
-    return mse_loss(recon.forward(add(rows(p), rows(s))), rows(u));
+    return mse_loss(recon.forward(add(p, s)), rows(u));
   };
-  Tensor recon = div(add(add(recon_error(*recon_t_linear, p_t, s_t, z.t), recon_error(*recon_v_linear, p_v, s_v, z.v)),
-                         recon_error(*recon_a_linear, p_a, s_a, z.a)),
+  Tensor recon = div(add(add(recon_error(*recon_t_linear, pt, st, z.t), recon_error(*recon_v_linear, pv, sv, z.v)),
+                         recon_error(*recon_a_linear, pa, sa, z.a)),
                      3.0f);
   Tensor aux = add(add(mul(diff, diff_weight), mul(cmd, sim_weight)), mul(recon, recon_weight));
   return {prediction, aux};
