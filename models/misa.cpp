@@ -235,22 +235,22 @@ ModelOutput MISA::fuse(const Representations& z) {
   Tensor prediction =
       fusion_layer_3->forward(relu(msmix::dropout(fusion_layer_1->forward(h), dropout, is_training())));
 
-  // The regularisers, over the originals (each vector cut to them once).
+  // The regularisers, over the originals. (Each term cuts its own rows: cutting each vector once would sum the
+  // grads in another order and move the recorded results in their last bits.)
   auto rows = [n, B](const Tensor& x) { return n == B ? x : slice(x, 0, 0, n); };
-  const Tensor pt = rows(p_t), pv = rows(p_v), pa = rows(p_a), st = rows(s_t), sv = rows(s_v), sa = rows(s_a);
-  Tensor diff = misa_diff_loss(pt, st);
-  for (const auto& [x1, x2] :
-       {std::pair{&pv, &sv}, std::pair{&pa, &sa}, std::pair{&pa, &pt}, std::pair{&pa, &pv}, std::pair{&pt, &pv}})
-    diff = add(diff, misa_diff_loss(*x1, *x2));
-  Tensor cmd =
-      div(add(add(central_moment_discrepancy(st, sv, cmd_moments), central_moment_discrepancy(st, sa, cmd_moments)),
-              central_moment_discrepancy(sa, sv, cmd_moments)),
-          3.0f);
+  Tensor diff = misa_diff_loss(rows(p_t), rows(s_t));
+  for (const auto& [x1, x2] : {std::pair{&p_v, &s_v}, std::pair{&p_a, &s_a}, std::pair{&p_a, &p_t},
+                               std::pair{&p_a, &p_v}, std::pair{&p_t, &p_v}})
+    diff = add(diff, misa_diff_loss(rows(*x1), rows(*x2)));
+  Tensor cmd = div(add(add(central_moment_discrepancy(rows(s_t), rows(s_v), cmd_moments),
+                           central_moment_discrepancy(rows(s_t), rows(s_a), cmd_moments)),
+                       central_moment_discrepancy(rows(s_a), rows(s_v), cmd_moments)),
+                   3.0f);
   auto recon_error = [&](Linear& recon, const Tensor& p, const Tensor& s, const Tensor& u) {
-    return mse_loss(recon.forward(add(p, s)), rows(u));
+    return mse_loss(recon.forward(add(rows(p), rows(s))), rows(u));
   };
-  Tensor recon = div(add(add(recon_error(*recon_t_linear, pt, st, z.t), recon_error(*recon_v_linear, pv, sv, z.v)),
-                         recon_error(*recon_a_linear, pa, sa, z.a)),
+  Tensor recon = div(add(add(recon_error(*recon_t_linear, p_t, s_t, z.t), recon_error(*recon_v_linear, p_v, s_v, z.v)),
+                         recon_error(*recon_a_linear, p_a, s_a, z.a)),
                      3.0f);
   Tensor aux = add(add(mul(diff, diff_weight), mul(cmd, sim_weight)), mul(recon, recon_weight));
   return {prediction, aux};
