@@ -160,21 +160,39 @@ clean:
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(OBJ)/msmix/main.d $(BENCH_SRCS:%.cpp=$(OBJ)/%.d)
 
-# ---- libFuzzer targets (clang++). `make fuzz` fuzzes the pickle reader for FUZZ_TIME seconds; crashes
-# land in $(BUILD)/fuzz/. Only the fuzzed sources are rebuilt with fuzzer/sanitizer instrumentation;
-# clang's -fopenmp is swapped for -lgomp because the library is built with g++'s OpenMP.
+# ---- libFuzzer targets (clang++). `make fuzz` fuzzes each reader of a user's file for FUZZ_TIME seconds:
+# the unpickler (pickle), an MMSA feature file past it (dataset), and safetensors weights loaded into a module
+# (safetensors); FUZZ_TARGETS picks some. Crashes land in $(BUILD)/fuzz/<target>/. Only the fuzzed sources are
+# rebuilt with fuzzer/sanitizer instrumentation; clang's -fopenmp is swapped for -lgomp because the library is
+# built with g++'s OpenMP.
 FUZZ_CXX ?= clang++
 FUZZ_TIME ?= 60
+FUZZ_TARGETS ?= pickle dataset safetensors
 FUZZ_FLAGS := -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -I$(BLAS_INC)
-FUZZ_PICKLE_SRCS := fuzz/fuzz_pickle.cpp data/pickle.cpp data/pickle_value.cpp data/numpy_array.cpp
+PICKLE_SRCS := data/pickle.cpp data/pickle_value.cpp data/numpy_array.cpp
+FUZZ_SRCS_pickle := fuzz/fuzz_pickle.cpp $(PICKLE_SRCS)
+FUZZ_SRCS_dataset := fuzz/fuzz_dataset.cpp data/dataset.cpp $(PICKLE_SRCS)
+FUZZ_SRCS_safetensors := fuzz/fuzz_safetensors.cpp engine/checkpoint.cpp models/checkpoint_io.cpp
+FUZZ_SEEDS_pickle := tests/golden/pickle
+FUZZ_SEEDS_dataset := tests/golden/pickle
+FUZZ_SEEDS_safetensors := tests/golden/checkpoint
+FUZZ_ARGS_pickle := -max_len=4096 -dict=fuzz/corpus/pickle.dict
+FUZZ_ARGS_dataset := -max_len=8192 -dict=fuzz/corpus/pickle.dict
+FUZZ_ARGS_safetensors := -max_len=4096 -dict=fuzz/corpus/safetensors.dict
 .PHONY: fuzz
-$(BUILD)/fuzz_pickle: $(FUZZ_PICKLE_SRCS) data/pickle.h data/pickle_internal.h data/numpy_array.h $(LIB)
-	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_PICKLE_SRCS) $(LIB) -o $@ $(filter-out -fopenmp,$(LDFLAGS)) $(LDLIBS) -lgomp
-fuzz: $(BUILD)/fuzz_pickle
-	@mkdir -p $(BUILD)/fuzz/corpus
-	MSMIX_ALLOC=system $(BUILD)/fuzz_pickle -max_total_time=$(FUZZ_TIME) -max_len=4096 -rss_limit_mb=1024 \
-	  -malloc_limit_mb=256 -dict=fuzz/corpus/pickle.dict -artifact_prefix=$(BUILD)/fuzz/ \
-	  $(BUILD)/fuzz/corpus tests/golden/pickle
+define fuzz_rule
+$(BUILD)/fuzz_$(1): $(FUZZ_SRCS_$(1)) $(LIB)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_SRCS_$(1)) $(LIB) -o $$@ $(filter-out -fopenmp,$(LDFLAGS)) $(LDLIBS) -lgomp
+endef
+$(foreach t,pickle dataset safetensors,$(eval $(call fuzz_rule,$(t))))
+define run_fuzz
+	@mkdir -p $(BUILD)/fuzz/$(1)/corpus
+	MSMIX_ALLOC=system $(BUILD)/fuzz_$(1) -max_total_time=$(FUZZ_TIME) -rss_limit_mb=1024 -malloc_limit_mb=256 \
+	  $(FUZZ_ARGS_$(1)) -artifact_prefix=$(BUILD)/fuzz/$(1)/ $(BUILD)/fuzz/$(1)/corpus $(FUZZ_SEEDS_$(1))
+
+endef
+fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
+	$(foreach t,$(FUZZ_TARGETS),$(call run_fuzz,$(t)))
 
 # `make train`: the README's main job. TFN with and without MS-Mix over three seeds on the embedded synthetic
 # MOSI (text cut to 10 steps, at most 12 epochs: under 3 minutes on 2 cores), or on a real MMSA file with

@@ -157,7 +157,9 @@ void Dataset::validate() const {
   auto train_arrays = train.arrays();
   for (const Split* s : {&valid, &test}) {
     auto others = s->arrays();
-    for (const auto& [key, t] : train_arrays) {
+    for (const auto& train_array : train_arrays) {
+      const std::string& key = train_array.first;  // a named variable, not a binding: lambdas capture it in C++17
+      const Tensor* t = train_array.second;
       auto it = std::find_if(others.begin(), others.end(), [&](const auto& kv) { return kv.first == key; });
       if (it == others.end()) {
         problems.push_back(fmt::format("split '{}' lacks {}, which train has", s->name, key));
