@@ -169,7 +169,7 @@ PlannedRun plan_run(const RunSpec& base, const std::string& method, uint64_t see
   run.dir = root.file(fmt::format("{}-{}", method, seed));
   RunDir dir(run.dir);
   const bool same = saved_config_mismatch(run.dir, run.config).empty();
-  run.reuse = same && dir.has(kResultsFile) && dir.read_json(kResultsFile).value("status", "") == "finished";
+  run.reuse = same && dir.has(kResultsFile) && dir.read_results()["status"] == "finished";
   run.resume = !run.reuse && same && dir.has(kLastCheckpointFile);
   return run;
 }
@@ -183,8 +183,10 @@ RunRecord read_record(const PlannedRun& run, const Json& results) {
   for (auto it = results["test"].begin(); it != results["test"].end(); ++it)
     record.test.emplace_back(it.key(), it.value().is_number() ? it.value().get<double>() : NAN);
   const std::vector<Json> log = RunDir(run.dir).read_log();
-  for (const Json& line : log)
-    record.valid_loss.push_back(line["valid_loss"].is_number() ? line["valid_loss"].get<double>() : NAN);
+  for (const Json& line : log) {
+    const auto loss = line.find("valid_loss");  // null when the loss was NaN
+    record.valid_loss.push_back(loss != line.end() && loss->is_number() ? loss->get<double>() : NAN);
+  }
   record.mix = mix_summary(log, record.best_epoch);
   return record;
 }
@@ -216,7 +218,7 @@ CompareResult compare_command(const CompareCommand& command, Progress& progress,
       Json results;
       if (run.reuse) {
         progress.message(run.label + " -> reusing " + run.dir);
-        results = RunDir(run.dir).read_json(kResultsFile);
+        results = RunDir(run.dir).read_results();
       } else {
         progress.message(run.label + (run.resume ? " -> resuming " : " -> ") + run.dir);
         TrainResult r = run_training(run.config, data, run.dir, run.resume, progress);
@@ -236,7 +238,7 @@ CompareResult compare_command(const CompareCommand& command, Progress& progress,
       out << "compare interrupted; rerun the same command to continue\n";
       return result;
     }
-    for (const PlannedRun& run : runs) result.runs.push_back(read_record(run, RunDir(run.dir).read_json(kResultsFile)));
+    for (const PlannedRun& run : runs) result.runs.push_back(read_record(run, RunDir(run.dir).read_results()));
   }
 
   result.comparison = summarize(result.runs, command.methods);

@@ -70,7 +70,7 @@ std::string tail_lines(const std::string& path, size_t count) {
 std::string check_child_run(const PlannedRun& run) {
   RunDir dir(run.dir);
   if (!dir.has(kResultsFile)) return fmt::format("it wrote no {}", kResultsFile);
-  const std::string status = dir.read_json(kResultsFile).value("status", "");
+  const std::string status = dir.read_results()["status"];
   if (status != "finished") return fmt::format("its {} says status '{}', not 'finished'", kResultsFile, status);
   return saved_config_mismatch(run.dir, run.config);
 }
@@ -109,7 +109,7 @@ bool train_in_children(const CompareCommand& command, const std::vector<PlannedR
     }
     std::string problem = exited_ok(status) ? check_child_run(run) : exit_status_text(status);
     if (problem.empty()) {
-      const Json results = RunDir(run.dir).read_json(kResultsFile);
+      const Json results = RunDir(run.dir).read_results();
       progress.message(fmt::format("{}: finished, best epoch {}, {:.1f} s", tag(a.index),
                                    results.value("best_epoch", int64_t(0)), seconds));
       return;

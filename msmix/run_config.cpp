@@ -149,7 +149,10 @@ void prepare_data(Dataset& data, Config& config) {
 }
 
 Config saved_config(const std::string& dir) {
-  Config c = Config::parse(read_text_file(RunDir(dir).file(kConfigFile)));
+  const std::string path = RunDir(dir).file(kConfigFile);
+  Config c = read_json_file<Config>(path);
+  MSMIX_CHECK(c.is_object(), "'{}' is not a run config: a JSON object of keys was expected, got {}", path,
+              c.type_name());
   c.erase("msmix_version");
   return c;
 }

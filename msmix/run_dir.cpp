@@ -34,14 +34,17 @@ std::string read_text_file(const std::string& path) {
   return text.str();
 }
 
-Json read_json_file(const std::string& path) {
+template <class J>
+J read_json_file(const std::string& path) {
   const std::string text = read_text_file(path);
   try {
-    return Json::parse(text);
-  } catch (const Json::exception& e) {
+    return J::parse(text);
+  } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("'{}' is not valid JSON: {}", path, e.what()));
   }
 }
+template Json read_json_file<Json>(const std::string& path);
+template nlohmann::json read_json_file<nlohmann::json>(const std::string& path);
 
 Json json_double(double x) { return std::isfinite(x) ? Json(x) : Json(fmt::format("{}", x)); }
 double from_json_double(const Json& j) { return j.is_string() ? std::stod(j.get<std::string>()) : j.get<double>(); }
@@ -70,6 +73,22 @@ void RunDir::write_json(const std::string& name, const Json& value) const {
 
 Json RunDir::read_json(const std::string& name) const { return read_json_file(file(name)); }
 
+Json RunDir::read_results() const {
+  const std::string path = file(kResultsFile);
+  Json r = read_json_file(path);
+  auto check = [&](bool ok, const char* what) {
+    MSMIX_CHECK(ok, "'{}' is not the results file of a msmix run: {}; move the run folder away to train it again",
+                path, what);
+  };
+  check(r.is_object(), "it is not a JSON object");
+  check(r.contains("status") && r["status"].is_string(), "no \"status\" string");
+  if (r["status"] == "finished") {
+    check(r.contains("best_epoch") && r["best_epoch"].is_number_integer(), "a finished run without its \"best_epoch\"");
+    check(r.contains("test") && r["test"].is_object(), "a finished run without its \"test\" metrics");
+  }
+  return r;
+}
+
 std::vector<Json> RunDir::read_log() const {
   std::vector<Json> lines;
   if (!has(kLogFile)) return lines;
@@ -79,6 +98,10 @@ std::vector<Json> RunDir::read_log() const {
     if (line.empty()) continue;
     Json value = Json::parse(line, nullptr, /*allow_exceptions=*/false);
     MSMIX_CHECK(!value.is_discarded() && value.is_object(), "'{}' line {} is not a JSON object: {}", file(kLogFile),
+                number, line.substr(0, 80));
+    MSMIX_CHECK(value.contains("epoch") && value["epoch"].is_number_integer() && value.contains("seconds") &&
+                    value["seconds"].is_number(),
+                "'{}' line {} is not an epoch line (an \"epoch\" integer and its \"seconds\"): {}", file(kLogFile),
                 number, line.substr(0, 80));
     lines.push_back(std::move(value));
   }

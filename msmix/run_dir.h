@@ -30,8 +30,10 @@ constexpr const char* kStateFile = "state.json";
 void write_file_atomic(const std::string& path, const std::string& text);
 // The whole file; an error names the path and the reason.
 std::string read_text_file(const std::string& path);
-// Parses a JSON file; an error names the path and the parse error.
-Json read_json_file(const std::string& path);
+// Parses a JSON file; an error names the path and the parse error. J: Json (keys in file order) or
+// nlohmann::json (a run's config.json, read as the Config it was written from).
+template <class J = Json>
+J read_json_file(const std::string& path);
 // Doubles that JSON cannot hold (inf, nan) travel as strings ("inf", "nan"); from_json_double reads both forms.
 Json json_double(double x);
 double from_json_double(const Json& j);
@@ -47,9 +49,14 @@ class RunDir {
 
   void write_json(const std::string& name, const Json& value) const;  // pretty-printed, atomic
   Json read_json(const std::string& name) const;
+  // results.json, checked for what its readers take from it: an object with a "status" string, and when the
+  // run finished, its "best_epoch" (an integer) and "test" metrics (an object). Anything else (a file edited
+  // or damaged by hand) is an error naming the file and the field, not an abort deep inside a reader.
+  Json read_results() const;
 
-  // log.jsonl: one compact JSON object per line. read_log() is empty when the file is absent; a line
-  // that is not JSON is an error naming the line. write_log() rewrites the whole file atomically.
+  // log.jsonl: one compact JSON object per line, each with its "epoch" (an integer) and "seconds" (a number).
+  // read_log() is empty when the file is absent; a line that is not such an object is an error naming the
+  // line. write_log() rewrites the whole file atomically.
   std::vector<Json> read_log() const;
   void write_log(const std::vector<Json>& lines) const;
 

@@ -27,7 +27,8 @@ std::string version_stamp() { return fmt::format("{} ({})", MSMIX_VERSION, MSMIX
 std::string saved_config_mismatch(const std::string& dir, const Config& config) {
   RunDir run(dir);
   if (!run.has(kConfigFile)) return fmt::format("no {} in {}", kConfigFile, dir);
-  Config saved = Config::parse(read_text_file(run.file(kConfigFile)));
+  Config saved = read_json_file<Config>(run.file(kConfigFile));
+  if (!saved.is_object()) return fmt::format("its {} is not a JSON object", kConfigFile);
   const std::string version = saved.value("msmix_version", "");
   if (version != version_stamp())
     return fmt::format("its {} is from msmix {}, this build is {}", kConfigFile, version, version_stamp());
@@ -80,7 +81,6 @@ void Trainer::resume() {
 
   Checkpoint ck = load_safetensors(dir.file(kLastCheckpointFile));
   MSMIX_CHECK(ck.metadata.count("state"), "resume '{}': {} holds no state", run_dir_, kLastCheckpointFile);
-  const Json state = Json::parse(ck.metadata["state"]);
   std::map<std::string, Tensor> model_state, mixer_state, optimizer_state;
   for (const auto& [name, t] : ck.tensors) {
     const size_t dot = name.find('.');
@@ -94,22 +94,31 @@ void Trainer::resume() {
   mixer_->load_state_dict(mixer_state);
   optimizer_->load_state_dict(optimizer_state);
 
-  epochs_done_ = state["epoch"].get<int64_t>();
-  best_epoch_ = state["best_epoch"].get<int64_t>();
-  best_valid_loss_ = from_json_double(state["best_valid_loss"]);
-  default_generator() = Generator(state["rng"]["dropout"]["seed"].get<uint64_t>());
-  default_generator().offset = state["rng"]["dropout"]["offset"].get<uint64_t>();
-  mix_gen_ = Generator(state["rng"]["mixing"]["seed"].get<uint64_t>());
-  mix_gen_.offset = state["rng"]["mixing"]["offset"].get<uint64_t>();
-  if (scheduler_) {
-    const Json& s = state["scheduler"];
-    MSMIX_CHECK(s.is_object(), "resume '{}': the checkpoint holds no scheduler state", run_dir_);
-    ReduceLROnPlateau::State st;
-    st.best = from_json_double(s["best"]);
-    st.num_bad_epochs = s["num_bad_epochs"].get<int64_t>();
-    st.cooldown_counter = s["cooldown_counter"].get<int64_t>();
-    st.last_epoch = s["last_epoch"].get<int64_t>();
-    scheduler_->load_state(st);
+  // The state is ours, written with the weights; a file edited or damaged since gives an error naming it.
+  try {
+    const Json state = Json::parse(ck.metadata["state"]);
+    epochs_done_ = state.at("epoch").get<int64_t>();
+    best_epoch_ = state.at("best_epoch").get<int64_t>();
+    best_valid_loss_ = from_json_double(state.at("best_valid_loss"));
+    default_generator() = Generator(state.at("rng").at("dropout").at("seed").get<uint64_t>());
+    default_generator().offset = state.at("rng").at("dropout").at("offset").get<uint64_t>();
+    mix_gen_ = Generator(state.at("rng").at("mixing").at("seed").get<uint64_t>());
+    mix_gen_.offset = state.at("rng").at("mixing").at("offset").get<uint64_t>();
+    if (scheduler_) {
+      const Json& s = state.at("scheduler");
+      MSMIX_CHECK(s.is_object(), "resume '{}': the checkpoint holds no scheduler state", run_dir_);
+      ReduceLROnPlateau::State st;
+      st.best = from_json_double(s.at("best"));
+      st.num_bad_epochs = s.at("num_bad_epochs").get<int64_t>();
+      st.cooldown_counter = s.at("cooldown_counter").get<int64_t>();
+      st.last_epoch = s.at("last_epoch").get<int64_t>();
+      scheduler_->load_state(st);
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // nlohmann's parse, type and missing-key errors; stod's
+    throw Error(fmt::format("resume '{}': the training state in {} is unreadable: {}", run_dir_,
+                            kLastCheckpointFile, e.what()));
   }
 
   // A kill between the log line and the checkpoint leaves one line too many: that epoch runs again.

@@ -71,7 +71,8 @@ TEST_CASE("run dir: atomic writes leave no temp files; log lines round-trip; a b
   dir.write_json("a.json", Json{{"x", 1.5}, {"name", "tfn"}});
   dir.write_json("a.json", Json{{"x", 2.5}});
   CHECK(dir.read_json("a.json")["x"].get<double>() == 2.5);
-  std::vector<Json> lines = {Json{{"epoch", 1}, {"loss", 0.1234567890123}}, Json{{"epoch", 2}, {"loss", 1e-300}}};
+  std::vector<Json> lines = {Json{{"epoch", 1}, {"loss", 0.1234567890123}, {"seconds", 0.5}},
+                             Json{{"epoch", 2}, {"loss", 1e-300}, {"seconds", 0.25}}};
   dir.write_log(lines);
   CHECK(dir.read_log() == lines);  // doubles survive exactly
   int files = 0;
@@ -80,9 +81,48 @@ TEST_CASE("run dir: atomic writes leave no temp files; log lines round-trip; a b
     CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);
   }
   CHECK(files == 2);
-  write_file_atomic(dir.file(kLogFile), "{\"epoch\": 1}\nnot json\n");
-  check_throws_with([&] { dir.read_log(); }, {"log.jsonl", "line 2"});
+  write_file_atomic(dir.file(kLogFile), "{\"epoch\": 1, \"seconds\": 0.5}\nnot json\n");
+  check_throws_with([&] { dir.read_log(); }, {"log.jsonl", "line 2", "not a JSON object"});
   check_throws_with([&] { write_file_atomic(tmp.file("missing/x.json"), "{}"); }, {"missing/x.json"});
+}
+
+// A run folder's files edited or damaged by hand: each reader names the file and what is wrong with it (a
+// missing key read through a const nlohmann::json aborts the process, which is what these guard against).
+TEST_CASE("run dir: damaged results.json, log lines and config.json are errors naming the file and the field") {
+  TempDir tmp("damaged");
+  RunDir dir(tmp.file("run"));
+  dir.create();
+  const Json finished = {{"status", "finished"}, {"best_epoch", 2}, {"test", {{"MAE", 0.5}}}};
+  dir.write_json(kResultsFile, finished);
+  CHECK(dir.read_results() == finished);
+  dir.write_json(kResultsFile, Json{{"status", "interrupted"}});  // an unfinished run has no metrics yet
+  CHECK(dir.read_results()["status"] == "interrupted");
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"[1]", "not a JSON object"},
+      {"{}", "no \"status\" string"},
+      {"{\"status\": 3}", "no \"status\" string"},
+      {"{\"status\": \"finished\"}", "without its \"best_epoch\""},
+      {"{\"status\": \"finished\", \"best_epoch\": 1.5, \"test\": {}}", "without its \"best_epoch\""},
+      {"{\"status\": \"finished\", \"best_epoch\": 1, \"test\": 3}", "without its \"test\" metrics"},
+      {"{\"status\": \"finished\", \"best_epoch\": 1", "not valid JSON"}};
+  for (const auto& [text, problem] : bad) {
+    CAPTURE(text);
+    write_file_atomic(dir.file(kResultsFile), text);
+    check_throws_with([&] { dir.read_results(); }, {dir.file(kResultsFile), problem});
+  }
+
+  for (const char* line : {"{\"epoch\": 1}", "{\"seconds\": 1.5}", "{\"epoch\": \"1\", \"seconds\": 1.5}",
+                           "{\"epoch\": 1, \"seconds\": null}"}) {
+    CAPTURE(line);
+    write_file_atomic(dir.file(kLogFile), std::string(line) + "\n");
+    check_throws_with([&] { dir.read_log(); }, {dir.file(kLogFile), "line 1", "not an epoch line"});
+  }
+
+  write_file_atomic(dir.file(kConfigFile), "{\"model\": \"tfn\", \"da");  // cut short
+  check_throws_with([&] { saved_config(dir.path()); }, {dir.file(kConfigFile), "not valid JSON"});
+  write_file_atomic(dir.file(kConfigFile), "[\"tfn\"]");
+  check_throws_with([&] { saved_config(dir.path()); }, {dir.file(kConfigFile), "not a run config", "array"});
+  CHECK(saved_config_mismatch(dir.path(), Config::object()).find("not a JSON object") != std::string::npos);
 }
 
 TEST_CASE("trainer: a short run writes config.json, log.jsonl, best.safetensors and results.json") {
@@ -267,6 +307,18 @@ TEST_CASE("trainer: a run interrupted mid-epoch and resumed reproduces the unint
   CHECK(without_seconds(RunDir(tmp.file("part")).read_log()) == without_seconds(whole.log));
   CHECK(r.test == whole.test);
   CHECK(r.best_epoch == whole.best_epoch);
+
+  // A last.safetensors whose training state was damaged is an error naming it, not an abort.
+  const std::string last = RunDir(tmp.file("part")).file(kLastCheckpointFile);
+  Checkpoint ck = load_safetensors(last);
+  for (const char* state : {"{}", "{\"epoch\": \"two\"}", "not json"}) {
+    CAPTURE(state);
+    ck.metadata["state"] = state;
+    save_safetensors(last, ck.tensors, ck.metadata);
+    Run again = tiny_run("msmix", 1111, 4);
+    Trainer damaged(again.config, again.data, tmp.file("part"));
+    check_throws_with([&] { damaged.resume(); }, {"resume", kLastCheckpointFile, "training state", "unreadable"});
+  }
 
   // Resuming with another config is refused, naming the key.
   Run other = tiny_run("msmix", 1112, 4);
