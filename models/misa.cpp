@@ -29,6 +29,7 @@ Config misa_common() {
             {"transformer_heads", 2},
             {"transformer_ff", 2048},
             {"transformer_dropout", 0.1},
+            {"use_cmd_sim", true},
             {"cmd_moments", 5},
             {"loss", "mse"},
             {"optimizer", "adam"},
@@ -76,6 +77,12 @@ MISA::MISA(const FeatureDims& dims_, const Config& config)
   MSMIX_CHECK(hidden > 0 && heads > 0 && hidden % heads == 0,
               "MISA: hidden_size {} must be positive and a multiple of transformer_heads {}", hidden, heads);
   MSMIX_CHECK(cmd_moments >= 1, "MISA: cmd_moments must be >= 1, got {}", cmd_moments);
+  // MMSA's other similarity loss (a domain discriminator behind gradient reversal) does not run in MMSA v2.2.1:
+  // its trainer calls a domain_loss_criterion it never defines. Without a reference to match, it is not built.
+  MSMIX_CHECK(config_bool_or(config, "use_cmd_sim", true),
+              "MISA: use_cmd_sim=false (the adversarial similarity loss) is not built: MMSA v2.2.1's trainer calls a "
+              "domain_loss_criterion it never defines, so the path has no reference to match; MMSA's MISA uses CMD "
+              "(use_cmd_sim=true) on every dataset");
 
   // MMSA's registration order (= its state_dict and parameters() order).
   if (use_bert) {

@@ -11,7 +11,8 @@
 // Loss (the trainer's MSE plus fuse()'s aux_loss): diff_weight x the soft orthogonality of (p_t, s_t), (p_v, s_v),
 // (p_a, s_a), (p_a, p_t), (p_a, p_v), (p_t, p_v) + sim_weight x the mean 5-moment CMD of the shared pairs (t, v),
 // (t, a), (a, v) + recon_weight x the mean of the three reconstruction MSEs against u_m (models/misa_losses.h).
-// MMSA's use_cmd_sim=true; its adversarial alternative (discriminator, gradient reversal) is not built.
+// MMSA's use_cmd_sim=true; its adversarial alternative (discriminator, gradient reversal) is not built and
+// use_cmd_sim=false is refused (MMSA v2.2.1's trainer cannot run it either: docs/backbones.md).
 //
 // Lengths, as MMSA: with use_bert the text mask's token counts are every modality's lengths (MMSA runs the
 // audio and vision LSTMs over the first len(text) steps, aligned data or not). Without BERT, audio and vision run

@@ -297,6 +297,11 @@ TEST_CASE("misa: defaults are MMSA's; errors name the problem") {
   Config bert = c;
   bert["use_bert"] = true;
   check_throws_with([&] { MISA(config_feature_dims(bert), bert); }, {"MISA", "BERT's hidden width 768", "6"});
+  CHECK(c["use_cmd_sim"] == true);  // MMSA's key and value on every dataset
+  Config adversarial = c;
+  apply_override(adversarial, "use_cmd_sim=false");
+  check_throws_with([&] { MISA(config_feature_dims(adversarial), adversarial); },
+                    {"MISA", "use_cmd_sim=false", "not built", "domain_loss_criterion"});
 }
 
 TEST_CASE("misa: overfits 64 synthetic samples with its regularisers (MSE falls 5x with Adam)") {
