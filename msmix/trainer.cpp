@@ -163,6 +163,11 @@ void Trainer::build() {
   MSMIX_CHECK(mixer_->config.method != MixMethod::MSMix || config_int(config_, "batch_size") <= kMaxSelectionBatch,
               "{}: MS-Mix selects its pairs in batches of at most {} samples, batch_size is {}", name,
               kMaxSelectionBatch, config_int(config_, "batch_size"));
+  // MMSA's loop with update_epochs 0 zeroes the grads and never steps: a run that trains nothing, so refuse it.
+  MSMIX_CHECK(config_int_or(config_, "update_epochs", 1) >= 1,
+              "{}: update_epochs ({}) must be at least 1 (batches whose grads add up before each optimizer step; "
+              "with 0 no step would ever run)",
+              name, config_int_or(config_, "update_epochs", 1));
   mixer_->to(device_);
   manual_seed(derive_seed(seed, kDropoutStream));  // dropout: the same stream whatever the mixer drew at init
   mix_gen_ = Generator(derive_seed(seed, kMixStream));

@@ -403,6 +403,23 @@ TEST_CASE("trainer: MS-Mix with a batch larger than its selection takes fails be
   CHECK_NOTHROW(Trainer(mixup, data));
 }
 
+TEST_CASE("trainer: update_epochs below 1 is refused before training (MMSA's loop would never step)") {
+  for (const char* value : {"update_epochs=0", "update_epochs=-2"}) {
+    RunSpec spec = tiny_spec("none", 1111, 1);
+    spec.overrides.push_back(value);
+    Config config = make_run_config(spec);
+    Dataset data = load_data(config);
+    prepare_data(data, config);
+    check_throws_with([&] { Trainer t(config, data); }, {"update_epochs", "must be at least 1"});
+  }
+  RunSpec spec = tiny_spec("none", 1111, 1);
+  spec.overrides.push_back("update_epochs=1");
+  Config config = make_run_config(spec);
+  Dataset data = load_data(config);
+  prepare_data(data, config);
+  CHECK_NOTHROW(Trainer(config, data));
+}
+
 TEST_CASE("trainer: a non-finite loss stops the run naming the epoch and step, keeping the last good checkpoint") {
   TempDir tmp("nan");
   Run run = tiny_run("none", 1111, 5);
