@@ -29,7 +29,8 @@ std::string saved_config_mismatch(const std::string& dir, const Config& config) 
   if (!run.has(kConfigFile)) return fmt::format("no {} in {}", kConfigFile, dir);
   Config saved = read_json_file<Config>(run.file(kConfigFile));
   if (!saved.is_object()) return fmt::format("its {} is not a JSON object", kConfigFile);
-  const std::string version = saved.value("msmix_version", "");
+  const auto stamp = saved.find("msmix_version");
+  const std::string version = stamp != saved.end() && stamp->is_string() ? stamp->get<std::string>() : "";
   if (version != version_stamp())
     return fmt::format("its {} is from msmix {}, this build is {}", kConfigFile, version, version_stamp());
   saved.erase("msmix_version");

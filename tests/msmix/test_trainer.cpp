@@ -123,6 +123,8 @@ TEST_CASE("run dir: damaged results.json, log lines and config.json are errors n
   write_file_atomic(dir.file(kConfigFile), "[\"tfn\"]");
   check_throws_with([&] { saved_config(dir.path()); }, {dir.file(kConfigFile), "not a run config", "array"});
   CHECK(saved_config_mismatch(dir.path(), Config::object()).find("not a JSON object") != std::string::npos);
+  write_file_atomic(dir.file(kConfigFile), "{\"msmix_version\": 3}");
+  CHECK(saved_config_mismatch(dir.path(), Config::object()).find("is from msmix") != std::string::npos);
 }
 
 TEST_CASE("trainer: a short run writes config.json, log.jsonl, best.safetensors and results.json") {
