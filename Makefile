@@ -167,7 +167,8 @@ clean:
 # built with g++'s OpenMP.
 FUZZ_CXX ?= clang++
 FUZZ_TIME ?= 60
-FUZZ_TARGETS ?= pickle dataset safetensors
+FUZZ_ALL := pickle dataset safetensors
+FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_FLAGS := -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -I$(BLAS_INC)
 PICKLE_SRCS := data/pickle.cpp data/pickle_value.cpp data/numpy_array.cpp
 FUZZ_SRCS_pickle := fuzz/fuzz_pickle.cpp $(PICKLE_SRCS)
@@ -184,7 +185,7 @@ define fuzz_rule
 $(BUILD)/fuzz_$(1): $(FUZZ_SRCS_$(1)) $(LIB)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_SRCS_$(1)) $(LIB) -o $$@ $(filter-out -fopenmp,$(LDFLAGS)) $(LDLIBS) -lgomp
 endef
-$(foreach t,pickle dataset safetensors,$(eval $(call fuzz_rule,$(t))))
+$(foreach t,$(FUZZ_ALL),$(eval $(call fuzz_rule,$(t))))
 define run_fuzz
 	@mkdir -p $(BUILD)/fuzz/$(1)/corpus
 	MSMIX_ALLOC=system $(BUILD)/fuzz_$(1) -max_total_time=$(FUZZ_TIME) -rss_limit_mb=1024 -malloc_limit_mb=256 \
