@@ -32,7 +32,7 @@ struct BenchOptions {
   std::string device = "cpu";      // cpu | cuda | cuda:N
   int64_t batch = 0;               // 0 = the defaults table's batch_size
   int64_t steps = 10, warmup = 2;  // timed steps, untimed steps before them
-  std::string mix = "none";        // none | mixup | manifold | msmix
+  std::string mix = "none";        // none | mixup | manifold | multimix | msmix
   uint64_t seed = 1111;
   std::vector<std::string> overrides;  // --set key=value, applied last
   bool ops = false;                    // --ops: after the timed steps, as many again with the op profiler

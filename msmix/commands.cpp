@@ -336,7 +336,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   train_app->add_option("--data", train.spec.data, "an MMSA feature file (*.pkl) or synthetic:NAME");
   train_app->add_option("--dataset", train.spec.dataset,
                         "mosi | mosei | sims: defaults and metrics (default: from the data's name)");
-  train_app->add_option("--mix", train_mix, "none | mixup | manifold | msmix")->capture_default_str();
+  train_app->add_option("--mix", train_mix, "none | mixup | manifold | multimix | msmix")->capture_default_str();
   train_app->add_option("--seed", train.spec.seed, "seed of init, dropout, shuffling and mixing")
       ->capture_default_str();
   train_app->add_option("--device", train.spec.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
@@ -398,7 +398,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   bench_app->add_option("--batch", bench.batch, "batch size (default: the defaults table's)");
   bench_app->add_option("--steps", bench.steps, "timed steps")->capture_default_str();
   bench_app->add_option("--warmup", bench.warmup, "untimed steps first")->capture_default_str();
-  bench_app->add_option("--mix", bench.mix, "none | mixup | manifold | msmix")->capture_default_str();
+  bench_app->add_option("--mix", bench.mix, "none | mixup | manifold | multimix | msmix")->capture_default_str();
   bench_app->add_option("--seed", bench.seed, "seed of init, dropout and data")->capture_default_str();
   bench_app->add_option("--set", bench.overrides, "key=value overrides of the run config (repeatable)");
   bench_app->add_flag("--json", bench_as_json, "print one JSON object (ms_per_step: the median)");

@@ -156,6 +156,8 @@ std::string mixing_markdown(const std::vector<RunRecord>& runs, const std::vecto
       {"mean abs(mixed label)", {"mixed_label_abs_mean"}, 3},
       {"std of lambda^L", {"lambda_label_std"}, 3},
       {"mean abs(lambda^m - lambda^n), 3 pairs", {"lambda_diff_ta", "lambda_diff_tv", "lambda_diff_av"}, 3},
+      {"multimix: largest weight in a mixed sample", {"weight_max_mean"}, 3},
+      {"multimix: samples a mixed one draws on, 1 / sum w^2", {"sources_effective_mean"}, 2},
       {"text intensity: mean", {"intensity_t_mean"}, 3},  // the predictors' outputs lie in [-3, 3]
       {"text intensity: std over an epoch", {"intensity_t_std"}, 3},
       {"audio intensity: mean", {"intensity_a_mean"}, 3},

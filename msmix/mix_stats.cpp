@@ -30,8 +30,15 @@ PendingMixStep pending_mix_step(const MixResult& r) {
   PendingMixStep p;
   if (!r.active) return p;
   NoGradGuard no_grad;
-  p.pairs = r.index_i.numel();
   p.samples = r.labels.numel();
+  if (r.weights.defined()) {  // MultiMix: [N, B] weights, reduced on the device to what the summary reports
+    const Tensor w = r.weights.detach();
+    p.weighted = true;
+    p.pairs = w.size(0);
+    p.values = concat({max(w, {1}), sum(mul(w, w), {1}), flat(r.mixed_labels), flat(r.labels)}, 0);
+    return p;
+  }
+  p.pairs = r.index_i.numel();
   p.has_intensity = r.intensity_t.defined() && r.intensity_a.defined() && r.intensity_v.defined();
   p.has_selection = r.selection.defined();
   std::vector<Tensor> parts = {flat(r.labels_i), flat(r.labels_j), flat(r.lambda_base), flat(r.lambda_t),
@@ -48,6 +55,21 @@ MixStepStats mix_step_stats(const PendingMixStep& p, const std::vector<float>& h
   MixStepStats s;
   const int64_t N = p.pairs, B = p.samples;
   if (N == 0) return s;
+  if (p.weighted) {
+    MSMIX_CHECK(host.size() == size_t(3 * N + B),
+                "mix statistics: expected {} values for {} mixed and {} samples, got {}", 3 * N + B, N, B, host.size());
+    const float *top = host.data(), *square = top + N, *mixed = square + N, *y = mixed + N;
+    s.pairs = N;
+    s.weighted = true;
+    for (int64_t k = 0; k < N; ++k) {
+      s.weight_max += top[k];
+      s.sources_effective += square[k] > 0 ? 1.0 / double(square[k]) : 0.0;
+      s.abs_mixed_label += std::fabs(double(mixed[k]));
+    }
+    s.samples = B;
+    for (int64_t b = 0; b < B; ++b) s.abs_label += std::fabs(double(y[b]));
+    return s;
+  }
   const size_t expected =
       size_t(10 * N + B * (p.has_intensity ? 4 : 1) + (p.has_selection ? cpu::kSelectionStats : 0));
   MSMIX_CHECK(host.size() == expected, "mix statistics: expected {} values for {} pairs and {} samples, got {}",
@@ -133,6 +155,9 @@ void MixStats::add(const MixStepStats& s) {
   sum_.abs_label += s.abs_label;
   sum_.abs_mixed_label += s.abs_mixed_label;
   sum_.samples += s.samples;
+  sum_.weighted = sum_.weighted || s.weighted;
+  sum_.weight_max += s.weight_max;
+  sum_.sources_effective += s.sources_effective;
   if (s.has_intensity) {
     sum_.has_intensity = true;
     for (int m = 0; m < 3; ++m) sum_.intensity[m] += s.intensity[m], sum_.intensity_sq[m] += s.intensity_sq[m];
@@ -155,6 +180,14 @@ Json MixStats::summary() {
   if (steps_ == 0) return j;
   const double n = double(sum_.pairs), b = double(sum_.samples);
   j["steps"] = steps_;
+  if (sum_.weighted) {  // MultiMix: no pairs, no ratios; how its weights spread over the batch
+    j["mixed_per_batch"] = n / double(steps_);
+    j["label_abs_mean"] = sum_.abs_label / b;
+    j["mixed_label_abs_mean"] = sum_.abs_mixed_label / n;
+    j["weight_max_mean"] = sum_.weight_max / n;
+    j["sources_effective_mean"] = sum_.sources_effective / n;
+    return j;
+  }
   j["pairs_per_batch"] = n / double(steps_);
   if (selection_steps_ > 0) {
     const double k = double(selection_steps_);

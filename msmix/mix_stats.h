@@ -1,5 +1,6 @@
 // What mixing did during an epoch, for log.jsonl's "mix" object: which pairs were mixed (label distance,
-// opposite signs, MS-Mix's selection and its fallback), how far apart the ratios were, and the intensities.
+// opposite signs, MS-Mix's selection and its fallback), how far apart the ratios were, and the intensities;
+// for MultiMix, which mixes with weights over the batch instead of pairs, how spread its weights were.
 //
 //   MixStats stats;                        // one per epoch
 //   stats.add(mixer.mix(reps, labels, gen));   // per training step: keeps its values on the device, draws nothing
@@ -17,7 +18,8 @@ namespace msmix {
 
 // One step's statistics (the per-pair ones as sums over its N pairs; the epoch averages divide).
 struct MixStepStats {
-  int64_t pairs = 0;                  // N
+  int64_t pairs = 0;                  // N (MultiMix: its N mixed samples)
+  bool weighted = false;              // MultiMix: the pair sums below stay 0; the weight sums are set
   double same_sample = 0;             // pairs with i == j (Mixup's fixed points, MS-Mix at B = 1)
   double opposite_sign = 0;           // pairs with y_i * y_j < 0
   double label_distance = 0;          // sum |y_i - y_j|
@@ -29,16 +31,19 @@ struct MixStepStats {
   bool has_intensity = false;                    // MS-Mix
   double intensity[3] = {0, 0, 0}, intensity_sq[3] = {0, 0, 0};  // sums of I^m and (I^m)^2, m = t, a, v
   SelectionStats selection;                      // MS-Mix (needed 0 otherwise)
+  double weight_max = 0;                         // MultiMix: sum over mixed samples of the largest weight in the row
+  double sources_effective = 0;  // MultiMix: sum of 1 / sum_i w_ki^2 (how many samples a row mixes, effectively)
 };
 
 // A mixing step's values, still on the mixing device: 10 rows of N per-pair values (the last two the pairs'
-// i and j), the B labels, then for MS-Mix 3 x B intensities and SASS's 4 statistics (values); what the host
-// already knows is kept beside them.
+// i and j), the B labels, then for MS-Mix 3 x B intensities and SASS's 4 statistics (values); for MultiMix
+// (weighted) 3 rows of N (each row's largest weight, its sum of squares, the mixed label) and the B labels.
+// What the host already knows is kept beside them.
 struct PendingMixStep {
   Tensor values;
   int64_t pairs = 0;    // N
   int64_t samples = 0;  // B
-  bool has_intensity = false, has_selection = false;
+  bool has_intensity = false, has_selection = false, weighted = false;
 };
 
 // What a step leaves for later (inactive: pairs empty, nothing on the device).

@@ -6,6 +6,7 @@
 
 #include "engine/error.h"
 #include "msmix/alignment_loss.h"
+#include "msmix/multimix.h"
 #include "ops/cpu/pair_selection.h"
 #include "ops/ops.h"
 #include "ops/pair_selection.h"
@@ -17,15 +18,16 @@ std::string mix_method_name(MixMethod method) {
     case MixMethod::None: return "none";
     case MixMethod::Mixup: return "mixup";
     case MixMethod::Manifold: return "manifold";
+    case MixMethod::MultiMix: return "multimix";
     case MixMethod::MSMix: return "msmix";
   }
   return "?";
 }
 
 MixMethod parse_mix_method(const std::string& name) {
-  for (MixMethod m : {MixMethod::None, MixMethod::Mixup, MixMethod::Manifold, MixMethod::MSMix})
+  for (MixMethod m : {MixMethod::None, MixMethod::Mixup, MixMethod::Manifold, MixMethod::MultiMix, MixMethod::MSMix})
     if (name == mix_method_name(m)) return m;
-  throw Error(fmt::format("mix: unknown method '{}' (expected none, mixup, manifold or msmix)", name));
+  throw Error(fmt::format("mix: unknown method '{}' (expected none, mixup, manifold, multimix or msmix)", name));
 }
 
 float label_scale_for(const std::string& dataset) {
@@ -122,9 +124,6 @@ Representations concat_batches(const Representations& first, const Representatio
 
 // ---- Mixer
 
-namespace {
-
-// Checks the three representations and the labels agree on B; returns the labels as [B].
 Tensor checked_labels(const std::string& who, const Representations& reps, const Tensor& labels) {
   const Tensor* zs[3] = {&reps.t, &reps.a, &reps.v};
   bool ok = labels.defined() && (labels.dim() == 1 || (labels.dim() == 2 && labels.size(1) == 1));
@@ -138,6 +137,14 @@ Tensor checked_labels(const std::string& who, const Representations& reps, const
               describe(reps.a), describe(reps.v), describe(labels));
   return labels.dim() == 1 ? labels : reshape(labels, {B});
 }
+
+void check_draws(const std::string& who, const Tensor& draws, int64_t n, const Representations& reps) {
+  MSMIX_CHECK(draws.defined() && draws.dim() == 1 && draws.size(0) == n && draws.device() == reps.t.device(),
+              "{}: draws must be [{}] on {} (draw() for this batch size), got {}", who, n, reps.t.device().str(),
+              shape_or_undefined(draws));
+}
+
+namespace {
 
 // Fills the pair-derived fields of `r` from r.index_i, r.index_j and the lambdas already in it, and mixes.
 void mix_pairs(MixResult& r, const Representations& reps) {
@@ -164,13 +171,6 @@ void draw_mixup(std::vector<float>& values, int64_t B, float alpha, Generator& g
   values.push_back(gen.beta(alpha, alpha));
 }
 
-// Checks that `draws` is [n] on the representations' device (what draw() gave for this batch).
-void check_draws(const std::string& who, const Tensor& draws, int64_t n, const Representations& reps) {
-  MSMIX_CHECK(draws.defined() && draws.dim() == 1 && draws.size(0) == n && draws.device() == reps.t.device(),
-              "{}: draws must be [{}] on {} (draw() for this batch size), got {}", who, n, reps.t.device().str(),
-              shape_or_undefined(draws));
-}
-
 // One lambda for the batch, pairs (k, perm(k)) from Mixup's draws (at `at` in `draws`): Mixup and Manifold.
 void mixup_pairs(MixResult& r, const Representations& reps, const Tensor& draws, int64_t at) {
   const int64_t B = r.labels.size(0);
@@ -184,7 +184,7 @@ void mixup_pairs(MixResult& r, const Representations& reps, const Tensor& draws,
 }  // namespace
 
 std::vector<MixPair> host_pairs(const MixResult& r) {
-  return r.active ? host_pairs(r.index_i, r.index_j) : std::vector<MixPair>();
+  return r.active && r.index_i.defined() ? host_pairs(r.index_i, r.index_j) : std::vector<MixPair>();
 }
 
 Mixer::Mixer(const MixConfig& config_, MixMethod method) : config(config_) {
@@ -192,6 +192,12 @@ Mixer::Mixer(const MixConfig& config_, MixMethod method) : config(config_) {
   MSMIX_CHECK(config.alpha > 0, "{}: alpha must be > 0, got {}", name(), config.alpha);
   MSMIX_CHECK(config.eps >= 0 && config.label_scale > 0,
               "{}: eps must be >= 0 and the label scale s > 0, got {} and {}", name(), config.eps, config.label_scale);
+  MSMIX_CHECK(config.mix_count >= 0, "{}: mix_count must be >= 0 (0: one mixed sample per original), got {}", name(),
+              config.mix_count);
+  // Only MultiMix draws its own count; elsewhere a set count would be silently ignored.
+  MSMIX_CHECK(config.mix_count == 0 || method == MixMethod::MultiMix,
+              "{}: mix_count={} applies to multimix only ({} mixes one sample per original)", name(), config.mix_count,
+              name());
 }
 
 MixResult Mixer::mix(const Representations& reps, const Tensor& labels, Generator& gen) {
@@ -201,6 +207,7 @@ MixResult Mixer::mix(const Representations& reps, const Tensor& labels, Generato
 
 Tensor Mixer::mix_loss(const Tensor& mixed_prediction, const MixResult& r) const {
   if (!r.active) return Tensor::scalar(0.0f, r.labels.defined() ? r.labels.device() : Device::cpu());
+  if (r.weights.defined()) return weighted_mix_loss(mixed_prediction, r.labels, r.weights);
   return pair_mix_loss(mixed_prediction, r.labels_i, r.labels_j, r.lambda_label);
 }
 
@@ -349,6 +356,7 @@ std::shared_ptr<Mixer> make_mixer(const MixConfig& config, int64_t dim_t, int64_
     case MixMethod::None: return std::make_shared<NoMix>(config);
     case MixMethod::Mixup: return std::make_shared<Mixup>(config);
     case MixMethod::Manifold: return std::make_shared<ManifoldMixup>(config);
+    case MixMethod::MultiMix: return std::make_shared<MultiMix>(config);
     case MixMethod::MSMix: return std::make_shared<MSMix>(config, dim_t, dim_a, dim_v);
   }
   throw Error("make_mixer: unknown method");

@@ -14,7 +14,8 @@
 // the label ratio lambda^L is the mean of the three. L = L_task + w_mix L_mix + w_sal L_SAL.
 // Mixup: one lambda ~ Beta(alpha, alpha) for the batch, pairs (k, perm(k)) from a random permutation,
 // the same lambda for every modality and the label. Manifold: Mixup at a layer drawn among the backbone's
-// mixable layers (today the representations only). None: never mixes.
+// mixable layers (today the representations only). MultiMix (msmix/multimix.h): N mixed samples, each the
+// whole batch weighted by a Dirichlet draw. None: never mixes.
 #pragma once
 #include <memory>
 #include <string>
@@ -27,21 +28,23 @@
 
 namespace msmix {
 
-enum class MixMethod { None, Mixup, Manifold, MSMix };
-std::string mix_method_name(MixMethod method);          // "none", "mixup", "manifold", "msmix"
+enum class MixMethod { None, Mixup, Manifold, MultiMix, MSMix };
+std::string mix_method_name(MixMethod method);         // "none", "mixup", "manifold", "multimix", "msmix"
 MixMethod parse_mix_method(const std::string& name);   // the inverse; an unknown name is an error
 
 // Every constant of the method; the comment gives the command-line flag.
 struct MixConfig {
   MixMethod method = MixMethod::MSMix;  // --mix
   float delta = 0.4f;                   // --mix-delta   SASS threshold on the normalised similarity
-  float alpha = 2.0f;                   // --mix-alpha   Beta(alpha, alpha) for lambda_base (and Mixup)
+  float alpha = 2.0f;                   // --mix-alpha   Beta(alpha, alpha) for lambda_base (and Mixup);
+                                        //               Dirichlet(alpha, ..., alpha) for MultiMix
   int64_t heads = 4;                    // --mix-heads   attention heads of each intensity predictor
   float w_mix = 0.7f;                   // --mix-weight  weight of L_mix in the total loss
   float w_sal = 0.5f;                   // --sal-weight  weight of L_SAL in the total loss
   float sal_scale = 1000.0f;            // --sal-scale   the factor inside L_SAL
   float label_scale = 3.0f;             // --sal-s       s in |y| / s and |I| / s: 3 (MOSI, MOSEI), 1 (SIMS)
   float eps = 1e-8f;                    // --mix-eps     in the min-max of |I| and in lambda_adapt
+  int64_t mix_count = 0;                // mix_count     MultiMix's mixed samples per batch (0: B, as the others)
   // Not in the spec, an experiment (run key mix_center, default off): the intensity predictors read each
   // representation minus its batch mean, so a pattern every sample shares cannot set all intensities alike
   // (on utterance-level MOSI it drove them to the +-3 bound: docs/results.md).
@@ -90,9 +93,18 @@ struct MixResult {
   Tensor mixed_labels;                 // [B] lambda^L y_i + (1 - lambda^L) y_j
   Tensor intensity_t, intensity_a, intensity_v;  // [B] MS-Mix: I^m of the original samples
   Tensor selection;                    // MS-Mix: what SASS did, [4] (select_pairs' stats); diagnostics only
+  // MultiMix instead of pairs: mixed sample k = sum_i weights[k, i] sample i, [N, B]. When it is set, the pair
+  // fields above (index_i .. lambda_label) are unset; mixed and mixed_labels hold N rows.
+  Tensor weights;
 };
-// The pairs read back to the host (tests, diagnostics): (index_i[k], index_j[k]); empty when inactive.
+// The pairs read back to the host (tests, diagnostics): (index_i[k], index_j[k]); empty when inactive or
+// when the mixer mixes with weights (MultiMix).
 std::vector<MixPair> host_pairs(const MixResult& r);
+
+// For the mixers' mix(): checks the three representations and the labels agree on B (> 0) and returns the
+// labels as [B]; checks that `draws` is [n] on the representations' device (what draw() gave for the batch).
+Tensor checked_labels(const std::string& who, const Representations& reps, const Tensor& labels);
+void check_draws(const std::string& who, const Tensor& draws, int64_t n, const Representations& reps);
 
 enum class TaskLoss { L1, MSE };
 
@@ -111,7 +123,7 @@ class Mixer : public Module {
   virtual MixResult mix(const Representations& reps, const Tensor& labels, const Tensor& draws) = 0;
   // Both: the draws only when it mixes (training mode), so eval draws nothing.
   MixResult mix(const Representations& reps, const Tensor& labels, Generator& gen);
-  // L_mix on the B mixed predictions ([B] or [B, 1]); 0 when inactive.
+  // L_mix on the N mixed predictions ([N] or [N, 1]; N = B but for MultiMix's mix_count); 0 when inactive.
   Tensor mix_loss(const Tensor& mixed_prediction, const MixResult& r) const;
   // L_SAL (MS-Mix); 0 for the baselines and when inactive.
   virtual Tensor alignment_loss(const MixResult& r) const;

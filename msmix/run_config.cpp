@@ -72,6 +72,7 @@ Config make_run_config(const RunSpec& spec) {
   c["sal_scale"] = shortest_double(m.sal_scale);
   c["sal_s"] = shortest_double(label_scale_for(dataset));
   c["mix_eps"] = shortest_double(m.eps);
+  c["mix_count"] = m.mix_count;                // multimix: mixed samples per batch (0: the batch size)
   c["mix_center"] = m.center_intensity_input;  // an experiment, off by default (msmix/mixing.h)
   c["mix_lr"] = -1.0;  // the intensity predictors' learning rate; -1 = the backbone's (the released code's)
   if (!c.contains("grad_clip_norm")) c["grad_clip_norm"] = -1.0;
@@ -111,6 +112,7 @@ MixConfig mix_config(const Config& config) {
   m.label_scale = config_float(config, "sal_s");
   m.eps = config_float(config, "mix_eps");
   m.center_intensity_input = config_bool_or(config, "mix_center", false);  // absent in older configs
+  m.mix_count = config.contains("mix_count") ? config_int(config, "mix_count") : 0;  // absent in older configs
   return m;
 }
 

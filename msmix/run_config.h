@@ -19,7 +19,7 @@ struct RunSpec {
   std::string model = "tfn";            // --model: lf_dnn, tfn, lmf, ...
   std::string data = "synthetic:mosi";  // --data: synthetic:NAME or a path to an MMSA .pkl
   std::string dataset;                  // --dataset: mosi | mosei | sims; "" = guessed from the data's name
-  std::string mix = "none";             // --mix: none | mixup | manifold | msmix
+  std::string mix = "none";             // --mix: none | mixup | manifold | multimix | msmix
   uint64_t seed = 1111;                 // --seed
   std::string device = "auto";          // --device: auto | cpu | cuda | cuda:N
   int64_t max_epochs = 0;               // --epochs: > 0 replaces the table's max_epochs
@@ -38,11 +38,11 @@ std::string data_name(const std::string& data);
 
 // The run config: backbone_defaults(model, dataset) plus the run keys, then spec.overrides applied with the
 // table's type checks. Run keys: data, mix, seed, device (resolved), the mixing constants (mix_delta,
-// mix_alpha, mix_heads, mix_weight, sal_weight, sal_scale, sal_s, mix_eps, mix_center, mix_lr), grad_clip_norm
-// (-1 = off), checkpoint (true: write the resume point each epoch), shuffle (true: a fresh order of the
-// training batches each epoch), cuda_graph (false; true: on the GPU the step is captured once and replayed),
-// for synthetic data synthetic_seed,
-// synthetic_scale, synthetic_max_steps, and with spec.weights "weights" (its absolute path).
+// mix_alpha, mix_heads, mix_weight, sal_weight, sal_scale, sal_s, mix_eps, mix_center, mix_count, mix_lr),
+// grad_clip_norm (-1 = off), checkpoint (true: write the resume point each epoch), shuffle (true: a fresh order
+// of the training batches each epoch), cuda_graph (false; true: on the GPU the step is captured once and
+// replayed), for synthetic data synthetic_seed, synthetic_scale, synthetic_max_steps, and with spec.weights
+// "weights" (its absolute path).
 Config make_run_config(const RunSpec& spec);
 // The mixing constants of a run config.
 MixConfig mix_config(const Config& config);

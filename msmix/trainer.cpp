@@ -271,10 +271,11 @@ Tensor Trainer::forward_backward(const Batch& batch, const Tensor& draws, MixRes
   part.emplace("mix");
   mix = mixer_->mix(reps, batch.labels, draws);
   part.emplace("fuse");
-  ModelOutput out = model_->fuse(mix.active ? concat_batches(reps, mix.mixed) : reps);  // [B or 2B, 1]
+  ModelOutput out = model_->fuse(mix.active ? concat_batches(reps, mix.mixed) : reps);  // [B or B + N, 1]
   part.emplace("loss");
+  const int64_t rows = out.prediction.size(0);  // B + N: N = B but for MultiMix's mix_count
   Tensor pred = mix.active ? slice(out.prediction, 0, 0, B) : out.prediction;
-  Tensor mixed_pred = mix.active ? slice(out.prediction, 0, B, 2 * B) : Tensor();
+  Tensor mixed_pred = mix.active ? slice(out.prediction, 0, B, rows) : Tensor();
   Tensor task = task_loss(config_, pred, reshape(batch.labels, {B, 1}));
   if (out.aux_loss.defined()) task = add(task, out.aux_loss);
   const Mixer::LossTerms terms = mixer_->loss_terms(task, mixed_pred, mix);

@@ -214,6 +214,7 @@ TEST_CASE("cuda graph: trainer runs with cuda_graph give the uncaptured run's nu
       {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"}, persistent, "msmix"},
       {"lf_dnn", {}, persistent, "mixup"},
       {"lmf", {}, persistent, "manifold"},
+      {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8", "mix_count=12"}, persistent, "multimix"},
       // cuDNN's LSTM (MSMIX_CUDA_LSTM=cudnn) inside the captured step, where the build has it.
       {"lf_dnn", {}, cudnn},
       {"tfn", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"}, cudnn, "msmix"},

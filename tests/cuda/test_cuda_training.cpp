@@ -160,6 +160,7 @@ TEST_CASE("cuda training: trainer runs on the GPU give the CPU's losses epoch by
       {"tfn", "none", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"}},
       {"tfn", "msmix", {"hidden_dims=[8,4,8]", "text_out=4", "post_fusion_dim=8"}},
       {"lf_dnn", "mixup", {}},
+      {"lf_dnn", "multimix", {"mix_count=12"}},  // 12 mixed from each batch of 8: fusion on 20 rows
       {"lmf", "none", {}},
       {"mult", "msmix",  // MulT clips grads by value; 4-step synthetic sequences need kernel size 1
        {"dst_feature_dim_nheads=[8,2]", "nlevels=1", "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1",

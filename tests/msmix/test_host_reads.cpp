@@ -32,6 +32,7 @@ const std::vector<Case>& cases() {
       {"lf_dnn", "none", {}, 0},
       {"lf_dnn", "manifold", {}, 0},
       {"lmf", "mixup", {"grad_clip_norm=1"}, 0},  // clipping by norm decides on the device
+      {"lmf", "multimix", {"mix_count=12"}, 0},   // the Dirichlet weights drawn on the host, copied in
       {"mult", "none",  // clips grads by value, accumulates over update_epochs batches
        {"dst_feature_dim_nheads=[8,2]", "nlevels=1", "conv1d_kernel_size_l=1", "conv1d_kernel_size_a=1",
         "conv1d_kernel_size_v=1", "update_epochs=2"},

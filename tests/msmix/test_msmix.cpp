@@ -396,7 +396,8 @@ TEST_CASE("msmix: nothing is mixed in eval mode") {
   Representations reps{randn_tensor({4, 3}, 1), randn_tensor({4, 2}, 2), randn_tensor({4, 2, 2}, 3)};
   Tensor labels = Tensor::from_vector({1, -1, 2, 0.5f}, {4});
   MixConfig config;
-  for (MixMethod method : {MixMethod::None, MixMethod::Mixup, MixMethod::Manifold, MixMethod::MSMix}) {
+  for (MixMethod method :
+       {MixMethod::None, MixMethod::Mixup, MixMethod::Manifold, MixMethod::MultiMix, MixMethod::MSMix}) {
     CAPTURE(mix_method_name(method));
     config.method = method;
     std::shared_ptr<Mixer> mixer = make_mixer(config, 3, 2, 2);

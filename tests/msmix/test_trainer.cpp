@@ -209,7 +209,7 @@ TEST_CASE("trainer: the same seed gives identical log lines, another seed differ
     Trainer trainer(run.config, run.data);
     return without_seconds(trainer.fit().log);
   };
-  for (const char* mix : {"none", "mixup", "manifold", "msmix"}) {
+  for (const char* mix : {"none", "mixup", "manifold", "multimix", "msmix"}) {
     CAPTURE(mix);
     std::vector<std::string> a = log_of(mix, 1111), b = log_of(mix, 1111);
     CHECK(a == b);
@@ -243,7 +243,7 @@ TEST_CASE("trainer: shuffle=false trains in file order, so without dropout the s
 }
 
 TEST_CASE("trainer: each log line holds the epoch's mixing statistics under \"mix\" (none: no such key)") {
-  for (const char* mix : {"none", "mixup", "manifold", "msmix"}) {
+  for (const char* mix : {"none", "mixup", "manifold", "multimix", "msmix"}) {
     CAPTURE(mix);
     Run run = tiny_run(mix, 1111, 2);
     std::vector<Json> log = Trainer(run.config, run.data).fit().log;
@@ -256,6 +256,13 @@ TEST_CASE("trainer: each log line holds the epoch's mixing statistics under \"mi
       REQUIRE(line.contains("mix"));
       const Json& m = line["mix"];
       CHECK(m["steps"] == 4);  // 32 samples, batches of 8
+      if (std::string(mix) == "multimix") {  // weights over the batch, no pairs (tests/msmix/test_multimix.cpp)
+        CHECK(m["mixed_per_batch"].get<double>() == 8);
+        CHECK(!m.contains("pairs_per_batch"));
+        CHECK((m["weight_max_mean"].get<double>() > 1.0 / 8 && m["weight_max_mean"].get<double>() < 1));
+        CHECK((m["sources_effective_mean"].get<double>() > 1 && m["sources_effective_mean"].get<double>() < 8));
+        continue;
+      }
       CHECK(m["pairs_per_batch"].get<double>() == 8);
       for (auto it = m.begin(); it != m.end(); ++it) {
         CAPTURE(it.key());
@@ -370,7 +377,8 @@ TEST_CASE("trainer: cuda_graph changes nothing on the CPU, with mixing or accumu
   const std::pair<const char*, const char*> cases[] = {{"none", "update_epochs=1"},
                                                        {"none", "update_epochs=3"},
                                                        {"msmix", "update_epochs=1"},
-                                                       {"mixup", "update_epochs=3"}};
+                                                       {"mixup", "update_epochs=3"},
+                                                       {"multimix", "mix_count=12"}};
   for (const auto& [mix, accumulate] : cases) {
     CAPTURE(mix);
     CAPTURE(accumulate);
