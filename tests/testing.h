@@ -34,6 +34,12 @@ inline void check_close(const Tensor& a, const Tensor& b, double rtol = 1e-5, do
   check_close(a.to_vector(), b.to_vector(), rtol, atol, what);
 }
 
+// Standard normal values from a generator seeded with `seed` (no grad).
+inline Tensor randn_tensor(const Shape& shape, uint64_t seed) {
+  Generator gen(seed);
+  return Tensor::randn(shape, gen);
+}
+
 // A fresh leaf with values from randn(seed), requiring grad.
 inline Tensor leaf(const Shape& shape, uint64_t seed, float scale = 1, float shift = 0) {
   Generator gen(seed);

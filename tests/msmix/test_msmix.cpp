@@ -16,11 +16,6 @@ using namespace msmix::testing;
 
 namespace {
 
-Tensor randn_tensor(const Shape& shape, uint64_t seed) {
-  Generator gen(seed);
-  return Tensor::randn(shape, gen);
-}
-
 // Naive cosine similarity averaged over the three modalities, in double.
 std::vector<double> naive_similarity(const Representations& reps) {
   const int64_t B = reps.t.size(0);

@@ -11,11 +11,6 @@ using namespace msmix::testing;
 
 namespace {
 
-Tensor randn_tensor(const Shape& shape, uint64_t seed) {
-  Generator gen(seed);
-  return Tensor::randn(shape, gen);
-}
-
 MixConfig multimix_config(int64_t mix_count = 0) {
   MixConfig c;
   c.method = MixMethod::MultiMix;
