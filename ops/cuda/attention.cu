@@ -58,9 +58,15 @@ static_assert(kAttentionMaxHeadDim == kMaxRegisterWidth, "the kernels are built 
 // Blocks for `tiles` tiles of one block each, capped (the kernels loop over the rest).
 unsigned tile_blocks(int64_t tiles) { return unsigned(std::max<int64_t>(1, std::min<int64_t>(tiles, kMaxBlocks))); }
 
-// Dynamic shared memory of a kernel that needs `floats` floats (at most 34 KiB: no opt-in above 48 KiB needed).
+// Dynamic shared memory of a kernel that needs `floats` floats (at most 37 KiB, the keys kernel at DM = 16: no
+// opt-in above 48 KiB needed).
 constexpr size_t bytes_of(int floats) { return size_t(floats) * sizeof(float); }
-static_assert(bytes_of(rows_shared_floats<64>()) <= 48 * 1024 && bytes_of(keys_shared_floats<64>()) <= 48 * 1024,
+template <int... DMs>
+constexpr bool fits_without_opt_in() {
+  return ((bytes_of(rows_shared_floats<DMs>()) <= 48 * 1024 && bytes_of(keys_shared_floats<DMs>()) <= 48 * 1024) &&
+          ...);
+}
+static_assert(fits_without_opt_in<5, 8, 10, 16, 32, 64>(),  // every width with_register_width launches
               "the attention kernels' shared memory fits the 48 KiB a launch gets without opting in");
 
 }  // namespace

@@ -23,8 +23,10 @@ int64_t pair_selection_workspace(int64_t B) { return workspace_floats(B); }
 
 void select_pairs(const float* similarity, int64_t B, float delta, const float* draws, float* pairs, float* stats,
                   float* workspace) {
-  const size_t shared_bytes = size_t(shared_floats(kThreads)) * sizeof(float);
-  select_pairs_kernel<<<1, kThreads, shared_bytes>>>(similarity, B, delta, draws, pairs, stats, workspace);
+  // Qualified: unqualified lookup finds cuda::kThreads (256) before the using-directive's 512.
+  constexpr int threads = pair_selection_block::kThreads;
+  const size_t shared_bytes = size_t(pair_selection_block::shared_floats(threads)) * sizeof(float);
+  select_pairs_kernel<<<1, threads, shared_bytes>>>(similarity, B, delta, draws, pairs, stats, workspace);
   CUDA_CHECK_LAUNCH("select_pairs_kernel");
 }
 
