@@ -39,17 +39,25 @@ struct ConvPlan {
   size_t forward_bytes = 0, data_bytes = 0, filter_bytes = 0;
 };
 
-// The first of cuDNN's ranked algorithms that ran its heuristics' checks, is deterministic and uses FMA math.
+// The first of cuDNN's ranked algorithms that ran its heuristics' checks and is deterministic, preferring those
+// labelled FMA math; cuDNN may label an algorithm that has no tensor-op variant DEFAULT math instead, which
+// still runs without TF32 (the descriptor's math type, FMA, governs the call).
 template <class Perf>
 const Perf& first_usable(const std::vector<Perf>& ranked, int returned, const char* pass, const Conv1dShape& s) {
+  for (cudnnMathType_t math : {CUDNN_FMA_MATH, CUDNN_DEFAULT_MATH})
+    for (int i = 0; i < returned; ++i) {
+      const Perf& p = ranked[size_t(i)];
+      if (p.status == CUDNN_STATUS_SUCCESS && p.determinism == CUDNN_DETERMINISTIC && p.mathType == math) return p;
+    }
+  std::string seen;  // what cuDNN offered, so that one GPU run explains a refusal
   for (int i = 0; i < returned; ++i) {
     const Perf& p = ranked[size_t(i)];
-    if (p.status == CUDNN_STATUS_SUCCESS && p.determinism == CUDNN_DETERMINISTIC && p.mathType == CUDNN_FMA_MATH)
-      return p;
+    seen += fmt::format(" (algo {}, status {}, deterministic {}, math {})", int(p.algo), int(p.status),
+                        int(p.determinism), int(p.mathType));
   }
   throw Error(fmt::format("cuDNN conv1d {}: no deterministic FP32 algorithm for N {}, Cin {}, L {}, Cout {}, K {}, "
-                          "padding {}; MSMIX_CUDA_CONV=im2col runs ours",
-                          pass, s.N, s.Cin, s.L, s.Cout, s.K, s.padding));
+                          "padding {} (cuDNN offered{}); MSMIX_CUDA_CONV=im2col runs ours",
+                          pass, s.N, s.Cin, s.L, s.Cout, s.K, s.padding, seen.empty() ? " nothing" : seen));
 }
 
 const ConvPlan& plan_for(const Conv1dShape& s) {

@@ -1,12 +1,12 @@
 // One forward-direction LSTM layer through cuDNN's RNN API (MSMIX_CUDA_LSTM=cudnn), kept beside our own scans
 // (lstm_cell.cu) so that a benchmark sets them side by side: the issue takes cuDNN where it measures faster.
-// cuDNN runs the whole layer, the input projection included, with PyTorch's FP32 settings (ALGO_STANDARD, FMA
-// math: no TF32), over a seq-major padded batch with per-sample lengths: y is 0 past each length, and h_n, c_n
-// are each sample's state after its own last step, as our scan's. MSMIX_CUDA_LSTM=cudnn-persistent asks for
-// cuDNN's persistent-kernel algorithm instead (PERSIST_STATIC: the recurrence in one launch that keeps w_hh on
-// chip, as our persistent scan), for batches whose samples all run T steps (packed, no padding); PyTorch uses
-// it for FP16 only, so whether cuDNN takes it in FP32 at a shape is for the GPU to say: a refusal throws,
-// naming the shape.
+// cuDNN runs the whole layer, the input projection included, with PyTorch's FP32 settings when TF32 is off
+// (ALGO_STANDARD, FMA math; PyTorch allows TF32 by default), over a seq-major padded batch with per-sample
+// lengths: y is 0 past each length, and h_n, c_n are each sample's state after its own last step, as our
+// scan's. MSMIX_CUDA_LSTM=cudnn-persistent asks for cuDNN's persistent-kernel algorithm instead (PERSIST_STATIC:
+// the recurrence in one launch that keeps w_hh on chip, as our persistent scan), for batches whose samples all
+// run T steps (packed, no padding); PyTorch uses it for FP16 only, so whether cuDNN takes it in FP32 at a shape
+// is for the GPU to say: a refusal throws, naming the shape.
 // cuDNN keeps the weights in one "weight space" in its own layout: each forward copies w_ih, w_hh, b_ih and
 // b_hh in (four copies where cuDNN lays the four gates out one after another, as it does for PyTorch; else one
 // per gate), and the backward copies the grads out of a grad weight space. The backward reads the forward's
@@ -183,13 +183,18 @@ std::shared_ptr<CudnnLstmRun> forward_run(const CudnnLstmShape& s, const float* 
   copy_weights(layer, s.I, H, run->weights.get(), w_ih, w_hh, b_ih, b_hh, true);
 
   DeviceBuffer work(cudnn_floats_in(run->work_bytes));
-  float* h_n = y + T * B * H;  // y's last two [B, H] rows: the final states, written by cuDNN directly
+  // The final states go to y's last two [B, H] rows through buffers of their own: y + T B H is only 4-byte
+  // aligned when T B H is odd, and cuDNN documents no alignment for hy / cy (every other caller we know of
+  // gives them their own allocations).
+  DeviceBuffer h_n(size_t(B * H)), c_n(size_t(B * H));
   CUDNN_CHECK(cudnnRNNForward(cudnn_handle(), layer.rnn.get(), mode,
                               reinterpret_cast<const int32_t*>(run->seq_lengths.get()), run->x_desc.get(), x,
-                              run->y_desc.get(), y, run->state_desc.get(), nullptr, h_n, run->state_desc.get(), nullptr,
-                              h_n + B * H, layer.weight_bytes, run->weights.get(), run->work_bytes, work.get(),
-                              run->reserve_bytes, training ? run->reserve_space->get() : nullptr));
+                              run->y_desc.get(), y, run->state_desc.get(), nullptr, h_n.get(), run->state_desc.get(),
+                              nullptr, c_n.get(), layer.weight_bytes, run->weights.get(), run->work_bytes, work.get(),
+                              training ? run->reserve_bytes : 0, training ? run->reserve_space->get() : nullptr));
   CUDA_CHECK_LAUNCH("cudnnRNNForward");
+  memcpy_device_to_device(y + T * B * H, h_n.get(), size_t(B * H) * sizeof(float));
+  memcpy_device_to_device(y + (T + 1) * B * H, c_n.get(), size_t(B * H) * sizeof(float));
   return training ? run : nullptr;
 }
 
@@ -201,13 +206,17 @@ void backward_run(CudnnLstmRun& run, const float* x, const float* y, const float
   const int32_t* seq = reinterpret_cast<const int32_t*>(run.seq_lengths.get());
   DeviceBuffer work(cudnn_floats_in(run.work_bytes));
   MSMIX_CHECK(run.reserve_space, "cuDNN LSTM: a backward through a forward run without training");
-  // x's padding gets a zero grad (y there is a constant 0), whatever cuDNN writes there.
+  // x's padding should get a zero grad (y there is a constant 0): zeroed first, for a cuDNN that leaves dx's
+  // padding alone; one that writes there fills in the descriptors' paddingFill, 0 (`cuda lstm_layer` checks it).
   if (run.padded) memset_zero(gx, size_t(T * B * s.I) * sizeof(float));
-  const float* gh_n = gy + T * B * H;
+  // The final states' grads, gy's last two [B, H] rows, in aligned buffers of their own (see forward_run).
+  DeviceBuffer gh_n(size_t(B * H)), gc_n(size_t(B * H));
+  memcpy_device_to_device(gh_n.get(), gy + T * B * H, size_t(B * H) * sizeof(float));
+  memcpy_device_to_device(gc_n.get(), gy + (T + 1) * B * H, size_t(B * H) * sizeof(float));
   CUDNN_CHECK(cudnnRNNBackwardData_v8(cudnn_handle(), layer.rnn.get(), seq, run.y_desc.get(), y, gy, run.x_desc.get(),
-                                      gx, run.state_desc.get(), nullptr, gh_n, nullptr, run.state_desc.get(), nullptr,
-                                      gh_n + B * H, nullptr, layer.weight_bytes, run.weights.get(), run.work_bytes,
-                                      work.get(), run.reserve_bytes, run.reserve_space->get()));
+                                      gx, run.state_desc.get(), nullptr, gh_n.get(), nullptr, run.state_desc.get(),
+                                      nullptr, gc_n.get(), nullptr, layer.weight_bytes, run.weights.get(),
+                                      run.work_bytes, work.get(), run.reserve_bytes, run.reserve_space->get()));
   CUDA_CHECK_LAUNCH("cudnnRNNBackwardData_v8");
   DeviceBuffer grads(cudnn_floats_in(layer.weight_bytes));
   memset_zero(grads.get(), layer.weight_bytes);
