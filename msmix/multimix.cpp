@@ -1,6 +1,5 @@
 #include "msmix/multimix.h"
 
-
 #include "engine/error.h"
 #include "ops/ops.h"
 
