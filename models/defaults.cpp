@@ -268,6 +268,10 @@ float config_float_or(const Config& config, const std::string& key, float fallba
   return config.is_object() && config.contains(key) ? config_float(config, key) : fallback;
 }
 
+int64_t config_int_or(const Config& config, const std::string& key, int64_t fallback) {
+  return config.is_object() && config.contains(key) ? config_int(config, key) : fallback;
+}
+
 bool config_bool_or(const Config& config, const std::string& key, bool fallback) {
   return config.is_object() && config.contains(key) ? config_bool(config, key) : fallback;
 }

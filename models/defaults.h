@@ -45,6 +45,7 @@ std::vector<int64_t> config_ints(const Config& config, const std::string& key, s
 std::vector<float> config_floats(const Config& config, const std::string& key, size_t expected_size);
 // The value when present, else `fallback` (types checked as above).
 float config_float_or(const Config& config, const std::string& key, float fallback);
+int64_t config_int_or(const Config& config, const std::string& key, int64_t fallback);
 bool config_bool_or(const Config& config, const std::string& key, bool fallback);
 
 // Input feature widths (MMSA's feature_dims order: text, audio, vision).

@@ -71,7 +71,7 @@ Dataset sized_data(const Config& config, int64_t train, int64_t valid, int64_t t
     o.train = train;
     o.valid = valid;
     o.test = test;
-    o.max_steps = config.contains("synthetic_max_steps") ? config_int(config, "synthetic_max_steps") : 0;
+    o.max_steps = config_int_or(config, "synthetic_max_steps", 0);
     o.with_text_bert = config_bool_or(config, "use_bert", false);  // token ids for a backbone's BERT
     const uint64_t seed = config.contains("synthetic_seed") ? uint64_t(config_int(config, "synthetic_seed")) : 1;
     return make_synthetic(data_name(data), seed, o).dataset;
@@ -232,7 +232,7 @@ std::string bench_text(const BenchResult& r) {
                      config_string(c, "device"), r.threads, r.batch);
   out += fmt::format("inputs per sample (after MMSA's loader): {}\n", inputs);
   out += fmt::format("trainable parameters: {}\n", with_commas(r.trainable_params));
-  const int64_t every = c.contains("update_epochs") ? config_int(c, "update_epochs") : 1;
+  const int64_t every = config_int_or(c, "update_epochs", 1);
   out += fmt::format("training steps (forward, loss, backward, clipping, {}): {} timed after {} warm-up\n",
                      every == 1 ? "optimizer step" : fmt::format("optimizer step every {}", every), r.step_ms.size(),
                      r.warmup);
@@ -266,7 +266,7 @@ Json bench_json(const BenchResult& r) {
   j["batch"] = r.batch;
   j["steps"] = r.step_ms.size();
   j["warmup"] = r.warmup;
-  j["update_epochs"] = c.contains("update_epochs") ? config_int(c, "update_epochs") : 1;
+  j["update_epochs"] = config_int_or(c, "update_epochs", 1);
   j["ms_per_step"] = r.median_ms;
   j["min_ms"] = r.min_ms;
   j["max_ms"] = r.max_ms;

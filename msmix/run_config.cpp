@@ -112,7 +112,7 @@ MixConfig mix_config(const Config& config) {
   m.label_scale = config_float(config, "sal_s");
   m.eps = config_float(config, "mix_eps");
   m.center_intensity_input = config_bool_or(config, "mix_center", false);  // absent in older configs
-  m.mix_count = config.contains("mix_count") ? config_int(config, "mix_count") : 0;  // absent in older configs
+  m.mix_count = config_int_or(config, "mix_count", 0);  // absent in older configs
   return m;
 }
 

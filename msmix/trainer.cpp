@@ -45,10 +45,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-int64_t config_int_or(const Config& config, const std::string& key, int64_t fallback) {
-  return config.contains(key) ? config_int(config, key) : fallback;
-}
-
 std::atomic<bool> g_stop{false};
 
 extern "C" void on_sigint(int) {
