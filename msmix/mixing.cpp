@@ -40,12 +40,10 @@ float label_scale_for(const std::string& dataset) {
 
 namespace {
 
-std::string shape_or_undefined(const Tensor& t) { return t.defined() ? describe(t) : "undefined"; }
-
 // [N] or [N, 1] -> [N]
 Tensor as_vector(const Tensor& x, const char* op, const char* what) {
   MSMIX_CHECK(x.defined() && (x.dim() == 1 || (x.dim() == 2 && x.size(1) == 1)), "{}: {} must be [N] or [N, 1], got {}",
-              op, what, shape_or_undefined(x));
+              op, what, describe(x));
   return x.dim() == 1 ? x : reshape(x, {x.size(0)});
 }
 
@@ -69,8 +67,8 @@ MixRatios mixing_ratios(const Tensor& intensity_t, const Tensor& intensity_a, co
   Tensor base = as_vector(lambda_base, "mixing_ratios", "lambda_base");
   MSMIX_CHECK(index_i.defined() && index_j.defined() && index_i.dim() == 1 && index_i.shape() == index_j.shape() &&
                   index_i.size(0) == base.size(0),
-              "mixing_ratios: index_i {}, index_j {} and lambda_base {} must all be [N]", shape_or_undefined(index_i),
-              shape_or_undefined(index_j), describe(lambda_base));
+              "mixing_ratios: index_i {}, index_j {} and lambda_base {} must all be [N]", describe(index_i),
+              describe(index_j), describe(lambda_base));
   auto ratio = [&](const Tensor& intensity) {
     Tensor w = intensity_weights(intensity, eps);  // [B]
     Tensor wi = index_select(w, 0, index_i), wj = index_select(w, 0, index_j);
@@ -87,11 +85,11 @@ MixRatios mixing_ratios(const Tensor& intensity_t, const Tensor& intensity_a, co
 
 Tensor mix_rows(const Tensor& z, const Tensor& index_i, const Tensor& index_j, const Tensor& lambda) {
   MSMIX_CHECK(z.defined() && (z.dim() == 2 || z.dim() == 3), "mix_rows: z must be [B, d] or [B, T, d], got {}",
-              shape_or_undefined(z));
+              describe(z));
   MSMIX_CHECK(lambda.defined() && lambda.dim() == 1 && index_i.defined() && index_j.defined() &&
                   index_i.shape() == lambda.shape() && index_j.shape() == lambda.shape(),
-              "mix_rows: lambda {}, index_i {} and index_j {} must all be [N]", shape_or_undefined(lambda),
-              shape_or_undefined(index_i), shape_or_undefined(index_j));
+              "mix_rows: lambda {}, index_i {} and index_j {} must all be [N]", describe(lambda), describe(index_i),
+              describe(index_j));
   Tensor lam = per_row(lambda, z.dim());
   Tensor zi = index_select(z, 0, index_i), zj = index_select(z, 0, index_j);
   return add(mul(lam, zi), mul(rsub(1.0f, lam), zj));
@@ -100,12 +98,10 @@ Tensor mix_rows(const Tensor& z, const Tensor& index_i, const Tensor& index_j, c
 Tensor pair_mix_loss(const Tensor& prediction, const Tensor& labels_i, const Tensor& labels_j,
                      const Tensor& lambda_label) {
   Tensor pred = as_vector(prediction, "pair_mix_loss", "prediction");
-  MSMIX_CHECK(labels_i.defined() && labels_j.defined() && lambda_label.defined() &&
-                  labels_i.shape() == pred.shape() && labels_j.shape() == pred.shape() &&
-                  lambda_label.shape() == pred.shape(),
+  MSMIX_CHECK(labels_i.defined() && labels_j.defined() && lambda_label.defined() && labels_i.shape() == pred.shape() &&
+                  labels_j.shape() == pred.shape() && lambda_label.shape() == pred.shape(),
               "pair_mix_loss: prediction {}, labels_i {}, labels_j {} and lambda {} must hold the same N",
-              describe(prediction), shape_or_undefined(labels_i), shape_or_undefined(labels_j),
-              shape_or_undefined(lambda_label));
+              describe(prediction), describe(labels_i), describe(labels_j), describe(lambda_label));
   Tensor di = sub(pred, labels_i), dj = sub(pred, labels_j);
   return mean(add(mul(lambda_label, mul(di, di)), mul(rsub(1.0f, lambda_label), mul(dj, dj))));
 }
@@ -128,9 +124,9 @@ Tensor checked_labels(const std::string& who, const Representations& reps, const
   const Tensor* zs[3] = {&reps.t, &reps.a, &reps.v};
   bool ok = labels.defined() && (labels.dim() == 1 || (labels.dim() == 2 && labels.size(1) == 1));
   for (const Tensor* z : zs) ok = ok && z->defined() && (z->dim() == 2 || z->dim() == 3);
-  MSMIX_CHECK(
-      ok, "{}: expected t, a, v as [B, d] or [B, T, d] and labels [B] or [B, 1], got t {}, a {}, v {}, labels {}", who,
-      shape_or_undefined(reps.t), shape_or_undefined(reps.a), shape_or_undefined(reps.v), shape_or_undefined(labels));
+  MSMIX_CHECK(ok,
+              "{}: expected t, a, v as [B, d] or [B, T, d] and labels [B] or [B, 1], got t {}, a {}, v {}, labels {}",
+              who, describe(reps.t), describe(reps.a), describe(reps.v), describe(labels));
   const int64_t B = labels.size(0);
   MSMIX_CHECK(B > 0 && reps.t.size(0) == B && reps.a.size(0) == B && reps.v.size(0) == B,
               "{}: batch sizes differ (or are 0): t {}, a {}, v {}, labels {}", who, describe(reps.t),
@@ -141,7 +137,7 @@ Tensor checked_labels(const std::string& who, const Representations& reps, const
 void check_draws(const std::string& who, const Tensor& draws, int64_t n, const Representations& reps) {
   MSMIX_CHECK(draws.defined() && draws.dim() == 1 && draws.size(0) == n && draws.device() == reps.t.device(),
               "{}: draws must be [{}] on {} (draw() for this batch size), got {}", who, n, reps.t.device().str(),
-              shape_or_undefined(draws));
+              describe(draws));
 }
 
 namespace {
@@ -221,7 +217,7 @@ Tensor Mixer::total_loss(const Tensor& task_loss, const Tensor& mixed_prediction
 
 Mixer::LossTerms Mixer::loss_terms(const Tensor& task_loss, const Tensor& mixed_prediction, const MixResult& r) const {
   MSMIX_CHECK(task_loss.defined() && task_loss.numel() == 1, "{}: total_loss: task loss must hold one value, got {}",
-              name(), shape_or_undefined(task_loss));
+              name(), describe(task_loss));
   LossTerms t;
   if (!r.active) {
     t.total = task_loss;

@@ -26,8 +26,8 @@ std::vector<float> draw_dirichlet_rows(int64_t N, int64_t B, float alpha, Genera
 Tensor mix_weighted(const Tensor& z, const Tensor& weights) {
   MSMIX_CHECK(z.defined() && (z.dim() == 2 || z.dim() == 3) && weights.defined() && weights.dim() == 2 &&
                   weights.size(1) == z.size(0),
-              "mix_weighted: expected z [B, d] or [B, T, d] and weights [N, B], got z {} and weights {}",
-              z.defined() ? describe(z) : "undefined", weights.defined() ? describe(weights) : "undefined");
+              "mix_weighted: expected z [B, d] or [B, T, d] and weights [N, B], got z {} and weights {}", describe(z),
+              describe(weights));
   const int64_t B = z.size(0), N = weights.size(0);
   Shape out = z.shape();
   out[0] = N;
@@ -42,8 +42,7 @@ Tensor weighted_mix_loss(const Tensor& prediction, const Tensor& labels, const T
                   prediction.size(0) == weights.size(0);
   MSMIX_CHECK(ok,
               "weighted_mix_loss: expected prediction [N] or [N, 1], labels [B] and weights [N, B], got {}, {} and {}",
-              prediction.defined() ? describe(prediction) : "undefined",
-              labels.defined() ? describe(labels) : "undefined", weights.defined() ? describe(weights) : "undefined");
+              describe(prediction), describe(labels), describe(weights));
   const int64_t N = weights.size(0), B = weights.size(1);
   Tensor diff = sub(reshape(prediction, {N, 1}), reshape(labels, {1, B}));  // [N, B]: yhat_k - y_i
   return mean(sum(mul(weights, mul(diff, diff)), {1}));
