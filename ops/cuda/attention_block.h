@@ -40,10 +40,10 @@ using cpu::AttentionDims;
 constexpr int kWarps = 8;  // query rows (or keys) per block: one per warp
 constexpr int kBlockThreads = kWarps * 32;
 
-// Keys staged per chunk for head widths up to DM: the shared arrays stay under 38 KiB (the keys kernel at DM = 16
-// the largest; attention.cu checks every width), under the 48 KiB a launch may use without opting in. Narrow heads (MulT's 5 and 10) take long
-// chunks: each costs two syncs and a staging read whose latency nothing hides, for only 2 D multiply-adds a
-// pair.
+// Keys staged per chunk for head widths up to DM: the shared arrays stay under 38 KiB (the keys kernel at
+// DM = 16 the largest; attention.cu checks every width), under the 48 KiB a launch may use without opting in.
+// Narrow heads (MulT's 5 and 10) take long chunks: each costs two syncs and a staging read whose latency nothing
+// hides, for only 2 D multiply-adds a pair.
 template <int DM>
 struct ChunkRows {
   static constexpr int value = DM <= 16 ? 256 : DM <= 32 ? 128 : 64;

@@ -9,8 +9,6 @@
 namespace msmix::cuda {
 namespace {
 
-using namespace pair_selection_block;
-
 __global__ void __launch_bounds__(pair_selection_block::kThreads)
     select_pairs_kernel(const float* similarity, int64_t B, float delta, const float* draws, float* pairs, float* stats,
                         float* workspace) {
@@ -19,12 +17,11 @@ __global__ void __launch_bounds__(pair_selection_block::kThreads)
 
 }  // namespace
 
-int64_t pair_selection_workspace(int64_t B) { return workspace_floats(B); }
+int64_t pair_selection_workspace(int64_t B) { return pair_selection_block::workspace_floats(B); }
 
 void select_pairs(const float* similarity, int64_t B, float delta, const float* draws, float* pairs, float* stats,
                   float* workspace) {
-  // Qualified: unqualified lookup finds cuda::kThreads (256) before the using-directive's 512.
-  constexpr int threads = pair_selection_block::kThreads;
+  constexpr int threads = pair_selection_block::kThreads;  // 512; not cuda::kThreads (256)
   const size_t shared_bytes = size_t(pair_selection_block::shared_floats(threads)) * sizeof(float);
   select_pairs_kernel<<<1, threads, shared_bytes>>>(similarity, B, delta, draws, pairs, stats, workspace);
   CUDA_CHECK_LAUNCH("select_pairs_kernel");
