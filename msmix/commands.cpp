@@ -310,6 +310,22 @@ std::vector<uint64_t> parse_seeds(const std::string& text) {
   return seeds;
 }
 
+namespace {
+// For counts where 0 or less would mean nothing (--epochs, --jobs): a bad count is a bad command line (exit 2,
+// naming the flag), never a silent default. A non-number is CLI11's own error.
+CLI::Validator at_least_one() {
+  return CLI::Validator(
+      [](std::string& value) {
+        try {
+          return std::stoll(value) >= 1 ? std::string() : "must be at least 1 (got " + value + ")";
+        } catch (const std::exception&) {
+          return std::string();
+        }
+      },
+      "N >= 1");
+}
+}  // namespace
+
 // ---------------------------------------------------------------- the command line
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
@@ -341,7 +357,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       ->capture_default_str();
   train_app->add_option("--device", train.spec.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   train_app->add_option("--out", train.out, "run directory (default runs/<model>-<data>-<mix>-<seed>)");
-  train_app->add_option("--epochs", train.spec.max_epochs, "maximum epochs (default: the defaults table's max_epochs)");
+  train_app->add_option("--epochs", train.spec.max_epochs, "maximum epochs (default: the defaults table's max_epochs)")
+      ->check(at_least_one());
   train_app->add_option("--set", train.spec.overrides, "key=value overrides of the run config (repeatable)");
   train_app->add_option("--weights", train.spec.weights,
                         "start the backbone from this safetensors state dict (names must match exactly)");
@@ -370,7 +387,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       ->capture_default_str();
   compare_app->add_option("--seeds", compare_seeds, "comma-separated seeds")->capture_default_str();
   compare_app->add_option("--device", compare.base.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-  compare_app->add_option("--epochs", compare.base.max_epochs, "maximum epochs per run");
+  compare_app->add_option("--epochs", compare.base.max_epochs, "maximum epochs per run")->check(at_least_one());
   compare_app->add_option("--set", compare.base.overrides, "key=value overrides for every run (repeatable)");
   compare_app->add_option("--out", compare.out, "output folder (default runs/compare-<model>-<data>)");
   compare_app->add_option("--jobs", compare.jobs,
@@ -378,15 +395,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                           "train` child processes, each with OMP_NUM_THREADS = max(1, threads / N) and its "
                           "output in <run dir>/train.log")
       ->capture_default_str()
-      ->check(CLI::Validator(
-          [](std::string& value) {  // a bad count is a bad command line (exit 2); a non-number is CLI11's to report
-            try {
-              return std::stoll(value) >= 1 ? std::string() : "must be at least 1 (got " + value + ")";
-            } catch (const std::exception&) {
-              return std::string();
-            }
-          },
-          "N >= 1"));
+      ->check(at_least_one());
 
   BenchOptions bench;
   bool bench_as_json = false;

@@ -89,6 +89,19 @@ TEST_CASE("cli: bad input gives a clear message and a non-zero exit") {
   check_error({"train", "--model", "tfn", "--data", "synthetic:mosi", "--set", "rnak=3"}, {"unknown key 'rnak'"});
   check_error({"train", "--model", "tfn", "--data", "synthetic:mosi", "--bogus"}, {"--bogus"});
   check_error({"train", "--model", "tfn", "--data", "synthetic:mosi", "--device", "tpu"}, {"--device", "'tpu'"});
+  // 0 or a negative count of epochs is refused, not read as "the table's max_epochs".
+  check_error({"train", "--model", "tfn", "--data", "synthetic:mosi", "--epochs", "0"},
+              {"--epochs", "must be at least 1 (got 0)"});
+  check_error({"compare", "--model", "tfn", "--data", "synthetic:mosi", "--epochs", "-2"},
+              {"--epochs", "must be at least 1 (got -2)"});
+  const fs::path never = fs::temp_directory_path() / "msmix_never_written_run";
+  const Outcome o = cli({"train", "--model", "tfn", "--data", "synthetic:mosi", "--dataset", "sims", "--out",
+                         never.string()});
+  CHECK(o.code == 1);
+  CHECK(o.err.find("msmix: error: dataset 'mosi': split 'train' has labels in [") != std::string::npos);
+  CHECK(o.err.find("outside [-1, 1], the range sims's metrics score; for labels in [-3, 3] pass --dataset mosi") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(never));  // refused before the run directory is made
   check_error({"train", "--resume", "/no/such/run"}, {"/no/such/run", "config.json"});
   check_error({"train", "--resume", "/no/such/run", "--epochs", "30"}, {"continues the saved config.json"});
   check_error({"compare", "--model", "tfn", "--data", "synthetic:mosi", "--seeds", "1111,x"}, {"--seeds", "'x'"});
