@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <sstream>
 
 #include "data/synthetic.h"
 #include "engine/cuda_runtime.h"
@@ -41,13 +43,46 @@ Device resolve_device(const std::string& name) {
   return device;
 }
 
-std::string dataset_kind(const std::string& name) {
-  std::string lower = name;
-  for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
-  if (lower.find("sims") != std::string::npos) return "sims";
-  if (lower.find("mosei") != std::string::npos) return "mosei";
+namespace {
+std::string lowercase(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The kind a file name or a synthetic name hints at anywhere in it, or "" when it names none.
+std::string kind_in_name(const std::string& name) {
+  const std::string lower = lowercase(name);
+  for (const char* kind : {"sims", "mosei"})
+    if (lower.find(kind) != std::string::npos) return kind;
   if (lower.find("utterance") != std::string::npos) return "mosi-utterance";
-  return "mosi";
+  if (lower.find("mosi") != std::string::npos) return "mosi";
+  return "";
+}
+
+// The kind a folder names as a whole word (CH-SIMS, CMU_MOSEI, MOSI; not a user folder such as simsek), or "".
+std::string kind_in_folder(const std::string& folder) {
+  std::string lower = lowercase(folder);
+  for (char& c : lower)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = ' ';
+  std::istringstream words(lower);
+  for (std::string word; words >> word;)
+    if (word == "sims" || word == "mosei" || word == "mosi") return word;
+  return "";
+}
+}  // namespace
+
+std::string dataset_kind(const std::string& data) {
+  std::string kind = kind_in_name(is_synthetic(data) ? data_name(data) : fs::path(data).stem().string());
+  // MMSA's files are named after their layout, the dataset being a folder (MOSEI/Processed/aligned_50.pkl):
+  // the nearest folder that names one decides.
+  if (kind.empty() && !is_synthetic(data)) {
+    std::error_code ec;  // no current folder: the path as given
+    fs::path file = fs::absolute(fs::path(data), ec);
+    file = (ec ? fs::path(data) : file).lexically_normal();
+    for (fs::path dir = file.parent_path(); kind.empty() && dir.has_relative_path(); dir = dir.parent_path())
+      kind = kind_in_folder(dir.filename().string());
+  }
+  return kind.empty() ? "mosi" : kind;
 }
 
 std::string data_name(const std::string& data) {
@@ -57,7 +92,7 @@ std::string data_name(const std::string& data) {
 
 Config make_run_config(const RunSpec& spec) {
   MSMIX_CHECK(!spec.data.empty(), "--data: give a path to an MMSA .pkl file or synthetic:NAME");
-  const std::string dataset = spec.dataset.empty() ? dataset_kind(data_name(spec.data)) : spec.dataset;
+  const std::string dataset = spec.dataset.empty() ? dataset_kind(spec.data) : spec.dataset;
   Config c = backbone_defaults(spec.model, dataset);
   c["data"] = spec.data;
   c["mix"] = spec.mix;
@@ -133,12 +168,30 @@ Dataset load_data(const Config& config) {
   return load_mmsa(data);
 }
 
+namespace {
+// MMSA's metrics read labels on their dataset's scale (MOSI and MOSEI's Acc-7 rounds into [-3, 3], SIMS's
+// classes split [-1, 1]), and sal_s follows it: a label past the bound means the data is scored as the wrong
+// dataset, with metrics that would be silently wrong.
+void check_label_scale(const Dataset& data, const std::string& kind) {
+  const double bound = label_scale_for(kind);
+  for (const char* name : {"train", "valid", "test"}) {
+    const LabelStats st = label_stats(data.split(name).labels);
+    const double far = std::max(-st.min, st.max);
+    MSMIX_CHECK(far <= bound, "dataset '{}': split '{}' has labels in [{}, {}], outside [-{}, {}], the range {}'s "
+                "metrics score; {}", data.name, name, float(st.min), float(st.max), bound, bound, kind,
+                kind == "sims" ? "for labels in [-3, 3] pass --dataset mosi or mosei"
+                               : "rescale the labels to it first");
+  }
+}
+}  // namespace
+
 void prepare_data(Dataset& data, Config& config) {
   prepare_like_mmsa(data, config_bool_or(config, "need_normalized", false));
   const Split& s = data.train;
   MSMIX_CHECK(s.size() > 0 && data.valid.size() > 0 && data.test.size() > 0,
               "dataset '{}': train, valid and test must each hold samples (got {}, {}, {})", data.name, s.size(),
               data.valid.size(), data.test.size());
+  check_label_scale(data, config_string(config, "dataset"));
   // With use_bert the text goes through the backbone's BERT: its width is BERT's hidden width.
   const bool bert = config_bool_or(config, "use_bert", false);
   if (bert)

@@ -29,10 +29,12 @@ struct RunSpec {
 
 // "auto": the first CUDA GPU when one exists, else the CPU. "cuda" without a GPU is an error saying so.
 Device resolve_device(const std::string& name);
-// Which defaults-table / metrics dataset a data name belongs to: "sims" when it contains sims, "mosei"
-// when it contains mosei, "mosi-utterance" when it contains utterance (shared/data/mosi-utterance: MOSI
-// labels, one step per modality), else "mosi" (MOSI-style labels in [-3, 3]).
-std::string dataset_kind(const std::string& data_name);
+// Which defaults-table / metrics dataset a --data value belongs to, from its name: "sims" when it contains
+// sims, "mosei" when it contains mosei, "mosi-utterance" when it contains utterance (shared/data/mosi-utterance:
+// MOSI labels, one step per modality), "mosi" when it contains mosi (any case). For a file whose stem says none
+// (MMSA's aligned_50.pkl), the nearest folder that is or holds the word sims, mosei or mosi decides
+// (MOSEI/Processed/aligned_50.pkl is mosei); else "mosi". prepare_data refuses labels that do not fit the kind.
+std::string dataset_kind(const std::string& data);
 // The name a --data value gives its dataset: NAME for synthetic:NAME, the file's stem for a path.
 std::string data_name(const std::string& data);
 

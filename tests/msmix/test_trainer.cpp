@@ -64,6 +64,48 @@ TEST_CASE("run config: defaults table, run keys, overrides with type checks, dev
     check_throws_with([] { resolve_device("cuda"); }, {"--device cuda", "no such CUDA GPU"});
 }
 
+TEST_CASE("run config: the dataset kind comes from the file's name, else its nearest folder that names one") {
+  CHECK(dataset_kind("/data/MOSEI/Processed/aligned_50.pkl") == "mosei");  // MMSA's layout
+  CHECK(dataset_kind("/data/CH-SIMS/Processed/unaligned_39.pkl") == "sims");
+  CHECK(dataset_kind("/data/SIMS/cmu_mosi_copy.pkl") == "mosi");             // the file's own name first
+  CHECK(dataset_kind("/data/MOSI/ch_sims/Processed/x.pkl") == "sims");       // then the nearest folder
+  CHECK(dataset_kind("/home/simsek/mosei_runs/a.pkl") == "mosei");           // folders name one as a whole word,
+  CHECK(dataset_kind("/home/simsek/features/aligned_50.pkl") == "mosi");     // so simsek names none: mosi
+  CHECK(dataset_kind("synthetic:mosei-aligned") == "mosei");
+  CHECK(dataset_kind("synthetic:sims") == "sims");
+  RunSpec spec;
+  spec.model = "tfn";
+  spec.data = "/data/MOSEI/Processed/unaligned_50.pkl";
+  CHECK(config_string(make_run_config(spec), "dataset") == "mosei");
+  spec.dataset = "mosi";  // --dataset wins
+  CHECK(config_string(make_run_config(spec), "dataset") == "mosi");
+}
+
+TEST_CASE("prepare_data refuses labels outside the range the dataset's metrics score, naming the way out") {
+  RunSpec spec = tiny_spec("none", 1, 1);  // synthetic MOSI: labels reach +-3
+  spec.dataset = "sims";
+  Config config = make_run_config(spec);
+  Dataset data = load_data(config);
+  check_throws_with([&] { prepare_data(data, config); },
+                    {"split 'train' has labels in [-2.93", "outside [-1, 1]", "sims", "--dataset mosi"});
+
+  spec.dataset = "mosi";
+  config = make_run_config(spec);
+  data = load_data(config);
+  float* y = data.test.labels.data();
+  y[5] = 4.5f;  // a label on another scale
+  check_throws_with([&] { prepare_data(data, config); },
+                    {"split 'test' has labels in", "4.5]", "outside [-3, 3]", "rescale"});
+  y[5] = 3.0f;  // the bound itself is a label
+  prepare_data(data, config);
+
+  spec.data = "synthetic:sims";  // SIMS's labels fit both scales
+  spec.dataset = "";
+  config = make_run_config(spec);
+  data = load_data(config);
+  prepare_data(data, config);
+}
+
 TEST_CASE("run dir: atomic writes leave no temp files; log lines round-trip; a bad line is named") {
   TempDir tmp("rundir");
   RunDir dir(tmp.file("run"));
