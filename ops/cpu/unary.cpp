@@ -39,7 +39,7 @@ void unary_forward(UnaryOp op, UnaryParams p, const float* x, float* y, int64_t 
     case UnaryOp::Rsqrt: return map(n, [=](int64_t i) { y[i] = 1.0f / std::sqrt(x[i]); });
     case UnaryOp::Pow: return map(n, [=](int64_t i) { y[i] = std::pow(x[i], p.p0); });
     case UnaryOp::Abs: return map(n, [=](int64_t i) { y[i] = std::fabs(x[i]); });
-    case UnaryOp::Relu: return map(n, [=](int64_t i) { y[i] = x[i] > 0 ? x[i] : 0.0f; });
+    case UnaryOp::Relu: return map(n, [=](int64_t i) { y[i] = x[i] <= 0 ? 0.0f : x[i]; });  // NaN stays NaN
     case UnaryOp::Gelu:
       return map_rows(n, [=, &k](int64_t i, int64_t len) { k.gelu(x + i, y + i, len); });
     case UnaryOp::Tanh: return map(n, [=](int64_t i) { y[i] = std::tanh(x[i]); });
@@ -54,7 +54,8 @@ void unary_forward(UnaryOp op, UnaryParams p, const float* x, float* y, int64_t 
         float bx = p.p0 * x[i];
         y[i] = bx > p.p1 ? x[i] : std::log1p(std::exp(bx)) / p.p0;
       });
-    case UnaryOp::Clamp: return map(n, [=](int64_t i) { y[i] = std::fmin(std::fmax(x[i], p.p0), p.p1); });
+    case UnaryOp::Clamp:  // fmin / fmax alone would turn NaN into a bound
+      return map(n, [=](int64_t i) { y[i] = std::isnan(x[i]) ? x[i] : std::fmin(std::fmax(x[i], p.p0), p.p1); });
     case UnaryOp::NormalCdf:  // Phi(x) = erfc(-x / sqrt 2) / 2: accurate in the lower tail, where 1 + erf is not
       return map(n, [=](int64_t i) { y[i] = 0.5f * std::erfc(-x[i] * 0.70710678118654752f); });
   }
@@ -71,7 +72,7 @@ void unary_backward(UnaryOp op, UnaryParams p, const float* x, const float* y, c
     case UnaryOp::Pow:
       return map(n, [=](int64_t i) { gx[i] = p.p0 == 0 ? 0.0f : g[i] * p.p0 * std::pow(x[i], p.p0 - 1); });
     case UnaryOp::Abs: return map(n, [=](int64_t i) { gx[i] = x[i] > 0 ? g[i] : (x[i] < 0 ? -g[i] : 0.0f); });
-    case UnaryOp::Relu: return map(n, [=](int64_t i) { gx[i] = x[i] > 0 ? g[i] : 0.0f; });
+    case UnaryOp::Relu: return map(n, [=](int64_t i) { gx[i] = x[i] <= 0 ? 0.0f : g[i]; });  // PyTorch: g at NaN
     case UnaryOp::Gelu:  // Phi(x) + x * phi(x)
       return map_rows(n, [=, &k](int64_t i, int64_t len) { k.gelu_backward(x + i, g + i, gx + i, len); });
     case UnaryOp::Tanh: return map(n, [=](int64_t i) { gx[i] = g[i] * (1.0f - y[i] * y[i]); });

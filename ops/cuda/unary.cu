@@ -19,7 +19,7 @@ struct Sqrt { __device__ static float f(float x, UnaryParams) { return sqrtf(x);
 struct Rsqrt { __device__ static float f(float x, UnaryParams) { return 1.0f / sqrtf(x); } };
 struct Pow { __device__ static float f(float x, UnaryParams p) { return powf(x, p.p0); } };
 struct Abs { __device__ static float f(float x, UnaryParams) { return fabsf(x); } };
-struct Relu { __device__ static float f(float x, UnaryParams) { return x > 0 ? x : 0.0f; } };
+struct Relu { __device__ static float f(float x, UnaryParams) { return x <= 0 ? 0.0f : x; } };  // NaN stays NaN
 struct Gelu { __device__ static float f(float x, UnaryParams) { return 0.5f * x * (1.0f + erff(x * kInvSqrt2)); } };
 struct Tanh { __device__ static float f(float x, UnaryParams) { return tanhf(x); } };
 struct Sigmoid { __device__ static float f(float x, UnaryParams) { return 1.0f / (1.0f + expf(-x)); } };
@@ -29,7 +29,9 @@ struct Softplus {  // linear above the threshold, as PyTorch (avoids exp overflo
     return bx > p.p1 ? x : log1pf(expf(bx)) / p.p0;
   }
 };
-struct Clamp { __device__ static float f(float x, UnaryParams p) { return fminf(fmaxf(x, p.p0), p.p1); } };
+struct Clamp {  // fminf / fmaxf alone would turn NaN into a bound
+  __device__ static float f(float x, UnaryParams p) { return isnan(x) ? x : fminf(fmaxf(x, p.p0), p.p1); }
+};
 struct NormalCdf { __device__ static float f(float x, UnaryParams) { return 0.5f * erfcf(-x * kInvSqrt2); } };
 
 // Backward functors: b(x, y, g, params) = g * f'(x).
@@ -46,7 +48,7 @@ struct PowB {
 struct AbsB {
   __device__ static float b(float x, float, float g, UnaryParams) { return x > 0 ? g : (x < 0 ? -g : 0.0f); }
 };
-struct ReluB { __device__ static float b(float x, float, float g, UnaryParams) { return x > 0 ? g : 0.0f; } };
+struct ReluB { __device__ static float b(float x, float, float g, UnaryParams) { return x <= 0 ? 0.0f : g; } };
 struct GeluB {  // Phi(x) + x * phi(x)
   __device__ static float b(float x, float, float g, UnaryParams) {
     const float cdf = 0.5f * (1.0f + erff(x * kInvSqrt2));

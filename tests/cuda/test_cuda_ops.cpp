@@ -119,6 +119,12 @@ TEST_CASE("cuda unary ops: forward and backward match the CPU") {
       check_twins(std::string(name) + " " + shape_str(shape), f, {x}, kElementwise, bwd);
     }
   }
+  // NaN in, NaN out on both devices (relu and clamp keep it, as PyTorch), and the same gradient at NaN.
+  for (const auto& [name, f, positive] : ops) {
+    Tensor x = positive ? positive_leaf({37}, seed++) : leaf({37}, seed++, 2.0f);
+    for (int64_t i : {0, 9, 36}) x.data()[i] = NAN;
+    check_twins(std::string(name) + " with NaN", f, {x}, kElementwise, bwd);
+  }
 }
 
 TEST_CASE("cuda reductions: sum, mean, max, var over dims with keepdim match the CPU") {

@@ -46,6 +46,51 @@ TEST_CASE("unary ops: forward against std math, backward against finite differen
   }
 }
 
+TEST_CASE("unary ops: NaN propagates as in PyTorch, and the gradient at NaN is PyTorch's") {
+  // PyTorch 1.13: every op maps NaN to NaN (pow(NaN, 0) is 1); at NaN, relu passes g, clamp and abs give 0,
+  // the others NaN. A relu or clamp that turned NaN into a number would hide a broken input or model.
+  struct Case {
+    const char* name;
+    std::function<Tensor(const Tensor&)> op;
+    float grad_at_nan;  // NaN: NaN
+  };
+  const std::vector<Case> cases = {
+      {"neg", [](const Tensor& x) { return neg(x); }, -1.0f},
+      {"exp", [](const Tensor& x) { return exp(x); }, NAN},
+      {"log", [](const Tensor& x) { return log(x); }, NAN},
+      {"sqrt", [](const Tensor& x) { return sqrt(x); }, NAN},
+      {"rsqrt", [](const Tensor& x) { return rsqrt(x); }, NAN},
+      {"pow", [](const Tensor& x) { return pow(x, 2.5f); }, NAN},
+      {"abs", [](const Tensor& x) { return abs(x); }, 0.0f},
+      {"relu", [](const Tensor& x) { return relu(x); }, 1.0f},
+      {"gelu", [](const Tensor& x) { return gelu(x); }, NAN},
+      {"tanh", [](const Tensor& x) { return tanh(x); }, NAN},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, NAN},
+      {"softplus", [](const Tensor& x) { return softplus(x, 2.0f, 5.0f); }, NAN},
+      {"clamp", [](const Tensor& x) { return clamp(x, -0.5f, 0.7f); }, 0.0f},
+      {"normal_cdf", [](const Tensor& x) { return normal_cdf(x); }, NAN},
+  };
+  for (const Case& c : cases) {
+    const std::string name = c.name;
+    CAPTURE(name);
+    // 37 values, NaN at 0, 9 and 36: in a vector body and in the scalar tail of the vectorised kernels.
+    std::vector<float> v(37, 1.25f);
+    v[0] = v[9] = v[36] = NAN;
+    Tensor x = Tensor::from_vector(v, {37});
+    x.set_requires_grad();
+    Tensor y = c.op(x);
+    sum(y).backward();
+    const std::vector<float> ys = y.to_vector(), gs = x.grad().to_vector();
+    for (size_t i : {0, 9, 36}) {
+      CHECK(std::isnan(ys[i]));
+      if (std::isnan(c.grad_at_nan)) CHECK(std::isnan(gs[i]));
+      else CHECK(gs[i] == c.grad_at_nan);
+    }
+    CHECK(std::isfinite(ys[1]));  // the other values stay numbers
+    CHECK(std::isfinite(gs[1]));
+  }
+}
+
 TEST_CASE("unary edge cases: empty, large inputs, errors") {
   CHECK(exp(Tensor::zeros({0})).numel() == 0);
   // softplus is linear above its threshold: no overflow to inf.
