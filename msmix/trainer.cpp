@@ -1,6 +1,7 @@
 #include "msmix/trainer.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -245,6 +246,30 @@ std::string Trainer::last_checkpoint_note() const {
   return fmt::format("{}; best weights: {} (epoch {})", note, dir.file(kBestWeightsFile), best_epoch_);
 }
 
+std::string Trainer::non_finite_loss_cause(const std::string& split) const {
+  // Read only when a loss went bad: the inputs are the likelier cause, and a user's file may hold NaN or inf
+  // (MMSA's loader keeps them too, but the -inf of audio and, for averaged backbones, NaN).
+  const Split& s = data_.split(split);
+  std::vector<std::string> found;
+  for (const auto& [key, array] : {std::pair{"text", &s.text}, {"audio", &s.audio}, {"vision", &s.vision}})
+    if (array->defined())
+      if (const int64_t n = count_non_finite(*array)) found.push_back(fmt::format("{} {}", key, n));
+  if (!found.empty())
+    return fmt::format("the {} split's inputs hold non-finite values ({}; `msmix data` counts them per split), "
+                       "and a batch with one of those rows gives a non-finite loss: clean the file's features",
+                       split, fmt::join(found, ", "));
+  return fmt::format("the {} split's inputs are all finite, so the model diverged: try a lower learning_rate, or "
+                     "grad_clip / grad_clip_norm", split);
+}
+
+Evaluation Trainer::score(const std::string& split, const std::string& when) {
+  try {
+    return evaluate(*model_, data_.split(split), config_, device_);
+  } catch (const Error& e) {  // a non-finite prediction: the run ends as a failure, recorded in results.json
+    fail(fmt::format("scoring the {} split {}: {}", split, when, e.what()));
+  }
+}
+
 void Trainer::fail(const std::string& message) {
   const std::string full = fmt::format("train: {}; the run stopped ({})", message, last_checkpoint_note());
   if (!run_dir_.empty()) {
@@ -379,7 +404,8 @@ void Trainer::read_epoch_sums(EpochSums& sums, int64_t epoch, int64_t steps) {
     const int64_t n = sums.step_values[k].numel();
     const double total = values[at];
     if (!std::isfinite(total))
-      fail(fmt::format("non-finite loss ({}) at epoch {}, step {} of {}", total, epoch, k + 1, steps));
+      fail(fmt::format("non-finite loss ({}) at epoch {}, step {} of {}; {}", total, epoch, k + 1, steps,
+                       non_finite_loss_cause("train")));
     sums.total += total;
     sums.task += values[at + 1];
     if (n > 2) sums.mix += values[at + 2];
@@ -458,8 +484,9 @@ TrainResult Trainer::fit() {
     std::vector<float> lrs;
     for (size_t g = 0; g < optimizer_->num_groups(); ++g) lrs.push_back(optimizer_->lr(g));
 
-    Evaluation valid = evaluate(*model_, data_.valid, config_, device_);
-    if (!std::isfinite(valid.loss)) fail(fmt::format("non-finite validation loss at the end of epoch {}", epoch));
+    Evaluation valid = score("valid", fmt::format("at the end of epoch {}", epoch));
+    if (!std::isfinite(valid.loss))
+      fail(fmt::format("non-finite validation loss at the end of epoch {}; {}", epoch, non_finite_loss_cause("valid")));
     if (scheduler_) scheduler_->step(valid.loss);
     if (valid.loss <= best_valid_loss_ - kImprovement) keep_best(epoch, valid.loss);
     epochs_done_ = epoch;
@@ -507,7 +534,7 @@ TrainResult Trainer::fit() {
   } else {
     MSMIX_CHECK(!best_state_.empty(), "train: no epoch finished (max_epochs {}), nothing to test", max_epochs);
     model_->load_state_dict(best_state_);
-    Evaluation test = evaluate(*model_, data_.test, config_, device_);
+    Evaluation test = score("test", fmt::format("with the best weights (epoch {})", best_epoch_));
     result.test = test.metrics;
     r["valid"] = best_epoch_ >= 1 ? log_[size_t(best_epoch_ - 1)]["valid"] : Json();
     r["test_loss"] = json_double(test.loss);

@@ -122,7 +122,10 @@ class Trainer {
   Json epoch_state(int64_t epoch) const;
   void keep_best(int64_t epoch, double valid_loss);
   [[noreturn]] void fail(const std::string& message);
+  Evaluation score(const std::string& split, const std::string& when);  // evaluate, its errors through fail()
   std::string last_checkpoint_note() const;
+  // What a non-finite loss error adds: the split's inputs hold NaN or inf, or else the model diverged.
+  std::string non_finite_loss_cause(const std::string& split) const;
 
   Config config_;
   Dataset data_;

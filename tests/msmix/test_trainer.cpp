@@ -482,8 +482,8 @@ TEST_CASE("trainer: a non-finite loss stops the run naming the epoch and step, k
     w.fill_(NAN);
   };
   check_throws_with([&] { trainer.fit(); },
-                    {"non-finite loss (nan) at epoch 3, step 1 of 4", "last.safetensors (end of epoch 2)",
-                     "best.safetensors"});
+                    {"non-finite loss (nan) at epoch 3, step 1 of 4", "the train split's inputs are all finite",
+                     "diverged", "last.safetensors (end of epoch 2)", "best.safetensors"});
   RunDir dir(tmp.file("run"));
   CHECK(dir.read_json(kResultsFile)["status"] == "failed");
   CHECK(dir.read_log().size() == 2);
@@ -492,6 +492,27 @@ TEST_CASE("trainer: a non-finite loss stops the run naming the epoch and step, k
   Checkpoint ck = load_safetensors(dir.file(kLastCheckpointFile));
   for (const auto& [name, t] : ck.tensors)
     for (float v : t.to_vector()) REQUIRE_MESSAGE(std::isfinite(v), name);
+}
+
+TEST_CASE("trainer: non-finite inputs in a file are named as the cause, in training and in scoring") {
+  {
+    Run run = tiny_run("none", 1111, 2);
+    run.data.train.text.data()[run.data.train.text.numel() / 2] = INFINITY;  // TFN's text is never averaged
+    run.data.train.text.data()[7] = NAN;
+    TempDir tmp("nan-train");
+    check_throws_with([&] { Trainer(run.config, run.data, tmp.file("run")).fit(); },
+                      {"non-finite loss", "epoch 1", "the train split's inputs hold non-finite values (text 2;",
+                       "clean the file's features"});
+    CHECK(RunDir(tmp.file("run")).read_json(kResultsFile)["status"] == "failed");
+  }
+  Run run = tiny_run("none", 1111, 2);
+  const int64_t row = 3, per_row = run.data.valid.text.numel() / run.data.valid.size();
+  run.data.valid.text.data()[row * per_row + 1] = NAN;
+  TempDir tmp("nan-valid");
+  check_throws_with([&] { Trainer(run.config, run.data, tmp.file("run")).fit(); },
+                    {"scoring the valid split at the end of epoch 1", "predicts nan for sample '",
+                     fmt::format("(row {} of {})", row, run.data.valid.size()), "its inputs hold non-finite values (text 1)"});
+  CHECK(RunDir(tmp.file("run")).read_json(kResultsFile)["status"] == "failed");
 }
 
 TEST_CASE("eval: metrics as JSON, predictions CSV with a header and one row per sample") {
