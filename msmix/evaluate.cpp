@@ -78,9 +78,12 @@ Evaluation evaluate(Backbone& model, const Split& split, const Config& config, D
   }
   for (int64_t i = 0; i < split.size(); ++i)
     e.ids.push_back(split.ids.empty() ? std::to_string(i) : split.ids[size_t(i)]);
-  for (size_t i = 0; i < e.predictions.size(); ++i)
-    MSMIX_CHECK(std::isfinite(e.predictions[i]), "evaluate: the model predicts {} for sample '{}' (row {} of {}); {}",
-                e.predictions[i], e.ids[i], i, e.predictions.size(), non_finite_prediction_cause(split, int64_t(i)));
+  for (size_t i = 0; i < e.predictions.size(); ++i) {
+    const float p = e.predictions[i];
+    MSMIX_CHECK(std::isfinite(p), "evaluate: the model predicts {} for sample '{}' (row {} of {}); {}",
+                std::isnan(p) ? std::string("nan") : fmt::format("{}", p), e.ids[i], i, e.predictions.size(),
+                non_finite_prediction_cause(split, int64_t(i)));
+  }
   if (!e.predictions.empty()) e.metrics = dataset_metrics(config_string(config, "dataset"), e.predictions, e.labels);
   return e;
 }

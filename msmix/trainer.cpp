@@ -404,8 +404,8 @@ void Trainer::read_epoch_sums(EpochSums& sums, int64_t epoch, int64_t steps) {
     const int64_t n = sums.step_values[k].numel();
     const double total = values[at];
     if (!std::isfinite(total))
-      fail(fmt::format("non-finite loss ({}) at epoch {}, step {} of {}; {}", total, epoch, k + 1, steps,
-                       non_finite_loss_cause("train")));
+      fail(fmt::format("non-finite loss ({}) at epoch {}, step {} of {}; {}", std::isnan(total) ? NAN : total, epoch,
+                       k + 1, steps, non_finite_loss_cause("train")));
     sums.total += total;
     sums.task += values[at + 1];
     if (n > 2) sums.mix += values[at + 2];

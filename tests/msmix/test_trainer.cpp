@@ -509,10 +509,18 @@ TEST_CASE("trainer: non-finite inputs in a file are named as the cause, in train
   const int64_t row = 3, per_row = run.data.valid.text.numel() / run.data.valid.size();
   run.data.valid.text.data()[row * per_row + 1] = NAN;
   TempDir tmp("nan-valid");
-  check_throws_with([&] { Trainer(run.config, run.data, tmp.file("run")).fit(); },
-                    {"scoring the valid split at the end of epoch 1", "predicts nan for sample '",
-                     fmt::format("(row {} of {})", row, run.data.valid.size()), "its inputs hold non-finite values (text 1)"});
+  check_throws_with(
+      [&] { Trainer(run.config, run.data, tmp.file("run")).fit(); },
+      {"scoring the valid split at the end of epoch 1", "predicts nan for sample '",
+       fmt::format("(row {} of {})", row, run.data.valid.size()), "its inputs hold non-finite values (text 1)"});
   CHECK(RunDir(tmp.file("run")).read_json(kResultsFile)["status"] == "failed");
+
+  // Finite inputs and a broken model: the message says so.
+  Run clean = tiny_run("none", 1111, 1);
+  auto model = make_backbone("tfn", config_feature_dims(clean.config), clean.config);
+  model->named_parameters().back().second.fill_(NAN);
+  check_throws_with([&] { evaluate(*model, clean.data.test, clean.config, Device::cpu()); },
+                    {"predicts nan for sample '", "(row 0 of", "its inputs are finite, so the model's weights"});
 }
 
 TEST_CASE("eval: metrics as JSON, predictions CSV with a header and one row per sample") {
