@@ -158,8 +158,12 @@ void set_byte_order(DType& dtype, const std::string& order) {
 
 std::string NdArray::describe() const { return dtype.str() + " " + shape_str(shape); }
 
+const uint8_t* NdArray::raw() const {
+  return values.defined() ? reinterpret_cast<const uint8_t*>(values.data()) : bytes.data();
+}
+
 double NdArray::element(int64_t i) const {
-  const uint8_t* p = bytes.data() + i * dtype.itemsize;
+  const uint8_t* p = raw() + i * dtype.itemsize;
   switch (dtype.type) {
     case ScalarType::boolean: return *p != 0;
     case ScalarType::int8: return load<int8_t>(p);
@@ -179,24 +183,21 @@ double NdArray::element(int64_t i) const {
 int64_t NdArray::int_element(int64_t i) const {
   MSMIX_CHECK(dtype.is_integer(), "pickle: ndarray {} does not hold integers", describe());
   if (dtype.type == ScalarType::uint64) {
-    uint64_t u = load<uint64_t>(bytes.data() + i * 8);
+    uint64_t u = load<uint64_t>(raw() + i * 8);
     MSMIX_CHECK(u <= uint64_t(std::numeric_limits<int64_t>::max()), "pickle: uint64 value {} exceeds int64", u);
     return int64_t(u);
   }
-  if (dtype.type == ScalarType::int64) return load<int64_t>(bytes.data() + i * 8);
+  if (dtype.type == ScalarType::int64) return load<int64_t>(raw() + i * 8);
   return int64_t(element(i));  // every other integer type is exact in a double
 }
 
 Tensor NdArray::to_tensor() const {
   MSMIX_CHECK(dtype.is_numeric(), "pickle: cannot convert ndarray {} to a float tensor", describe());
+  if (values.defined()) return values;
   Tensor t = Tensor::empty(shape);
   float* out = t.data();
   const int64_t n = numel();
-  if (dtype.type == ScalarType::float32) {
-    if (n > 0) std::memcpy(out, bytes.data(), size_t(n) * 4);
-  } else {
-    for (int64_t i = 0; i < n; ++i) out[i] = float(element(i));
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = float(element(i));
   return t;
 }
 
@@ -226,24 +227,34 @@ NdArray array_from_bytes(const DType& dtype, const Shape& shape, bool fortran, c
   array.dtype.big_endian = false;
   array.shape = shape;
   const int64_t item = dtype.itemsize;
-  // Bytes in row-major, little-endian order. Unicode swaps per 4-byte code unit, numbers per element.
-  std::vector<uint8_t> ordered(size);
+  // Bytes in row-major, little-endian order, copied once: float32 straight into the tensor to_tensor() hands
+  // out (no second copy of a dataset's features), other dtypes into `bytes`. Unicode swaps per 4-byte code
+  // unit, numbers per element.
+  std::vector<uint8_t> ordered;
+  uint8_t* out;
+  if (dtype.type == ScalarType::float32) {
+    array.values = Tensor::empty(shape);
+    out = reinterpret_cast<uint8_t*>(array.values.data());
+  } else {
+    ordered.resize(size);
+    out = ordered.data();
+  }
   if (size > 0) {
     if (fortran && shape.size() > 1)
       for_each_fortran(shape, numel, [&](int64_t dst, int64_t src) {
-        std::memcpy(ordered.data() + dst * item, data + src * item, size_t(item));
+        std::memcpy(out + dst * item, data + src * item, size_t(item));
       });
     else
-      std::memcpy(ordered.data(), data, size);
+      std::memcpy(out, data, size);
   }
   const int64_t unit = dtype.type == ScalarType::unicode ? 4 : item;
   if (dtype.big_endian && unit > 1)
     for (size_t i = 0; i + size_t(unit) <= size; i += size_t(unit))
-      for (int64_t a = 0, b = unit - 1; a < b; ++a, --b) std::swap(ordered[i + a], ordered[i + b]);
+      for (int64_t a = 0, b = unit - 1; a < b; ++a, --b) std::swap(out[i + a], out[i + b]);
   if (dtype.type == ScalarType::unicode) {
     array.strings.reserve(size_t(numel));
-    for (int64_t i = 0; i < numel; ++i) array.strings.push_back(decode_utf32(ordered.data() + i * item, item / 4, i));
-  } else {
+    for (int64_t i = 0; i < numel; ++i) array.strings.push_back(decode_utf32(out + i * item, item / 4, i));
+  } else if (dtype.type != ScalarType::float32) {
     array.bytes = std::move(ordered);
   }
   return array;
@@ -262,6 +273,7 @@ NdArray array_from_strings(const Shape& shape, std::vector<std::string> elements
 
 size_t array_footprint(const NdArray& array) {
   size_t total = sizeof(NdArray) + array.bytes.size();
+  if (array.values.defined()) total += size_t(array.values.numel()) * sizeof(float);
   for (const std::string& s : array.strings) total += sizeof(std::string) + s.size();
   return total;
 }
@@ -325,7 +337,7 @@ NdArray array_from_state(const Value& state_value, size_t max_bytes) {
     std::string raw = encode_latin1(data.as_str());
     return array_from_bytes(dtype, shape, fortran, reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), max_bytes);
   }
-  const std::string& raw = data.as_bytes("ndarray data");
+  const std::string_view raw = data.as_bytes("ndarray data");
   return array_from_bytes(dtype, shape, fortran, reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), max_bytes);
 }
 
@@ -333,7 +345,7 @@ NdArray array_from_frombuffer(const Value& args_value, size_t max_bytes) {
   const std::vector<Value>& args = args_value.items("_frombuffer arguments");
   MSMIX_CHECK(args.size() == 4, "pickle: _frombuffer takes (buffer, dtype, shape, order), got {} arguments",
               args.size());
-  const std::string& raw = args[0].as_bytes("_frombuffer buffer");
+  const std::string_view raw = args[0].as_bytes("_frombuffer buffer");
   DType dtype = dtype_from_pickle(args[1]);
   Shape shape;
   for (const Value& d : args[2].items("_frombuffer shape")) shape.push_back(d.as_int("_frombuffer shape dim"));
@@ -348,10 +360,11 @@ Value scalar_from_pickle(const Value& args_value) {
   MSMIX_CHECK(args.size() == 2, "pickle: numpy scalar takes (dtype, bytes), got {} arguments", args.size());
   DType dtype = dtype_from_pickle(args[0]);
   if (dtype.type == ScalarType::object) return args[1];  // numpy returns the pickled object itself
-  std::string raw = args[1].is(Kind::str) ? encode_latin1(args[1].as_str()) : args[1].as_bytes("numpy scalar data");
+  const std::string raw =
+      args[1].is(Kind::str) ? encode_latin1(args[1].as_str()) : std::string(args[1].as_bytes("numpy scalar data"));
   NdArray one = array_from_bytes(dtype, {}, false, reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
   if (dtype.type == ScalarType::unicode) return Value::str(one.strings[0]);
-  if (dtype.type == ScalarType::boolean) return Value::boolean(one.bytes[0] != 0);
+  if (dtype.type == ScalarType::boolean) return Value::boolean(one.raw()[0] != 0);
   if (dtype.is_integer()) return Value::integer(one.int_element(0));
   return Value::floating(one.element(0));
 }

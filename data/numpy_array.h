@@ -44,8 +44,11 @@ void set_byte_order(DType& dtype, const std::string& order);
 struct NdArray {
   DType dtype;
   Shape shape;
-  std::vector<uint8_t> bytes;        // numeric dtypes: numel * itemsize bytes, row-major, little-endian
+  Tensor values;                     // float32: the data, row-major (the tensor to_tensor() returns)
+  std::vector<uint8_t> bytes;        // other numeric dtypes: numel * itemsize bytes, row-major, little-endian
   std::vector<std::string> strings;  // unicode and object dtypes: numel UTF-8 strings, row-major
+
+  const uint8_t* raw() const;  // a numeric array's bytes, whichever of values / bytes holds them
 
   int64_t numel() const { return shape_numel(shape); }
   std::string describe() const;  // "float32 [2, 3]"
@@ -55,7 +58,9 @@ struct NdArray {
   // Element i of an integer or bool array, exactly; throws for float and string arrays.
   int64_t int_element(int64_t i) const;
 
-  Tensor to_tensor() const;                      // float32 CPU copy, same shape; numeric dtypes only
+  // Numeric dtypes only: a float32 CPU tensor of the same shape; for a float32 array, `values` itself (shared,
+  // not copied: the array is read once and handed over), for the others a converted copy.
+  Tensor to_tensor() const;
   std::vector<std::string> to_strings() const;   // row-major; unicode and object dtypes only
 };
 

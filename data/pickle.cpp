@@ -1,9 +1,13 @@
 // The restricted unpickler's stack machine (see pickle.h): opcodes in, a Value tree out (Value and Dict
 // are in data/pickle_value.cpp). Nothing a pickle names is ever called: REDUCE and BUILD rebuild the
 // allowlisted structures themselves.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <unordered_set>
 
@@ -77,8 +81,8 @@ constexpr const char* kAllowedText =
 
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size)
-      : data_(data), size_(size), budget_(16 * size + (size_t(1) << 20)) {}
+  Unpickler(const uint8_t* data, size_t size, std::shared_ptr<const void> owner)
+      : data_(data), owner_(std::move(owner)), size_(size), budget_(16 * size + (size_t(1) << 20)) {}
   ~Unpickler();
   Value run();
 
@@ -126,6 +130,7 @@ class Unpickler {
   void check_tree(const Value& root);
 
   const uint8_t* data_;
+  std::shared_ptr<const void> owner_;  // keeps data_ alive for bytes views; null: bytes are copied
   size_t size_, pos_ = 0, op_pos_ = 0;
   uint8_t op_ = 0;
   bool stopped_ = false;
@@ -314,6 +319,7 @@ void Unpickler::run_opcode() {
       uint64_t n = read_uint(op_ == 'C' ? 1 : op_ == 'B' ? 4 : 8);
       const uint8_t* p = take(n);
       charge(size_t(n), "a bytes object");
+      if (owner_) return push(Value::bytes_view(owner_, p, size_t(n)));  // an array's data: copied once, by BUILD
       return push(Value::bytes(std::string(reinterpret_cast<const char*>(p), size_t(n))));
     }
     case 'T': case 'U': {  // BINSTRING, SHORT_BINSTRING: Python 2 str, read as latin-1 (numpy's advice)
@@ -556,9 +562,9 @@ void Unpickler::check_tree(const Value& root) {
 
 // ---- entry points
 
-Value load_pickle(const uint8_t* data, size_t size, const std::string& name) {
+Value load_pickle(const uint8_t* data, size_t size, const std::string& name, std::shared_ptr<const void> owner) {
   try {
-    Unpickler unpickler(data, size);
+    Unpickler unpickler(data, size, std::move(owner));
     return unpickler.run();
   } catch (const Error& e) {
     std::string message = e.what();
@@ -571,12 +577,51 @@ Value load_pickle(const std::string& bytes, const std::string& name) {
   return load_pickle(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name);
 }
 
+namespace {
+// A file's bytes, mapped read-only when it can be (a regular, non-empty file), else read into memory.
+struct FileBytes {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  void* mapped = nullptr;
+  std::string read;  // when not mapped
+  ~FileBytes() {
+    if (mapped) munmap(mapped, size);
+  }
+};
+
+std::shared_ptr<const FileBytes> file_bytes(const std::string& path) {
+  auto f = std::make_shared<FileBytes>();
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  MSMIX_CHECK(fd >= 0, "pickle: cannot open '{}': {}", path, std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    void* p = mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p != MAP_FAILED) {
+      madvise(p, size_t(st.st_size), MADV_SEQUENTIAL);  // read once, front to back: read ahead
+      f->mapped = p, f->size = size_t(st.st_size), f->data = static_cast<const uint8_t*>(p);
+    }
+  }
+  if (!f->mapped) {  // a pipe, /dev/stdin, an empty file, or a file system without mmap
+    char chunk[1 << 16];
+    for (ssize_t n; (n = read(fd, chunk, sizeof chunk)) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int e = errno;
+        close(fd);
+        throw Error(fmt::format("pickle: error reading '{}': {}", path, std::strerror(e)));
+      }
+      f->read.append(chunk, size_t(n));
+    }
+    f->data = reinterpret_cast<const uint8_t*>(f->read.data()), f->size = f->read.size();
+  }
+  close(fd);
+  return f;
+}
+}  // namespace
+
 Value load_pickle_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MSMIX_CHECK(in.good(), "pickle: cannot open '{}'", path);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  MSMIX_CHECK(!in.bad(), "pickle: error reading '{}'", path);
-  return load_pickle(bytes, path);
+  std::shared_ptr<const FileBytes> file = file_bytes(path);
+  return load_pickle(file->data, file->size, path, file);
 }
 
 }  // namespace msmix

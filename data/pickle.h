@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -52,6 +53,8 @@ class Value {
   static Value floating(double f);
   static Value str(std::string utf8);
   static Value bytes(std::string raw);
+  // bytes that stay where they are (in a mapped file): `owner` keeps them alive as long as the Value
+  static Value bytes_view(std::shared_ptr<const void> owner, const uint8_t* data, size_t size);
   static Value list(std::vector<Value> items = {});
   static Value tuple(std::vector<Value> items = {});
   static Value set(std::vector<Value> items = {});
@@ -71,7 +74,7 @@ class Value {
   int64_t as_int(const std::string& what = "value") const;   // int or bool
   double as_float(const std::string& what = "value") const;  // float, int or bool
   const std::string& as_str(const std::string& what = "value") const;
-  const std::string& as_bytes(const std::string& what = "value") const;
+  std::string_view as_bytes(const std::string& what = "value") const;
   const std::vector<Value>& items(const std::string& what = "value") const;  // list, tuple or set
   const Dict& as_dict(const std::string& what = "value") const;
   const NdArray& as_array(const std::string& what = "value") const;  // a filled ndarray
@@ -103,7 +106,10 @@ class Value {
 
  private:
   struct Str { std::shared_ptr<const std::string> s; };
-  struct Bytes { std::shared_ptr<const std::string> s; };
+  struct Bytes {
+    std::shared_ptr<const void> owner;  // what holds the bytes: a std::string of their own, or a mapped file
+    std::string_view view;
+  };
   struct List { std::shared_ptr<std::vector<Value>> items; };
   struct Tuple { std::shared_ptr<std::vector<Value>> items; };
   struct Set { std::shared_ptr<std::vector<Value>> items; };
@@ -150,9 +156,14 @@ class Dict {
 constexpr int kMaxPickleDepth = 100;  // containers nested deeper than this are refused
 
 // Reads a whole pickle. Errors are msmix::Error: "pickle: <problem> at byte offset N (opcode NAME)";
-// load_pickle_file adds the path. `name` labels the input in messages.
+// load_pickle_file adds the path. `name` labels the input in messages. With an `owner` of data, bytes objects
+// stay views into it (the Values holding them keep it alive); without, they are copied out.
 Value load_pickle(const std::string& bytes, const std::string& name = "<bytes>");
-Value load_pickle(const uint8_t* data, size_t size, const std::string& name = "<bytes>");
+Value load_pickle(const uint8_t* data, size_t size, const std::string& name = "<bytes>",
+                  std::shared_ptr<const void> owner = nullptr);
+// Maps the file (read only; a file that cannot be mapped is read) and loads it with the mapping as the owner:
+// the arrays are copied once, from the page cache into their own memory (float32 straight into the tensor that
+// to_tensor() then hands out), so a MOSEI-sized file needs about its size in memory, not three times.
 Value load_pickle_file(const std::string& path);
 
 // Python's str.encode('latin-1') of a UTF-8 string: how protocol 2 stores bytes (_codecs.encode) and how

@@ -81,8 +81,14 @@ Value Value::str(std::string utf8) {
   return v;
 }
 Value Value::bytes(std::string raw) {
+  auto own = std::make_shared<const std::string>(std::move(raw));
   Value v;
-  v.v_ = Bytes{std::make_shared<const std::string>(std::move(raw))};
+  v.v_ = Bytes{own, std::string_view(*own)};
+  return v;
+}
+Value Value::bytes_view(std::shared_ptr<const void> owner, const uint8_t* data, size_t size) {
+  Value v;
+  v.v_ = Bytes{std::move(owner), std::string_view(reinterpret_cast<const char*>(data), size)};
   return v;
 }
 Value Value::list(std::vector<Value> items) {
@@ -136,7 +142,7 @@ std::string Value::describe() const {
     case Kind::integer: return fmt::format("int {}", std::get<int64_t>(v_));
     case Kind::floating: return fmt::format("float {}", std::get<double>(v_));
     case Kind::str: return "str " + quoted(*std::get<Str>(v_).s);
-    case Kind::bytes: return fmt::format("bytes of length {}", std::get<Bytes>(v_).s->size());
+    case Kind::bytes: return fmt::format("bytes of length {}", std::get<Bytes>(v_).view.size());
     case Kind::list: case Kind::tuple: case Kind::set:
       return fmt::format("{} of {} items", kind_name(kind()), items().size());
     case Kind::dict: return fmt::format("dict with {} keys", std::get<DictRef>(v_).dict->size());
@@ -173,9 +179,9 @@ const std::string& Value::as_str(const std::string& what) const {
   if (kind() != Kind::str) type_error(what, "a str");
   return *std::get<Str>(v_).s;
 }
-const std::string& Value::as_bytes(const std::string& what) const {
+std::string_view Value::as_bytes(const std::string& what) const {
   if (kind() != Kind::bytes) type_error(what, "bytes");
-  return *std::get<Bytes>(v_).s;
+  return std::get<Bytes>(v_).view;
 }
 const std::vector<Value>& Value::items(const std::string& what) const {
   return const_cast<Value*>(this)->mutable_items(what);

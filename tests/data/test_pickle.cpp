@@ -2,12 +2,15 @@
 // equal what Python wrote (expected.json beside the fixtures), hostile pickles are refused naming the global
 // and the offset, broken ones give clear errors, and no prefix or single-byte corruption of a valid pickle
 // crashes. Also the real MOSI features from ../shared when present.
+#include <sys/stat.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "data/pickle.h"
 #include "tests/files.h"
@@ -54,7 +57,7 @@ bool same_double(double d, const json& e) {
   return d == want && std::signbit(d) == std::signbit(want);
 }
 
-std::string hex(const std::string& raw) {
+std::string hex(std::string_view raw) {
   std::string out;
   for (unsigned char c : raw) out += fmt::format("{:02x}", c);
   return out;
@@ -140,6 +143,36 @@ TEST_CASE("pickle: fixtures from Python (protocols 2, 4, 5) load to the values P
     Value v = load_pickle_file(kDir + name);
     check_value(v, expected()["values"][expected()["files"][name]["value"].get<std::string>()], name);
   }
+}
+
+TEST_CASE("pickle: a file mapped, read from a pipe, or given in memory loads the same values") {
+  // load_pickle_file maps a regular file (bytes objects stay views into the mapping, which the Values keep
+  // alive) and reads anything else; load_pickle copies out of memory it does not own.
+  TempDir tmp("pickle-pipe");
+  const std::string fifo = tmp.file("fifo.pkl");
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  for (const std::string& name : files_with("value")) {
+    CAPTURE(name);
+    const json& want = expected()["values"][expected()["files"][name]["value"].get<std::string>()];
+    const std::string bytes = read_file(kDir + name);
+    std::thread writer([&] {
+      std::ofstream out(fifo, std::ios::binary);
+      out.write(bytes.data(), std::streamsize(bytes.size()));
+    });
+    Value piped = load_pickle_file(fifo);
+    writer.join();
+    check_value(piped, want, name);
+    Value in_memory;
+    {
+      std::string copy = bytes;
+      in_memory = load_pickle(copy);
+    }  // the buffer is gone: nothing may point into it
+    check_value(in_memory, want, name);
+  }
+  std::ofstream(tmp.file("empty.pkl")).flush();
+  check_throws_with([&] { load_pickle_file(tmp.file("empty.pkl")); }, {"empty.pkl", "truncated"});
+  check_throws_with([&] { load_pickle_file(tmp.file("missing.pkl")); },
+                    {"cannot open", "missing.pkl", "No such file"});
 }
 
 TEST_CASE("pickle: hostile and malformed fixtures are refused with a clear error") {
