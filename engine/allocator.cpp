@@ -1,5 +1,7 @@
 #include "engine/allocator.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -142,9 +144,15 @@ class CachingAllocator {
   AllocatorStats stats_;
 };
 
+// Blocks of 4 MiB and more (a dataset's features, large activations) start on a 2 MiB boundary and ask for
+// transparent huge pages: first touching them then takes one page fault per 2 MiB instead of per 4 KiB (loading
+// a 1.3 GB feature file took 340k faults, most of its time on a VM). Where THP is off, madvise changes nothing.
 void* cpu_sys_alloc(size_t bytes) {
-  void* p = std::aligned_alloc(64, bytes);  // bytes is a size class: a multiple of 64
+  constexpr size_t kHuge = size_t(2) << 20;
+  const bool huge = bytes >= 2 * kHuge;
+  void* p = std::aligned_alloc(huge ? kHuge : 64, bytes);  // bytes is a size class: a multiple of 64 (of 1 MiB)
   MSMIX_CHECK(p, "allocate: out of host memory ({} bytes requested)", bytes);
+  if (huge) madvise(p, bytes / kHuge * kHuge, MADV_HUGEPAGE);
   return p;
 }
 void cpu_sys_free(void* p) { std::free(p); }
