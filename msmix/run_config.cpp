@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "data/synthetic.h"
+#include "engine/allocator.h"
 #include "engine/cuda_runtime.h"
 #include "engine/error.h"
 #include "msmix/run_dir.h"
@@ -187,6 +188,9 @@ void check_label_scale(const Dataset& data, const std::string& kind) {
 
 void prepare_data(Dataset& data, Config& config) {
   prepare_like_mmsa(data, config_bool_or(config, "need_normalized", false));
+  // Averaging over time freed the [N, T, D] audio and vision (most of a MOSEI file for TFN, LMF, LF_DNN): give
+  // those blocks back to the system rather than keep them cached for the whole run.
+  allocator_empty_cache(Device::cpu());
   const Split& s = data.train;
   MSMIX_CHECK(s.size() > 0 && data.valid.size() > 0 && data.test.size() > 0,
               "dataset '{}': train, valid and test must each hold samples (got {}, {}, {})", data.name, s.size(),
