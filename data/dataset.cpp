@@ -1,5 +1,8 @@
 #include "data/dataset.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -232,12 +235,28 @@ LabelStats label_stats(const Tensor& labels) {
   return st;
 }
 
+namespace {
+int64_t count_non_finite(const float* p, int64_t n) {
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
+  return bad;
+}
+}  // namespace
+
 int64_t count_non_finite(const Tensor& x) {
   MSMIX_CHECK(x.defined() && x.device().is_cpu(), "count_non_finite: needs a CPU tensor");
-  const float* p = x.data();
-  int64_t bad = 0;
-  for (int64_t i = 0; i < x.numel(); ++i) bad += !std::isfinite(p[i]);
-  return bad;
+  return count_non_finite(x.data(), x.numel());
+}
+
+std::string non_finite_inputs(const Split& split, int64_t row) {
+  std::vector<std::string> found;
+  for (const auto& [key, array] : {std::pair{"text", &split.text}, {"audio", &split.audio}, {"vision", &split.vision}}) {
+    if (!array->defined()) continue;
+    const int64_t per_row = array->numel() / std::max<int64_t>(1, array->size(0));
+    const int64_t n = row < 0 ? count_non_finite(*array) : count_non_finite(array->data() + row * per_row, per_row);
+    if (n > 0) found.push_back(fmt::format("{} {}", key, n));
+  }
+  return fmt::format("{}", fmt::join(found, ", "));
 }
 
 PaddingReport detect_padding(const Tensor& x) {

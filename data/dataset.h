@@ -58,6 +58,9 @@ struct LabelStats {
 LabelStats label_stats(const Tensor& labels);
 
 int64_t count_non_finite(const Tensor& x);
+// The split's input arrays that hold NaN or inf, with their counts ("text 2, vision 1"; "" when none), over
+// all samples or, with row >= 0, over that sample's alone.
+std::string non_finite_inputs(const Split& split, int64_t row = -1);
 
 // Where the padding of [N, T, D] sequences sits, judged from all-zero time steps: per sample, a run of
 // zero steps at the end (and none at the start) votes "right", the reverse votes "left"; samples with

@@ -1,7 +1,6 @@
 #include "msmix/evaluate.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <cmath>
 
@@ -30,20 +29,6 @@ Json metrics_json(const Metrics& metrics) {
   for (const auto& [name, value] : metrics) j[name] = std::isfinite(value) ? Json(value) : Json();
   return j;
 }
-
-namespace {
-// Why row i was predicted non-finite: its own inputs hold NaN or inf (a file's features), or they are finite and
-// the model itself has gone bad.
-std::string non_finite_prediction_cause(const Split& split, int64_t i) {
-  std::vector<std::string> found;
-  for (const auto& [key, array] : {std::pair{"text", &split.text}, {"audio", &split.audio}, {"vision", &split.vision}})
-    if (array->defined())
-      if (const int64_t n = count_non_finite(slice(*array, 0, i, i + 1))) found.push_back(fmt::format("{} {}", key, n));
-  return found.empty() ? "its inputs are finite, so the model's weights or activations are not"
-                       : fmt::format("its inputs hold non-finite values ({}): clean the file's features",
-                                     fmt::join(found, ", "));
-}
-}  // namespace
 
 Evaluation evaluate(Backbone& model, const Split& split, const Config& config, Device device) {
   NoGradGuard no_grad;
@@ -80,9 +65,14 @@ Evaluation evaluate(Backbone& model, const Split& split, const Config& config, D
     e.ids.push_back(split.ids.empty() ? std::to_string(i) : split.ids[size_t(i)]);
   for (size_t i = 0; i < e.predictions.size(); ++i) {
     const float p = e.predictions[i];
-    MSMIX_CHECK(std::isfinite(p), "evaluate: the model predicts {} for sample '{}' (row {} of {}); {}",
-                std::isnan(p) ? std::string("nan") : fmt::format("{}", p), e.ids[i], i, e.predictions.size(),
-                non_finite_prediction_cause(split, int64_t(i)));
+    if (std::isfinite(p)) continue;
+    const std::string bad = non_finite_inputs(split, int64_t(i));  // the sample's own inputs, the likelier cause
+    throw Error(fmt::format("evaluate: the model predicts {} for sample '{}' (row {} of {}); {}",
+                            std::isnan(p) ? std::string("nan") : fmt::format("{}", p), e.ids[i], i,
+                            e.predictions.size(),
+                            bad.empty() ? "its inputs are finite, so the model's weights or activations are not"
+                                        : "its inputs hold non-finite values (" + bad +
+                                              "): clean the file's features"));
   }
   if (!e.predictions.empty()) e.metrics = dataset_metrics(config_string(config, "dataset"), e.predictions, e.labels);
   return e;

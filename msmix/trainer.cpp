@@ -249,15 +249,11 @@ std::string Trainer::last_checkpoint_note() const {
 std::string Trainer::non_finite_loss_cause(const std::string& split) const {
   // Read only when a loss went bad: the inputs are the likelier cause, and a user's file may hold NaN or inf
   // (MMSA's loader keeps them too, but the -inf of audio and, for averaged backbones, NaN).
-  const Split& s = data_.split(split);
-  std::vector<std::string> found;
-  for (const auto& [key, array] : {std::pair{"text", &s.text}, {"audio", &s.audio}, {"vision", &s.vision}})
-    if (array->defined())
-      if (const int64_t n = count_non_finite(*array)) found.push_back(fmt::format("{} {}", key, n));
+  const std::string found = non_finite_inputs(data_.split(split));
   if (!found.empty())
     return fmt::format("the {} split's inputs hold non-finite values ({}; `msmix data` counts them per split), "
                        "and a batch with one of those rows gives a non-finite loss: clean the file's features",
-                       split, fmt::join(found, ", "));
+                       split, found);
   return fmt::format("the {} split's inputs are all finite, so the model diverged: try a lower learning_rate, or "
                      "grad_clip / grad_clip_norm", split);
 }
