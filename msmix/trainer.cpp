@@ -1,7 +1,6 @@
 #include "msmix/trainer.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <atomic>
