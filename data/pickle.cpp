@@ -81,8 +81,10 @@ constexpr const char* kAllowedText =
 
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size, std::shared_ptr<const void> owner)
-      : data_(data), owner_(std::move(owner)), size_(size), budget_(16 * size + (size_t(1) << 20)) {}
+  // release_pages: data_ is a read-only file mapping whose pages may be dropped once an array has copied them
+  Unpickler(const uint8_t* data, size_t size, std::shared_ptr<const void> owner, bool release_pages = false)
+      : data_(data), owner_(std::move(owner)), release_pages_(release_pages), size_(size),
+        budget_(16 * size + (size_t(1) << 20)) {}
   ~Unpickler();
   Value run();
 
@@ -127,10 +129,12 @@ class Unpickler {
   void push_global(const std::string& module, const std::string& name);
   void reduce(bool newobj);
   void build();
+  void release_pages(const Value& state);
   void check_tree(const Value& root);
 
   const uint8_t* data_;
   std::shared_ptr<const void> owner_;  // keeps data_ alive for bytes views; null: bytes are copied
+  bool release_pages_;
   size_t size_, pos_ = 0, op_pos_ = 0;
   uint8_t op_ = 0;
   bool stopped_ = false;
@@ -489,6 +493,7 @@ void Unpickler::build() {
     charge(array_footprint(array), "an ndarray");
     cell.array = std::move(array);
     cell.filled = true;
+    release_pages(state);
     return;
   }
   if (target.is(Kind::object)) {
@@ -500,6 +505,23 @@ void Unpickler::build() {
   }
   if (target.is(Kind::dict) && (state.is_none() || (state.is(Kind::dict) && state.as_dict().size() == 0))) return;
   throw Error(fmt::format("pickle: BUILD (setting object state) on {} is not supported", target.describe()));
+}
+
+// The array holds its own copy now: the mapped file pages its data came from are dropped from this process
+// (MADV_DONTNEED on a read-only private file mapping: a later read faults them in again, unchanged), so the
+// file's pages and the tensors made from them are not resident together.
+void Unpickler::release_pages(const Value& state) {
+  if (!release_pages_ || !state.is(Kind::tuple)) return;
+  const long page = sysconf(_SC_PAGESIZE);
+  for (const Value& item : state.items()) {
+    if (!item.is(Kind::bytes)) continue;
+    const std::string_view bytes = item.as_bytes();
+    const auto begin = reinterpret_cast<uintptr_t>(bytes.data()), end = begin + bytes.size();
+    const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+    const auto base = reinterpret_cast<uintptr_t>(data_);
+    if (begin >= base && end <= base + size_ && first < last)
+      madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
 }
 
 // Walks the result without recursion: refuses a container that contains itself and nesting deeper than
@@ -562,15 +584,22 @@ void Unpickler::check_tree(const Value& root) {
 
 // ---- entry points
 
-Value load_pickle(const uint8_t* data, size_t size, const std::string& name, std::shared_ptr<const void> owner) {
+namespace {
+Value load(const uint8_t* data, size_t size, const std::string& name, std::shared_ptr<const void> owner,
+           bool release_pages) {
   try {
-    Unpickler unpickler(data, size, std::move(owner));
+    Unpickler unpickler(data, size, std::move(owner), release_pages);
     return unpickler.run();
   } catch (const Error& e) {
     std::string message = e.what();
     if (name == "<bytes>" || message.compare(0, 8, "pickle: ") != 0) throw;
     throw Error("pickle: " + name + ": " + message.substr(8));
   }
+}
+}  // namespace
+
+Value load_pickle(const uint8_t* data, size_t size, const std::string& name, std::shared_ptr<const void> owner) {
+  return load(data, size, name, std::move(owner), false);
 }
 
 Value load_pickle(const std::string& bytes, const std::string& name) {
@@ -621,7 +650,7 @@ std::shared_ptr<const FileBytes> file_bytes(const std::string& path) {
 
 Value load_pickle_file(const std::string& path) {
   std::shared_ptr<const FileBytes> file = file_bytes(path);
-  return load_pickle(file->data, file->size, path, file);
+  return load(file->data, file->size, path, file, file->mapped != nullptr);
 }
 
 }  // namespace msmix
