@@ -150,8 +150,10 @@ class CachingAllocator {
 void* cpu_sys_alloc(size_t bytes) {
   constexpr size_t kHuge = size_t(2) << 20;
   const bool huge = bytes >= 2 * kHuge;
-  void* p = std::aligned_alloc(huge ? kHuge : 64, bytes);  // bytes is a size class: a multiple of 64 (of 1 MiB)
-  MSMIX_CHECK(p, "allocate: out of host memory ({} bytes requested)", bytes);
+  // posix_memalign, not aligned_alloc: a size class of 1 MiB steps need not be a multiple of 2 MiB
+  void* p = nullptr;
+  const int status = posix_memalign(&p, huge ? kHuge : 64, bytes);  // bytes is a size class: a multiple of 64
+  MSMIX_CHECK(status == 0 && p, "allocate: out of host memory ({} bytes requested)", bytes);
   if (huge) madvise(p, bytes / kHuge * kHuge, MADV_HUGEPAGE);
   return p;
 }
