@@ -163,7 +163,8 @@ Value load_pickle(const uint8_t* data, size_t size, const std::string& name = "<
                   std::shared_ptr<const void> owner = nullptr);
 // Maps the file (read only; a file that cannot be mapped is read) and loads it with the mapping as the owner:
 // the arrays are copied once, from the page cache into their own memory (float32 straight into the tensor that
-// to_tensor() then hands out), so a MOSEI-sized file needs about its size in memory, not three times.
+// to_tensor() then hands out), and the mapped pages each array came from are then dropped from the process, so
+// a MOSEI-sized file needs about its size in memory, not three times.
 Value load_pickle_file(const std::string& path);
 
 // Python's str.encode('latin-1') of a UTF-8 string: how protocol 2 stores bytes (_codecs.encode) and how
