@@ -247,7 +247,7 @@ std::string Trainer::last_checkpoint_note() const {
 
 std::string Trainer::non_finite_loss_cause(const std::string& split) const {
   // Read only when a loss went bad: the inputs are the likelier cause, and a user's file may hold NaN or inf
-  // (MMSA's loader keeps them too, but the -inf of audio and, for averaged backbones, NaN).
+  // (MMSA's loader keeps them too, except audio's -inf and, for averaged backbones, NaN).
   const std::string found = non_finite_inputs(data_.split(split));
   if (!found.empty())
     return fmt::format("the {} split's inputs hold non-finite values ({}; `msmix data` counts them per split), "
