@@ -81,8 +81,9 @@ constexpr const char* kAllowedText =
 
 class Unpickler {
  public:
-  // release_pages: data_ is a read-only file mapping whose pages may be dropped once an array has copied them
-  Unpickler(const uint8_t* data, size_t size, std::shared_ptr<const void> owner, bool release_pages = false)
+  // owner: keeps data alive, so bytes objects may stay views into it (null: they are copied out). release_pages:
+  // data is a read-only file mapping whose pages may be dropped once an array has copied them.
+  Unpickler(const uint8_t* data, size_t size, std::shared_ptr<const void> owner, bool release_pages)
       : data_(data), owner_(std::move(owner)), release_pages_(release_pages), size_(size),
         budget_(16 * size + (size_t(1) << 20)) {}
   ~Unpickler();
@@ -598,8 +599,8 @@ Value load(const uint8_t* data, size_t size, const std::string& name, std::share
 }
 }  // namespace
 
-Value load_pickle(const uint8_t* data, size_t size, const std::string& name, std::shared_ptr<const void> owner) {
-  return load(data, size, name, std::move(owner), false);
+Value load_pickle(const uint8_t* data, size_t size, const std::string& name) {
+  return load(data, size, name, nullptr, false);
 }
 
 Value load_pickle(const std::string& bytes, const std::string& name) {
@@ -618,10 +619,16 @@ struct FileBytes {
   }
 };
 
+struct ClosedOnExit {
+  int fd;
+  ~ClosedOnExit() { close(fd); }
+};
+
 std::shared_ptr<const FileBytes> file_bytes(const std::string& path) {
   auto f = std::make_shared<FileBytes>();
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   MSMIX_CHECK(fd >= 0, "pickle: cannot open '{}': {}", path, std::strerror(errno));
+  const ClosedOnExit closer{fd};  // a mapping outlives its descriptor
   struct stat st {};
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
     void* p = mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
@@ -634,16 +641,11 @@ std::shared_ptr<const FileBytes> file_bytes(const std::string& path) {
     char chunk[1 << 16];
     for (ssize_t n; (n = read(fd, chunk, sizeof chunk)) != 0;) {
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        const int e = errno;
-        close(fd);
-        throw Error(fmt::format("pickle: error reading '{}': {}", path, std::strerror(e)));
-      }
+      MSMIX_CHECK(n >= 0, "pickle: error reading '{}': {}", path, std::strerror(errno));
       f->read.append(chunk, size_t(n));
     }
     f->data = reinterpret_cast<const uint8_t*>(f->read.data()), f->size = f->read.size();
   }
-  close(fd);
   return f;
 }
 }  // namespace

@@ -156,15 +156,14 @@ class Dict {
 constexpr int kMaxPickleDepth = 100;  // containers nested deeper than this are refused
 
 // Reads a whole pickle. Errors are msmix::Error: "pickle: <problem> at byte offset N (opcode NAME)";
-// load_pickle_file adds the path. `name` labels the input in messages. With an `owner` of data, bytes objects
-// stay views into it (the Values holding them keep it alive); without, they are copied out.
+// load_pickle_file adds the path. `name` labels the input in messages. Bytes objects are copied out of memory
+// the caller owns.
 Value load_pickle(const std::string& bytes, const std::string& name = "<bytes>");
-Value load_pickle(const uint8_t* data, size_t size, const std::string& name = "<bytes>",
-                  std::shared_ptr<const void> owner = nullptr);
-// Maps the file (read only; a file that cannot be mapped is read) and loads it with the mapping as the owner:
-// the arrays are copied once, from the page cache into their own memory (float32 straight into the tensor that
-// to_tensor() then hands out), and the mapped pages each array came from are then dropped from the process, so
-// a MOSEI-sized file needs about its size in memory, not three times.
+Value load_pickle(const uint8_t* data, size_t size, const std::string& name = "<bytes>");
+// Maps the file (read only; a file that cannot be mapped is read) and keeps the mapping alive through the Values:
+// bytes objects stay views into it, the arrays are copied once, from the page cache into their own memory
+// (float32 straight into the tensor that to_tensor() then hands out), and the mapped pages each array came from
+// are then dropped from the process, so a MOSEI-sized file needs about its size in memory, not three times.
 Value load_pickle_file(const std::string& path);
 
 // Python's str.encode('latin-1') of a UTF-8 string: how protocol 2 stores bytes (_codecs.encode) and how
